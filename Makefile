@@ -1,0 +1,94 @@
+# capatlas — build, run, test.
+#
+#   make run     install what is missing, build, start nginx + capatlasd on :9877
+#   make test    install what is missing, build (normal and ASan/UBSan), run every test
+#   make lint    clang-format check and cppcheck
+#   make SAN=1   build with AddressSanitizer + UBSan into build/san/
+#
+# Everything builds out of tree into build/ (build/san/ with SAN=1).
+
+CC      ?= cc
+SAN     ?= 0
+PKGS    := libndpi libpcap libcurl openssl lmdb libmaxminddb jansson zlib
+
+ifeq ($(SAN),1)
+BUILD   := build/san
+SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+OPT     := -O1
+else
+BUILD   := build
+SANFLAGS :=
+OPT     := -O2
+endif
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null | sed 's,-I/usr/include/dbus[^ ]*,,g')
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+CFLAGS  ?= $(OPT) -g
+CFLAGS  += -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
+           -Wformat=2 -Wformat-truncation=0 -fstack-protector-strong -Icore -Ifcgi $(PKG_CFLAGS) $(SANFLAGS)
+LDFLAGS += $(SANFLAGS)
+LIBS    := $(PKG_LIBS) -lfcgi -lpthread
+
+CORE_SRC := $(wildcard core/*.c)
+FCGI_SRC := $(wildcard fcgi/*.c)
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o)
+FCGI_OBJ := $(FCGI_SRC:%.c=$(BUILD)/%.o)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+.PHONY: all build deps run test test-only lint format frontend clean fuzz bench
+
+all: build
+
+build: $(BUILD)/capatlasd $(UNIT_BIN)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/libcapatlas.a: $(CORE_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/capatlasd: $(FCGI_OBJ) $(BUILD)/libcapatlas.a
+	$(CC) $(LDFLAGS) -o $@ $(FCGI_OBJ) $(BUILD)/libcapatlas.a $(LIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/tests/unit/unit.o $(BUILD)/libcapatlas.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/tests/unit/unit.o $(BUILD)/libcapatlas.a $(LIBS)
+
+-include $(CORE_OBJ:.o=.d) $(FCGI_OBJ:.o=.d) $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%.d)
+
+# Debian packages and npm modules the project needs; a no-op when present.
+deps:
+	@sh docker/install-deps.sh
+
+frontend: frontend/dist/index.html
+
+frontend/dist/index.html: $(wildcard frontend/src/* frontend/src/*/*) frontend/index.html frontend/package.json
+	cd frontend && npm run build --silent
+
+run: deps
+	$(MAKE) build frontend
+	sh docker/start.sh
+
+test: deps
+	$(MAKE) build frontend
+	$(MAKE) SAN=1 build
+	sh tests/run.sh
+
+# Tests only, on what is already built.
+test-only:
+	sh tests/run.sh
+
+lint:
+	clang-format --dry-run -Werror core/*.[ch] fcgi/*.[ch] tests/unit/*.[ch]
+	cppcheck --quiet --error-exitcode=1 --enable=warning,portability --std=c11 \
+	    --suppress=missingIncludeSystem -Icore -Ifcgi core fcgi
+
+format:
+	clang-format -i core/*.[ch] fcgi/*.[ch] tests/unit/*.[ch]
+
+clean:
+	rm -rf build frontend/dist
