@@ -1,0 +1,39 @@
+/*
+ * Capture file reader: a thin layer over libpcap that recognises files by
+ * content, tracks each packet's byte offset in the file and turns read
+ * errors into a "damage" description so the engine can keep what preceded.
+ * Only capture.c includes pcap.h.
+ */
+#ifndef CA_CAPTURE_H
+#define CA_CAPTURE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct ca_capture;
+
+struct ca_capture_pkt {
+    int64_t ts_ns;          /* ns since the epoch */
+    uint32_t caplen;        /* bytes present in data */
+    uint32_t len;           /* wire length */
+    uint64_t offset;        /* byte offset of the packet's record in the file */
+    const uint8_t *data;    /* valid until the next ca_capture_next */
+};
+
+/* Opens path; CA_EFORMAT ("not a pcap or pcapng file: bad magic 0x...") or CA_EIO. */
+int ca_capture_open(const char *path, struct ca_capture **out, char *err, size_t errlen);
+void ca_capture_close(struct ca_capture *c); /* accepts NULL */
+
+/*
+ * Next packet: 1 with *pkt filled, 0 at a clean end of file, or a negative
+ * ca_err with err describing the damage (the file is unusable from here on).
+ */
+int ca_capture_next(struct ca_capture *c, struct ca_capture_pkt *pkt, char *err, size_t errlen);
+
+int ca_capture_linktype(const struct ca_capture *c); /* DLT_ value */
+const char *ca_capture_linktype_name(int dlt);       /* "EN10MB"; static */
+int ca_capture_nsec(const struct ca_capture *c);     /* 1 when the file has ns timestamps */
+uint64_t ca_capture_file_size(const struct ca_capture *c);
+uint64_t ca_capture_pos(const struct ca_capture *c); /* bytes consumed so far */
+
+#endif

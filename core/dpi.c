@@ -1,0 +1,172 @@
+/*
+ * nDPI 4.2 glue (see dpi.h).  Follows ndpiReader's reader_util.c: feed
+ * packets until a protocol is found and no extra dissection is possible,
+ * or 80 TCP / 24 UDP packets went by; then give up with guessing enabled,
+ * so our per-protocol counts line up with ndpiReader's.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ndpi_api.h>
+
+#include "ca_error.h"
+#include "dpi.h"
+
+#define MAX_TCP_PKTS 80
+#define MAX_UDP_PKTS 24
+
+struct ca_dpi {
+    struct ndpi_detection_module_struct *mod;
+};
+
+struct ca_dpi_flow {
+    struct ndpi_flow_struct *nf;
+    ndpi_protocol proto;
+    uint8_t done;
+};
+
+int ca_dpi_open(struct ca_dpi **out, char *err, size_t errlen)
+{
+    NDPI_PROTOCOL_BITMASK all;
+    struct ca_dpi *d;
+
+    *out = NULL;
+    d = calloc(1, sizeof(*d));
+    if (d == NULL)
+        return ca_seterr(err, errlen, CA_ENOMEM, "out of memory");
+    d->mod = ndpi_init_detection_module(ndpi_no_prefs);
+    if (d->mod == NULL) {
+        free(d);
+        return ca_seterr(err, errlen, CA_ENOMEM, "nDPI initialisation failed");
+    }
+    NDPI_BITMASK_SET_ALL(all);
+    ndpi_set_protocol_detection_bitmask2(d->mod, &all);
+    ndpi_finalize_initialization(d->mod);
+    *out = d;
+    return 0;
+}
+
+void ca_dpi_close(struct ca_dpi *d)
+{
+    if (d == NULL)
+        return;
+    ndpi_exit_detection_module(d->mod);
+    free(d);
+}
+
+struct ca_dpi_flow *ca_dpi_flow_new(void)
+{
+    struct ca_dpi_flow *f = calloc(1, sizeof(*f));
+
+    if (f == NULL)
+        return NULL;
+    f->nf = ndpi_flow_malloc(SIZEOF_FLOW_STRUCT);
+    if (f->nf == NULL) {
+        free(f);
+        return NULL;
+    }
+    memset(f->nf, 0, SIZEOF_FLOW_STRUCT);
+    return f;
+}
+
+void ca_dpi_flow_free(struct ca_dpi_flow *f)
+{
+    if (f == NULL)
+        return;
+    if (f->nf != NULL)
+        ndpi_flow_free(f->nf);
+    free(f);
+}
+
+int ca_dpi_packet(struct ca_dpi *d, struct ca_dpi_flow *f, const uint8_t *l3, uint32_t l3_len,
+                  uint64_t ts_ms, uint8_t l4, uint64_t npkts)
+{
+    if (f->done || f->nf == NULL)
+        return 1;
+    if (l3_len > 0xffff)
+        l3_len = 0xffff;
+    f->proto = ndpi_detection_process_packet(d->mod, f->nf, l3, (unsigned short)l3_len, ts_ms);
+    if (f->proto.app_protocol != NDPI_PROTOCOL_UNKNOWN ||
+        f->proto.master_protocol != NDPI_PROTOCOL_UNKNOWN) {
+        if (!ndpi_extra_dissection_possible(d->mod, f->nf))
+            f->done = 1;
+    }
+    if ((l4 == 6 && npkts > MAX_TCP_PKTS) || (l4 != 6 && npkts > MAX_UDP_PKTS))
+        f->done = 1;
+    return f->done;
+}
+
+static int is_tls_like(uint16_t p)
+{
+    return p == NDPI_PROTOCOL_TLS || p == NDPI_PROTOCOL_QUIC || p == NDPI_PROTOCOL_DTLS ||
+           p == NDPI_PROTOCOL_MAIL_IMAPS || p == NDPI_PROTOCOL_MAIL_POPS ||
+           p == NDPI_PROTOCOL_MAIL_SMTPS;
+}
+
+static void copy_str(char *dst, size_t n, const char *src)
+{
+    size_t j = 0;
+
+    if (src == NULL) {
+        dst[0] = '\0';
+        return;
+    }
+    /* keep printable ASCII only: these strings come from hostile packets */
+    for (size_t i = 0; src[i] != '\0' && j + 1 < n; i++) {
+        unsigned char ch = (unsigned char)src[i];
+        dst[j++] = (ch >= 0x20 && ch < 0x7f) ? (char)ch : '?';
+    }
+    dst[j] = '\0';
+}
+
+void ca_dpi_result(struct ca_dpi *d, struct ca_dpi_flow *f, struct ca_flow *out)
+{
+    struct ndpi_flow_struct *nf = f->nf;
+    char name[64];
+    uint8_t guessed = 0;
+    size_t rl = 0;
+
+    if (nf == NULL)
+        return;
+    if (f->proto.app_protocol == NDPI_PROTOCOL_UNKNOWN &&
+        f->proto.master_protocol == NDPI_PROTOCOL_UNKNOWN)
+        f->proto = ndpi_detection_giveup(d->mod, nf, 1, &guessed);
+    f->done = 1;
+    out->l7_master = f->proto.master_protocol;
+    out->l7_app = f->proto.app_protocol;
+    if (out->l7_master == out->l7_app)
+        out->l7_master = out->l7_app;
+    out->category = (uint16_t)f->proto.category;
+    name[0] = '\0';
+    ndpi_protocol2name(d->mod, f->proto, name, sizeof(name));
+    copy_str(out->l7_name, sizeof(out->l7_name), name[0] ? name : "Unknown");
+    copy_str(out->category_name, sizeof(out->category_name),
+             ndpi_category_get_name(d->mod, f->proto.category));
+    copy_str(out->host, sizeof(out->host), nf->host_server_name);
+    copy_str(out->user_agent, sizeof(out->user_agent), nf->http.user_agent);
+    if ((is_tls_like(f->proto.master_protocol) || is_tls_like(f->proto.app_protocol)) &&
+        nf->protos.tls_quic.ssl_version != 0) {
+        uint8_t unknown = 0;
+        char vb[32];
+        ndpi_ssl_version2str(vb, sizeof(vb), nf->protos.tls_quic.ssl_version, &unknown);
+        copy_str(out->tls_version, sizeof(out->tls_version), vb);
+    }
+    out->risk = (uint64_t)nf->risk;
+    out->risks[0] = '\0';
+    for (int i = 1; i < NDPI_MAX_RISK && i < 64; i++) {
+        if (!(out->risk & ((uint64_t)1 << i)))
+            continue;
+        const char *rn = ndpi_risk2str((ndpi_risk_enum)i);
+        if (rn == NULL)
+            continue;
+        int w = snprintf(out->risks + rl, sizeof(out->risks) - rl, "%s%s", rl ? "," : "", rn);
+        if (w < 0 || (size_t)w >= sizeof(out->risks) - rl) {
+            out->risks[rl] = '\0';
+            break;
+        }
+        rl += (size_t)w;
+    }
+    ndpi_flow_free(nf);
+    f->nf = NULL;
+}
