@@ -37,7 +37,7 @@ CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o)
 FCGI_OBJ := $(FCGI_SRC:%.c=$(BUILD)/%.o)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all build deps run test test-only lint format frontend clean fuzz bench
+.PHONY: all build deps deps-test run test test-only lint format frontend clean fuzz bench
 
 all: build
 
@@ -64,6 +64,9 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/tests/unit/unit.o $(BUILD)/li
 deps:
 	@sh docker/install-deps.sh
 
+deps-test:
+	@sh docker/install-deps.sh test
+
 frontend: frontend/dist/index.html
 
 frontend/dist/index.html: $(wildcard frontend/src/* frontend/src/*/*) frontend/index.html frontend/package.json
@@ -73,7 +76,7 @@ run: deps
 	$(MAKE) build frontend
 	sh docker/start.sh
 
-test: deps
+test: deps-test
 	$(MAKE) build frontend
 	$(MAKE) SAN=1 build
 	sh tests/run.sh
