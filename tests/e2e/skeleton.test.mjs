@@ -171,7 +171,9 @@ test('another user cannot see a workspace (404, like an unknown id)', async () =
   for (const p of [`/api/workspaces/${ws}`, `/api/workspaces/${ws}/captures`, `/api/workspaces/${ws}/flows`, `/api/jobs/${job}`]) {
     const r = await eve.get(p);
     assert.equal(r.status, 404, p);
-    assert.equal(r.json.error, unknown.json.error, `${p}: same answer as an unknown id`);
+    const ghost = await eve.get(p.replace(String(ws), '999999').replace(`/jobs/${job}`, '/jobs/999999'));
+    assert.equal(ghost.status, 404, p);
+    assert.equal(r.json.error, ghost.json.error, `${p}: same answer as an unknown id`);
   }
   const theirs = await eve.get('/api/workspaces');
   assert.ok(!theirs.json.workspaces.some((w) => w.id === ws));
