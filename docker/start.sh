@@ -84,7 +84,7 @@ sed -e "s|@DATA@|$DATA|g" -e "s|@PORT@|$PORT|g" -e "s|@LISTEN@|$LISTEN|g" \
     -e "s|@CERT@|$CERT|g" -e "s|@KEY@|$KEY|g" -e "s|@WEBROOT@|$DATA/www|g" \
     -e "s|@SOCKET@|$DATA/run/fcgi.sock|g" -e "s|@MAX_UPLOAD@|$MAX_UPLOAD|g" \
     -e "s|@USER_LINE@|$USER_LINE|g" "$ROOT/nginx/capatlas.conf.in" >"$DATA/nginx/nginx.conf"
-nginx -t -q -p "$DATA/nginx" -c "$DATA/nginx/nginx.conf" -g 'daemon off;' ||
+nginx -e stderr -t -q -p "$DATA/nginx" -c "$DATA/nginx/nginx.conf" -g 'daemon off;' ||
     die "nginx rejected the configuration ($DATA/nginx/nginx.conf)"
 
 export CAPATLAS_DATA="$DATA" CAPATLAS_SOCKET="$DATA/run/fcgi.sock" CAPATLAS_GEO_DB="$GEO_DB"
@@ -107,7 +107,7 @@ trap stop INT TERM
 PIDS+=($!)
 for _ in $(seq 100); do [ -S "$DATA/run/fcgi.sock" ] && break; sleep 0.1; done
 [ -S "$DATA/run/fcgi.sock" ] || { say "capatlasd did not open its socket"; stop 1; }
-nginx -p "$DATA/nginx" -c "$DATA/nginx/nginx.conf" -g 'daemon off;' &
+nginx -e stderr -p "$DATA/nginx" -c "$DATA/nginx/nginx.conf" -g 'daemon off;' &
 PIDS+=($!)
 
 HOSTNAME_SHOWN=$LISTEN
