@@ -1,0 +1,115 @@
+// Browser skeleton test: the real portal (nginx + capatlasd from tests/lib/server.mjs) driven by
+// Debian's headless Chromium through playwright-core. Logs in as the admin, creates a workspace,
+// uploads a real capture through the file input, waits for the import job, and checks that the
+// flows table agrees with the API. Any console error or page error fails the test.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, mkdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import { startServer } from '../lib/server.mjs';
+
+const PCAP = fileURLToPath(new URL('../../../shared/pcaps/http_ipv6.pcap', import.meta.url));
+const OUT = fileURLToPath(new URL('../output/', import.meta.url));
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+
+let srv;
+let ctx;
+let profile;
+
+before(async () => {
+  srv = await startServer();
+  profile = await mkdtemp(join(tmpdir(), 'capatlas-chromium-'));
+  // launch() refuses --user-data-dir, so a fresh profile comes through launchPersistentContext.
+  ctx = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    ignoreHTTPSErrors: true,
+    viewport: { width: 1400, height: 900 },
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+});
+
+after(async () => {
+  if (ctx) await ctx.close().catch(() => {});
+  if (srv) await srv.stop();
+  if (profile) await rm(profile, { recursive: true, force: true });
+});
+
+test('log in, create a workspace, upload a capture, see its flows', { timeout: 180_000 }, async () => {
+  const page = ctx.pages()[0] || (await ctx.newPage());
+  const problems = [];
+  let loggedIn = false;
+  page.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`));
+  page.on('console', (msg) => {
+    if (msg.type() !== 'error') return;
+    const url = msg.location().url || '';
+    // Before login the SPA's session probe (GET /api/me) is answered 401 by design, and
+    // Chromium logs every 4xx response as a console error.
+    if (!loggedIn && url.endsWith('/api/me') && /status of 401/.test(msg.text())) return;
+    problems.push(`console error: ${msg.text()} (${url})`);
+  });
+  const byId = (id) => page.locator(`[data-testid="${id}"]`);
+
+  await page.goto(`${srv.url}/`);
+  await byId('login-username').fill(srv.admin.username);
+  await byId('login-password').fill(srv.admin.password);
+  loggedIn = true;
+  await byId('login-submit').click();
+  await byId('logout').waitFor({ state: 'visible', timeout: 15_000 });
+
+  const wsName = `skeleton ${Date.now()}`;
+  await byId('ws-create-name').fill(wsName);
+  await byId('ws-create-submit').click();
+  await page.waitForURL(/#\/w\/[^/]+$/, { timeout: 15_000 });
+  const wsId = decodeURIComponent(new URL(page.url()).hash.replace(/^#\/w\//, ''));
+  assert.ok(wsId, 'workspace id in the URL');
+
+  await byId('upload-input').setInputFiles(PCAP);
+  await page.waitForFunction(() => {
+    const s = document.querySelector('[data-testid="job-state"]');
+    return s && (s.textContent === 'done' || s.textContent === 'failed');
+  }, null, { timeout: 120_000, polling: 200 });
+  const jobState = await byId('job-state').first().textContent();
+  const jobError = (await byId('job-error').first().isVisible()) ? await byId('job-error').first().textContent() : '';
+  assert.equal(jobState, 'done', `import job ended ${jobState}: ${jobError}`);
+  assert.equal(await byId('upload-progress').first().evaluate((p) => p.value), 100, 'upload progress at 100%');
+
+  // The flows table reloads when the job ends; wait for real rows (not the "No flows yet." row).
+  await page.waitForFunction(
+    () => document.querySelectorAll('[data-testid="flows-table"] tbody tr:not(.empty)').length > 0,
+    null, { timeout: 15_000 });
+  const rows = await page.locator('[data-testid="flows-table"] tbody tr:not(.empty)').count();
+  assert.ok(rows >= 1, `flows table has ${rows} rows`);
+
+  const api = await page.evaluate(async (ws) => {
+    const r = await fetch(`/api/workspaces/${encodeURIComponent(ws)}/flows?limit=1`, { credentials: 'same-origin' });
+    return { status: r.status, body: await r.json() };
+  }, wsId);
+  assert.equal(api.status, 200);
+  assert.equal(typeof api.body.total, 'number');
+  assert.ok(api.body.total >= 1, `API total ${api.body.total}`);
+  assert.equal((await byId('flows-total').textContent()).trim(), String(api.body.total));
+  assert.equal(rows, Math.min(100, api.body.total), 'first page shows min(100, total) rows');
+
+  // The captures table shows the capture as ready with its packet and flow counts.
+  const capRow = page.locator('[data-testid="captures-table"] tbody tr').first();
+  await page.waitForFunction(
+    () => /ready/.test(document.querySelector('[data-testid="captures-table"] tbody tr')?.textContent || ''),
+    null, { timeout: 10_000 });
+  assert.match(await capRow.textContent(), /http_ipv6\.pcap/);
+
+  await mkdir(OUT, { recursive: true });
+  await page.screenshot({ path: join(OUT, 'skeleton-flows.png'), fullPage: true });
+
+  // Back on the list, the new workspace is there with its capture.
+  await page.getByRole('link', { name: /All workspaces/ }).click();
+  const row = byId('ws-list').locator('[data-testid="ws-row"]', { hasText: wsName });
+  await row.waitFor({ state: 'visible', timeout: 10_000 });
+
+  assert.deepEqual(problems, [], 'no console errors or page errors');
+});
