@@ -490,7 +490,7 @@ async function boot() {
     const d = await get('/api/me');
     state.user = d.user;
   } catch (e) {
-    if (e.status !== 401) state.notice = e.message;
+    if (e.status !== 401) state.notice = `Cannot check the session: ${e.message}`;
   }
   render();
   window.addEventListener('hashchange', render);

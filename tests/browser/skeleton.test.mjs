@@ -45,6 +45,10 @@ test('log in, create a workspace, upload a capture, see its flows', { timeout: 1
   const problems = [];
   let loggedIn = false;
   page.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`));
+  page.on('dialog', (d) => {
+    problems.push(`dialog: ${d.message()}`);
+    d.dismiss().catch(() => {});
+  });
   page.on('console', (msg) => {
     if (msg.type() !== 'error') return;
     const url = msg.location().url || '';
@@ -62,12 +66,15 @@ test('log in, create a workspace, upload a capture, see its flows', { timeout: 1
   await byId('login-submit').click();
   await byId('logout').waitFor({ state: 'visible', timeout: 15_000 });
 
-  const wsName = `skeleton ${Date.now()}`;
+  // A hostile name: it must come back as text, never as markup.
+  const wsName = `skeleton <img src=x onerror=alert(1)> ${Date.now()}`;
   await byId('ws-create-name').fill(wsName);
   await byId('ws-create-submit').click();
   await page.waitForURL(/#\/w\/[^/]+$/, { timeout: 15_000 });
   const wsId = decodeURIComponent(new URL(page.url()).hash.replace(/^#\/w\//, ''));
   assert.ok(wsId, 'workspace id in the URL');
+  await page.locator('h1', { hasText: wsName }).waitFor({ timeout: 10_000 });
+  assert.equal(await page.locator('img').count(), 0, 'the workspace name was not parsed as HTML');
 
   await byId('upload-input').setInputFiles(PCAP);
   await page.waitForFunction(() => {
