@@ -480,6 +480,10 @@ setUnauthorizedHandler(() => {
   render();
 });
 
+// A file dropped outside the drop zone must not make the browser leave the app to open it.
+window.addEventListener('dragover', (ev) => ev.preventDefault());
+window.addEventListener('drop', (ev) => ev.preventDefault());
+
 window.addEventListener('beforeunload', (ev) => {
   if (activeUploads > 0) ev.preventDefault();
 });
