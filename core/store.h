@@ -58,9 +58,10 @@ int ca_user_set_password(struct ca_portal *p, uint64_t id, const char *password,
  */
 int ca_session_create(struct ca_portal *p, uint64_t user_id, const char *client_addr,
                       char token_out[65], char csrf_out[65]);
-int ca_session_lookup(struct ca_portal *p, const char *token, uint64_t *user_id,
-                      char csrf_out[65]);
+int ca_session_lookup(struct ca_portal *p, const char *token, uint64_t *user_id, char csrf_out[65]);
 int ca_session_delete(struct ca_portal *p, const char *token);
+/* Removes every expired session (housekeeping, e.g. from the supervisor). */
+int ca_session_purge_expired(struct ca_portal *p, int *n_purged);
 
 /*
  * Workspaces.  Object: {"id", "name", "description", "owner", "created",
@@ -96,6 +97,12 @@ int ca_job_requeue_orphans(struct ca_portal *p, int *n_requeued);
 /* D/workspaces/<id> into buf. */
 int ca_ws_dir(const char *datadir, uint64_t ws_id, char *buf, size_t len);
 
+/*
+ * CA_ENOTFOUND when the workspace has no environment.  Within a process,
+ * opening the same workspace again returns the same handle with a
+ * reference added (LMDB forbids two handles on one environment in one
+ * process); each ca_ws_open needs its ca_ws_close.  Not thread-safe.
+ */
 int ca_ws_open(const char *datadir, uint64_t ws_id, struct ca_ws **out, char *err, size_t errlen);
 void ca_ws_close(struct ca_ws *w); /* accepts NULL */
 
@@ -109,6 +116,8 @@ int ca_ws_capture_add(struct ca_ws *w, json_t *meta, uint32_t *id_out);
 int ca_ws_capture_get(struct ca_ws *w, uint32_t id, json_t **out);
 int ca_ws_capture_update(struct ca_ws *w, uint32_t id, json_t *fields);
 int ca_ws_capture_list(struct ca_ws *w, json_t **out);
+/* Number of captures and the sum of their "size" (either pointer may be NULL). */
+int ca_ws_stats(struct ca_ws *w, uint64_t *captures, uint64_t *bytes);
 
 /*
  * Import protocol: ca_ws_capture_purge_flows first (removes leftovers of a

@@ -1,0 +1,1202 @@
+/*
+ * The portal store: users, sessions, workspaces and jobs in one LMDB
+ * environment at D/portal/, plus the LMDB helpers shared with the
+ * workspace store (store_internal.h).  Values are compact JSON text:
+ * the portal holds few, small records and JSON keeps them readable with
+ * mdb_dump and easy to extend.
+ *
+ * Key schema (named databases):
+ *   meta        "next_user" | "next_ws" | "next_job"  -> u64 BE, last id given
+ *   users       u64 BE user id    -> {"id","name","admin","disabled","created","password"}
+ *   user_names  user name (bytes) -> u64 BE user id
+ *   sessions    sha256 hex of the token (64 bytes)
+ *               -> {"user","csrf","created","last_seen","addr"}
+ *   workspaces  u64 BE ws id      -> {"id","name","description","owner","created"}
+ *   jobs        u64 BE job id     -> job object (see store.h)
+ *
+ * Transactions are short and never span password hashing or file system
+ * work: a slow scrypt or rm -rf would otherwise hold the single writer lock.
+ */
+#include <errno.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <lmdb.h>
+
+#include "ca_error.h"
+#include "cred.h"
+#include "store.h"
+#include "store_internal.h"
+
+#define PORTAL_MAPSIZE ((size_t)64 << 20)
+#define MAPSIZE_MAX ((size_t)1 << 40)
+#define SESSION_IDLE (12 * 3600)
+#define SESSION_MAX_AGE (7 * 24 * 3600)
+/* last_seen is rewritten at most this often, so lookups rarely write. */
+#define SESSION_TOUCH 60
+#define WS_NAME_MAX 64
+#define WS_DESC_MAX 1000
+
+enum { DB_META, DB_USERS, DB_USER_NAMES, DB_SESSIONS, DB_WORKSPACES, DB_JOBS, DB_COUNT };
+
+static const char *const portal_dbnames[DB_COUNT] = {
+    "meta", "users", "user_names", "sessions", "workspaces", "jobs",
+};
+
+struct ca_portal {
+    MDB_env *env;
+    MDB_dbi db[DB_COUNT];
+    char *datadir;
+};
+
+/* ---- shared helpers --------------------------------------------------- */
+
+int ca_store_err(int rc)
+{
+    if (rc == 0 || (rc < 0 && rc >= CA_ERR_MIN))
+        return rc;
+    switch (rc) {
+    case MDB_NOTFOUND:
+        return CA_ENOTFOUND;
+    case MDB_KEYEXIST:
+        return CA_EEXIST;
+    case ENOMEM:
+        return CA_ENOMEM;
+    case ENOENT:
+        return CA_ENOTFOUND;
+    case EACCES:
+    case EIO:
+    case ENOSPC:
+        return CA_EIO;
+    default:
+        return CA_ESTORE;
+    }
+}
+
+int ca_store_mkdirs(const char *path)
+{
+    char buf[4096];
+    size_t len = strlen(path);
+
+    if (len == 0 || len >= sizeof(buf))
+        return CA_EINVAL;
+    memcpy(buf, path, len + 1);
+    for (char *s = buf + 1; *s != '\0'; s++) {
+        if (*s != '/')
+            continue;
+        *s = '\0';
+        if (mkdir(buf, 0750) != 0 && errno != EEXIST)
+            return CA_EIO;
+        *s = '/';
+    }
+    if (mkdir(buf, 0750) != 0 && errno != EEXIST)
+        return CA_EIO;
+    return 0;
+}
+
+static int rmtree_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    if (type == FTW_DP)
+        return rmdir(path) != 0 && errno != ENOENT ? -1 : 0;
+    return unlink(path) != 0 && errno != ENOENT ? -1 : 0;
+}
+
+int ca_store_rmtree(const char *path)
+{
+    struct stat st;
+
+    if (lstat(path, &st) != 0)
+        return errno == ENOENT ? 0 : CA_EIO;
+    if (nftw(path, rmtree_one, 16, FTW_DEPTH | FTW_PHYS) != 0)
+        return CA_EIO;
+    return 0;
+}
+
+int ca_store_env_open(const char *dir, int create, size_t mapsize, unsigned maxdbs, unsigned flags,
+                      MDB_env **out, char *err, size_t errlen)
+{
+    MDB_env *env = NULL;
+    const char *ov = getenv("CAPATLAS_STORE_MAPSIZE");
+    struct stat st;
+    int rc;
+
+    *out = NULL;
+    if (create && ca_store_mkdirs(dir) != 0)
+        return ca_seterr(err, errlen, CA_EIO, "cannot create %s: %s", dir, strerror(errno));
+    if (!create && stat(dir, &st) != 0)
+        return ca_seterr(err, errlen, errno == ENOENT ? CA_ENOTFOUND : CA_EIO, "%s: %s", dir,
+                         strerror(errno));
+    if (ov != NULL && *ov != '\0')
+        mapsize = (size_t)strtoull(ov, NULL, 10);
+    rc = mdb_env_create(&env);
+    if (rc != 0)
+        goto fail;
+    if ((rc = mdb_env_set_maxdbs(env, maxdbs)) != 0 ||
+        (rc = mdb_env_set_mapsize(env, mapsize)) != 0 ||
+        (rc = mdb_env_set_maxreaders(env, 254)) != 0)
+        goto fail;
+    rc = mdb_env_open(env, dir, flags, 0640);
+    if (rc != 0)
+        goto fail;
+    *out = env;
+    return 0;
+fail:
+    mdb_env_close(env);
+    return ca_seterr(err, errlen, ca_store_err(rc), "cannot open store %s: %s", dir,
+                     mdb_strerror(rc));
+}
+
+int ca_store_txn_begin(MDB_env *env, unsigned flags, MDB_txn **txn)
+{
+    int rc = mdb_txn_begin(env, NULL, flags, txn);
+
+    if (rc == MDB_MAP_RESIZED) {
+        /* Another process grew the map; adopt its size and try again. */
+        rc = mdb_env_set_mapsize(env, 0);
+        if (rc == 0)
+            rc = mdb_txn_begin(env, NULL, flags, txn);
+    }
+    return rc;
+}
+
+int ca_store_dbis_open(MDB_env *env, const char *const *names, MDB_dbi *dbis, size_t n)
+{
+    MDB_txn *txn = NULL;
+    int rc;
+
+    rc = ca_store_txn_begin(env, MDB_RDONLY, &txn);
+    if (rc != 0)
+        return rc;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = mdb_dbi_open(txn, names[i], 0, &dbis[i]);
+    if (rc == 0)
+        return mdb_txn_commit(txn);
+    mdb_txn_abort(txn);
+    if (rc != MDB_NOTFOUND)
+        return rc;
+    rc = ca_store_txn_begin(env, 0, &txn);
+    if (rc != 0)
+        return rc;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = mdb_dbi_open(txn, names[i], MDB_CREATE, &dbis[i]);
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    return mdb_txn_commit(txn);
+}
+
+static int grow_map(MDB_env *env)
+{
+    MDB_envinfo info;
+
+    if (mdb_env_info(env, &info) != 0)
+        return CA_ESTORE;
+    if (info.me_mapsize >= MAPSIZE_MAX)
+        return MDB_MAP_FULL;
+    return mdb_env_set_mapsize(env, info.me_mapsize * 2);
+}
+
+int ca_store_write(MDB_env *env, int (*fn)(MDB_txn *txn, void *arg), void *arg)
+{
+    MDB_txn *txn = NULL;
+    int rc;
+
+    for (;;) {
+        rc = ca_store_txn_begin(env, 0, &txn);
+        if (rc != 0)
+            return rc;
+        rc = fn(txn, arg);
+        if (rc == 0)
+            rc = mdb_txn_commit(txn);
+        else
+            mdb_txn_abort(txn);
+        txn = NULL;
+        if (rc != MDB_MAP_FULL)
+            return rc;
+        rc = grow_map(env);
+        if (rc != 0)
+            return rc;
+    }
+}
+
+void ca_store_be64(uint64_t v, unsigned char out[8])
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        out[i] = (unsigned char)v;
+}
+
+uint64_t ca_store_rd64(const void *p)
+{
+    const unsigned char *b = p;
+    uint64_t v = 0;
+
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | b[i];
+    return v;
+}
+
+void ca_store_be32(uint32_t v, unsigned char out[4])
+{
+    for (int i = 3; i >= 0; i--, v >>= 8)
+        out[i] = (unsigned char)v;
+}
+
+uint32_t ca_store_rd32(const void *p)
+{
+    const unsigned char *b = p;
+
+    return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+}
+
+int ca_store_get_json(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen, json_t **out)
+{
+    MDB_val k = {klen, (void *)key}, v;
+    int rc;
+
+    *out = NULL;
+    rc = mdb_get(txn, dbi, &k, &v);
+    if (rc != 0)
+        return rc;
+    /* json_loadb copies, so the value outlives the transaction. */
+    *out = json_loadb(v.mv_data, v.mv_size, 0, NULL);
+    return *out != NULL ? 0 : CA_ESTORE;
+}
+
+int ca_store_put_json(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen, json_t *val)
+{
+    MDB_val k = {klen, (void *)key}, v;
+    char *s = json_dumps(val, JSON_COMPACT);
+    int rc;
+
+    if (s == NULL)
+        return CA_ENOMEM;
+    v.mv_data = s;
+    v.mv_size = strlen(s);
+    rc = mdb_put(txn, dbi, &k, &v, 0);
+    free(s);
+    return rc;
+}
+
+int ca_store_counter_next(MDB_txn *txn, MDB_dbi dbi, const char *name, uint64_t *out)
+{
+    MDB_val k = {strlen(name), (void *)name}, v;
+    unsigned char buf[8];
+    uint64_t n = 0;
+    int rc;
+
+    rc = mdb_get(txn, dbi, &k, &v);
+    if (rc == 0 && v.mv_size == 8)
+        n = ca_store_rd64(v.mv_data);
+    else if (rc != 0 && rc != MDB_NOTFOUND)
+        return rc;
+    n++;
+    ca_store_be64(n, buf);
+    v.mv_data = buf;
+    v.mv_size = sizeof(buf);
+    rc = mdb_put(txn, dbi, &k, &v, 0);
+    if (rc == 0)
+        *out = n;
+    return rc;
+}
+
+int64_t ca_store_now(void)
+{
+    return (int64_t)time(NULL);
+}
+
+/* ---- portal ------------------------------------------------------------ */
+
+int ca_portal_open(const char *datadir, struct ca_portal **out, char *err, size_t errlen)
+{
+    struct ca_portal *p = NULL;
+    char dir[4096];
+    int rc;
+
+    *out = NULL;
+    if (datadir == NULL || *datadir == '\0')
+        return ca_seterr(err, errlen, CA_EINVAL, "no data folder given");
+    if ((size_t)snprintf(dir, sizeof(dir), "%s/portal", datadir) >= sizeof(dir))
+        return ca_seterr(err, errlen, CA_EINVAL, "data folder path too long");
+    p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return ca_seterr(err, errlen, CA_ENOMEM, "out of memory");
+    p->datadir = strdup(datadir);
+    if (p->datadir == NULL) {
+        rc = ca_seterr(err, errlen, CA_ENOMEM, "out of memory");
+        goto out;
+    }
+    rc = ca_store_env_open(dir, 1, PORTAL_MAPSIZE, 16, 0, &p->env, err, errlen);
+    if (rc != 0)
+        goto out;
+    rc = ca_store_dbis_open(p->env, portal_dbnames, p->db, DB_COUNT);
+    if (rc != 0) {
+        rc = ca_seterr(err, errlen, ca_store_err(rc), "cannot open portal databases: %s",
+                       mdb_strerror(rc));
+        goto out;
+    }
+    *out = p;
+    p = NULL;
+out:
+    ca_portal_close(p);
+    return rc;
+}
+
+void ca_portal_close(struct ca_portal *p)
+{
+    if (p == NULL)
+        return;
+    if (p->env != NULL)
+        mdb_env_close(p->env);
+    free(p->datadir);
+    free(p);
+}
+
+const char *ca_portal_datadir(const struct ca_portal *p)
+{
+    return p->datadir;
+}
+
+/* Runs a read-only lookup of one JSON value by u64 key. */
+static int get_by_id(struct ca_portal *p, int db, uint64_t id, json_t **out)
+{
+    MDB_txn *txn = NULL;
+    unsigned char key[8];
+    int rc;
+
+    *out = NULL;
+    rc = ca_store_txn_begin(p->env, MDB_RDONLY, &txn);
+    if (rc != 0)
+        return ca_store_err(rc);
+    ca_store_be64(id, key);
+    rc = ca_store_get_json(txn, p->db[db], key, sizeof(key), out);
+    mdb_txn_abort(txn);
+    return ca_store_err(rc);
+}
+
+/* ---- users ------------------------------------------------------------- */
+
+static int valid_user_name(const char *name)
+{
+    size_t n = 0;
+
+    for (; name[n] != '\0'; n++)
+        if (!((name[n] >= 'a' && name[n] <= 'z') || (name[n] >= 'A' && name[n] <= 'Z') ||
+              (name[n] >= '0' && name[n] <= '9') || strchr("._@-", name[n]) != NULL))
+            return 0;
+    return n >= 1 && n <= 64;
+}
+
+struct user_create_arg {
+    struct ca_portal *p;
+    const char *name;
+    const char *hash;
+    int admin;
+    uint64_t id;
+};
+
+static int user_create_txn(MDB_txn *txn, void *arg)
+{
+    struct user_create_arg *a = arg;
+    struct ca_portal *p = a->p;
+    MDB_val k = {strlen(a->name), (void *)a->name}, v;
+    unsigned char key[8];
+    json_t *rec = NULL;
+    int rc;
+
+    rc = mdb_get(txn, p->db[DB_USER_NAMES], &k, &v);
+    if (rc == 0)
+        return MDB_KEYEXIST;
+    if (rc != MDB_NOTFOUND)
+        return rc;
+    rc = ca_store_counter_next(txn, p->db[DB_META], "next_user", &a->id);
+    if (rc != 0)
+        return rc;
+    ca_store_be64(a->id, key);
+    rec = json_pack("{s:I, s:s, s:b, s:b, s:I, s:s}", "id", (json_int_t)a->id, "name", a->name,
+                    "admin", a->admin, "disabled", 0, "created", (json_int_t)ca_store_now(),
+                    "password", a->hash);
+    if (rec == NULL)
+        return CA_ENOMEM;
+    rc = ca_store_put_json(txn, p->db[DB_USERS], key, sizeof(key), rec);
+    json_decref(rec);
+    if (rc != 0)
+        return rc;
+    v.mv_data = key;
+    v.mv_size = sizeof(key);
+    return mdb_put(txn, p->db[DB_USER_NAMES], &k, &v, MDB_NOOVERWRITE);
+}
+
+int ca_user_create(struct ca_portal *p, const char *name, const char *password, int admin,
+                   uint64_t *id_out, char *err, size_t errlen)
+{
+    struct user_create_arg a = {p, name, NULL, admin != 0, 0};
+    char hash[CA_CRED_HASH_LEN];
+    int rc;
+
+    if (name == NULL || !valid_user_name(name))
+        return ca_seterr(err, errlen, CA_EINVAL,
+                         "name must be 1-64 characters of A-Z a-z 0-9 . _ @ -");
+    if (password == NULL || strlen(password) < CA_PASSWORD_MIN)
+        return ca_seterr(err, errlen, CA_EINVAL, "password must be at least %d characters",
+                         CA_PASSWORD_MIN);
+    /* Hash before the write txn: scrypt takes tens of milliseconds. */
+    rc = ca_cred_hash_password(password, hash, sizeof(hash));
+    if (rc != 0)
+        return ca_seterr(err, errlen, rc, "cannot hash the password");
+    a.hash = hash;
+    rc = ca_store_write(p->env, user_create_txn, &a);
+    if (rc == MDB_KEYEXIST)
+        return ca_seterr(err, errlen, CA_EEXIST, "name is already taken");
+    if (rc != 0)
+        return ca_seterr(err, errlen, ca_store_err(rc), "cannot store the user: %s",
+                         rc > 0 || rc < CA_ERR_MIN ? mdb_strerror(rc) : ca_strerror(rc));
+    if (id_out != NULL)
+        *id_out = a.id;
+    return 0;
+}
+
+int ca_user_verify(struct ca_portal *p, const char *name, const char *password, uint64_t *id_out)
+{
+    MDB_txn *txn = NULL;
+    MDB_val k, v;
+    json_t *rec = NULL;
+    const char *hash;
+    uint64_t id = 0;
+    int rc, disabled = 1;
+
+    if (name == NULL || password == NULL)
+        return CA_EAUTH;
+    rc = ca_store_txn_begin(p->env, MDB_RDONLY, &txn);
+    if (rc != 0)
+        return ca_store_err(rc);
+    k.mv_data = (void *)name;
+    k.mv_size = strlen(name);
+    if (k.mv_size > 0 && k.mv_size <= 64 && mdb_get(txn, p->db[DB_USER_NAMES], &k, &v) == 0 &&
+        v.mv_size == 8) {
+        id = ca_store_rd64(v.mv_data);
+        (void)ca_store_get_json(txn, p->db[DB_USERS], v.mv_data, 8, &rec);
+    }
+    mdb_txn_abort(txn);
+    hash = json_string_value(json_object_get(rec, "password"));
+    if (hash == NULL) {
+        ca_cred_burn_time(password);
+        rc = CA_EAUTH;
+        goto out;
+    }
+    disabled = json_is_true(json_object_get(rec, "disabled"));
+    /* Verify even for a disabled user, so timing says nothing about it. */
+    rc = ca_cred_verify_password(password, hash);
+    if (rc == 0 && disabled)
+        rc = CA_EAUTH;
+    if (rc == 0 && id_out != NULL)
+        *id_out = id;
+out:
+    json_decref(rec);
+    return rc != 0 ? CA_EAUTH : 0;
+}
+
+int ca_user_get(struct ca_portal *p, uint64_t id, json_t **out)
+{
+    int rc = get_by_id(p, DB_USERS, id, out);
+
+    if (rc == 0)
+        json_object_del(*out, "password");
+    return rc;
+}
+
+int ca_user_count(struct ca_portal *p, uint64_t *n)
+{
+    MDB_txn *txn = NULL;
+    MDB_stat st;
+    int rc;
+
+    rc = ca_store_txn_begin(p->env, MDB_RDONLY, &txn);
+    if (rc != 0)
+        return ca_store_err(rc);
+    rc = mdb_stat(txn, p->db[DB_USERS], &st);
+    mdb_txn_abort(txn);
+    if (rc == 0)
+        *n = st.ms_entries;
+    return ca_store_err(rc);
+}
+
+struct user_pw_arg {
+    struct ca_portal *p;
+    uint64_t id;
+    const char *hash;
+};
+
+static int user_pw_txn(MDB_txn *txn, void *arg)
+{
+    struct user_pw_arg *a = arg;
+    unsigned char key[8];
+    json_t *rec = NULL;
+    int rc;
+
+    ca_store_be64(a->id, key);
+    rc = ca_store_get_json(txn, a->p->db[DB_USERS], key, sizeof(key), &rec);
+    if (rc != 0)
+        return rc;
+    rc = json_object_set_new(rec, "password", json_string(a->hash)) != 0 ? CA_ENOMEM : 0;
+    if (rc == 0)
+        rc = ca_store_put_json(txn, a->p->db[DB_USERS], key, sizeof(key), rec);
+    json_decref(rec);
+    return rc;
+}
+
+int ca_user_set_password(struct ca_portal *p, uint64_t id, const char *password, char *err,
+                         size_t errlen)
+{
+    struct user_pw_arg a = {p, id, NULL};
+    char hash[CA_CRED_HASH_LEN];
+    int rc;
+
+    if (password == NULL || strlen(password) < CA_PASSWORD_MIN)
+        return ca_seterr(err, errlen, CA_EINVAL, "password must be at least %d characters",
+                         CA_PASSWORD_MIN);
+    rc = ca_cred_hash_password(password, hash, sizeof(hash));
+    if (rc != 0)
+        return ca_seterr(err, errlen, rc, "cannot hash the password");
+    a.hash = hash;
+    rc = ca_store_err(ca_store_write(p->env, user_pw_txn, &a));
+    if (rc == CA_ENOTFOUND)
+        return ca_seterr(err, errlen, rc, "no such user");
+    if (rc != 0)
+        return ca_seterr(err, errlen, rc, "cannot store the password");
+    return 0;
+}
+
+/* ---- sessions ---------------------------------------------------------- */
+
+struct session_arg {
+    struct ca_portal *p;
+    char digest[65];
+    json_t *rec; /* create: record to store */
+    int64_t now; /* lookup: the time to check against */
+    uint64_t user;
+    char csrf[65];
+};
+
+static int session_put_txn(MDB_txn *txn, void *arg)
+{
+    struct session_arg *a = arg;
+
+    return ca_store_put_json(txn, a->p->db[DB_SESSIONS], a->digest, 64, a->rec);
+}
+
+int ca_session_create(struct ca_portal *p, uint64_t user_id, const char *client_addr,
+                      char token_out[65], char csrf_out[65])
+{
+    struct session_arg a = {.p = p};
+    char token[65], csrf[65];
+    int64_t now = ca_store_now();
+    int rc;
+
+    if ((rc = ca_cred_random_token(token, sizeof(token))) != 0 ||
+        (rc = ca_cred_random_token(csrf, sizeof(csrf))) != 0)
+        return rc;
+    ca_cred_digest(token, a.digest, sizeof(a.digest));
+    a.rec = json_pack("{s:I, s:s, s:I, s:I, s:s}", "user", (json_int_t)user_id, "csrf", csrf,
+                      "created", (json_int_t)now, "last_seen", (json_int_t)now, "addr",
+                      client_addr != NULL ? client_addr : "");
+    if (a.rec == NULL)
+        return CA_ENOMEM;
+    rc = ca_store_err(ca_store_write(p->env, session_put_txn, &a));
+    json_decref(a.rec);
+    if (rc != 0)
+        return rc;
+    memcpy(token_out, token, 65);
+    memcpy(csrf_out, csrf, 65);
+    return 0;
+}
+
+static int session_expired(json_t *rec, int64_t now)
+{
+    int64_t created = json_integer_value(json_object_get(rec, "created"));
+    int64_t seen = json_integer_value(json_object_get(rec, "last_seen"));
+
+    return now - seen > SESSION_IDLE || now - created > SESSION_MAX_AGE;
+}
+
+/*
+ * Re-checks under the write lock, then deletes an expired session or moves
+ * its last_seen forward.
+ */
+static int session_touch_txn(MDB_txn *txn, void *arg)
+{
+    struct session_arg *a = arg;
+    MDB_val k = {64, a->digest};
+    json_t *rec = NULL;
+    int rc;
+
+    rc = ca_store_get_json(txn, a->p->db[DB_SESSIONS], a->digest, 64, &rec);
+    if (rc != 0)
+        return rc;
+    if (session_expired(rec, a->now)) {
+        rc = mdb_del(txn, a->p->db[DB_SESSIONS], &k, NULL);
+    } else {
+        rc = json_object_set_new(rec, "last_seen", json_integer(a->now)) != 0 ? CA_ENOMEM : 0;
+        if (rc == 0)
+            rc = ca_store_put_json(txn, a->p->db[DB_SESSIONS], a->digest, 64, rec);
+    }
+    json_decref(rec);
+    return rc;
+}
+
+int ca_session_lookup(struct ca_portal *p, const char *token, uint64_t *user_id, char csrf_out[65])
+{
+    struct session_arg a = {.p = p};
+    MDB_txn *txn = NULL;
+    json_t *rec = NULL, *user = NULL;
+    const char *csrf;
+    unsigned char ukey[8];
+    int rc, expired;
+
+    if (token == NULL || strlen(token) != 64)
+        return CA_EAUTH;
+    ca_cred_digest(token, a.digest, sizeof(a.digest));
+    a.now = ca_store_now();
+    rc = ca_store_txn_begin(p->env, MDB_RDONLY, &txn);
+    if (rc != 0)
+        return ca_store_err(rc);
+    rc = ca_store_get_json(txn, p->db[DB_SESSIONS], a.digest, 64, &rec);
+    if (rc == 0) {
+        ca_store_be64((uint64_t)json_integer_value(json_object_get(rec, "user")), ukey);
+        rc = ca_store_get_json(txn, p->db[DB_USERS], ukey, sizeof(ukey), &user);
+    }
+    mdb_txn_abort(txn);
+    if (rc == MDB_NOTFOUND) {
+        rc = CA_EAUTH;
+        goto out;
+    }
+    if (rc != 0) {
+        rc = ca_store_err(rc);
+        goto out;
+    }
+    expired = session_expired(rec, a.now);
+    csrf = json_string_value(json_object_get(rec, "csrf"));
+    if (expired || json_is_true(json_object_get(user, "disabled")) || csrf == NULL ||
+        strlen(csrf) != 64) {
+        if (expired)
+            (void)ca_store_write(p->env, session_touch_txn, &a);
+        rc = CA_EAUTH;
+        goto out;
+    }
+    if (a.now - json_integer_value(json_object_get(rec, "last_seen")) >= SESSION_TOUCH) {
+        rc = ca_store_err(ca_store_write(p->env, session_touch_txn, &a));
+        if (rc != 0)
+            goto out;
+    }
+    if (user_id != NULL)
+        *user_id = (uint64_t)json_integer_value(json_object_get(rec, "user"));
+    if (csrf_out != NULL)
+        memcpy(csrf_out, csrf, 65);
+    rc = 0;
+out:
+    json_decref(user);
+    json_decref(rec);
+    return rc;
+}
+
+static int session_del_txn(MDB_txn *txn, void *arg)
+{
+    struct session_arg *a = arg;
+    MDB_val k = {64, a->digest};
+
+    return mdb_del(txn, a->p->db[DB_SESSIONS], &k, NULL);
+}
+
+int ca_session_delete(struct ca_portal *p, const char *token)
+{
+    struct session_arg a = {.p = p};
+
+    if (token == NULL || strlen(token) != 64)
+        return CA_ENOTFOUND;
+    ca_cred_digest(token, a.digest, sizeof(a.digest));
+    return ca_store_err(ca_store_write(p->env, session_del_txn, &a));
+}
+
+static int session_purge_txn(MDB_txn *txn, void *arg)
+{
+    struct session_arg *a = arg;
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    json_t *rec;
+    int rc;
+
+    a->user = 0;
+    rc = mdb_cursor_open(txn, a->p->db[DB_SESSIONS], &cur);
+    if (rc != 0)
+        return rc;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        rec = json_loadb(v.mv_data, v.mv_size, 0, NULL);
+        if (rec == NULL || session_expired(rec, a->now)) {
+            rc = mdb_cursor_del(cur, 0);
+            a->user++;
+        }
+        json_decref(rec);
+        if (rc != 0)
+            break;
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+int ca_session_purge_expired(struct ca_portal *p, int *n_purged)
+{
+    struct session_arg a = {.p = p, .now = ca_store_now()};
+    int rc = ca_store_err(ca_store_write(p->env, session_purge_txn, &a));
+
+    if (rc == 0 && n_purged != NULL)
+        *n_purged = (int)a.user;
+    return rc;
+}
+
+/* ---- workspaces -------------------------------------------------------- */
+
+int ca_ws_dir(const char *datadir, uint64_t ws_id, char *buf, size_t len)
+{
+    int n = snprintf(buf, len, "%s/workspaces/%llu", datadir, (unsigned long long)ws_id);
+
+    return n < 0 || (size_t)n >= len ? CA_EINVAL : 0;
+}
+
+static int valid_ws_name(const char *s, size_t max, int allow_empty)
+{
+    size_t n = strlen(s);
+
+    if (n > max || (n == 0 && !allow_empty))
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            return 0;
+    return 1;
+}
+
+struct ws_arg {
+    struct ca_portal *p;
+    uint64_t id;
+    json_t *rec;
+};
+
+static int ws_id_txn(MDB_txn *txn, void *arg)
+{
+    struct ws_arg *a = arg;
+
+    return ca_store_counter_next(txn, a->p->db[DB_META], "next_ws", &a->id);
+}
+
+static int ws_put_txn(MDB_txn *txn, void *arg)
+{
+    struct ws_arg *a = arg;
+    unsigned char key[8];
+
+    ca_store_be64(a->id, key);
+    return ca_store_put_json(txn, a->p->db[DB_WORKSPACES], key, sizeof(key), a->rec);
+}
+
+int ca_workspace_create(struct ca_portal *p, uint64_t owner, const char *name,
+                        const char *description, uint64_t *id_out, char *err, size_t errlen)
+{
+    struct ws_arg a = {p, 0, NULL};
+    char dir[4096];
+    int rc;
+
+    if (name == NULL || !valid_ws_name(name, WS_NAME_MAX, 0))
+        return ca_seterr(err, errlen, CA_EINVAL,
+                         "name must be 1-%d characters, without control characters", WS_NAME_MAX);
+    if (description == NULL)
+        description = "";
+    if (!valid_ws_name(description, WS_DESC_MAX, 1))
+        return ca_seterr(err, errlen, CA_EINVAL,
+                         "description must be at most %d characters, without control "
+                         "characters",
+                         WS_DESC_MAX);
+    /*
+     * The id first, then the directory, then the record: a crash in
+     * between leaves at worst an unused id and an orphan directory, never
+     * a workspace record without its environment.
+     */
+    rc = ca_store_write(p->env, ws_id_txn, &a);
+    if (rc != 0)
+        return ca_seterr(err, errlen, ca_store_err(rc), "cannot allocate a workspace id");
+    rc = ca_ws_init(p->datadir, a.id, err, errlen);
+    if (rc != 0)
+        return rc;
+    a.rec =
+        json_pack("{s:I, s:s, s:s, s:I, s:I}", "id", (json_int_t)a.id, "name", name, "description",
+                  description, "owner", (json_int_t)owner, "created", (json_int_t)ca_store_now());
+    if (a.rec == NULL) {
+        /* Invalid UTF-8 is the likely cause: json_pack refuses it. */
+        rc = ca_seterr(err, errlen, CA_EINVAL, "name and description must be UTF-8 text");
+        goto fail;
+    }
+    rc = ca_store_write(p->env, ws_put_txn, &a);
+    json_decref(a.rec);
+    if (rc != 0) {
+        rc = ca_seterr(err, errlen, ca_store_err(rc), "cannot store the workspace");
+        goto fail;
+    }
+    if (id_out != NULL)
+        *id_out = a.id;
+    return 0;
+fail:
+    if (ca_ws_dir(p->datadir, a.id, dir, sizeof(dir)) == 0)
+        (void)ca_store_rmtree(dir);
+    return rc;
+}
+
+/* Adds the live "captures" and "bytes" figures from the workspace store. */
+static void ws_add_stats(struct ca_portal *p, json_t *rec)
+{
+    uint64_t id = (uint64_t)json_integer_value(json_object_get(rec, "id"));
+    uint64_t ncap = 0, bytes = 0;
+    struct ca_ws *w = NULL;
+
+    if (ca_ws_open(p->datadir, id, &w, NULL, 0) == 0)
+        (void)ca_ws_stats(w, &ncap, &bytes);
+    ca_ws_close(w);
+    json_object_set_new(rec, "captures", json_integer((json_int_t)ncap));
+    json_object_set_new(rec, "bytes", json_integer((json_int_t)bytes));
+}
+
+int ca_workspace_get(struct ca_portal *p, uint64_t id, json_t **out)
+{
+    int rc = get_by_id(p, DB_WORKSPACES, id, out);
+
+    if (rc == 0)
+        ws_add_stats(p, *out);
+    return rc;
+}
+
+int ca_workspace_list(struct ca_portal *p, uint64_t user_id, json_t **out)
+{
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    json_t *arr = NULL, *rec;
+    size_t i;
+    int rc;
+
+    *out = NULL;
+    arr = json_array();
+    if (arr == NULL)
+        return CA_ENOMEM;
+    rc = ca_store_txn_begin(p->env, MDB_RDONLY, &txn);
+    if (rc != 0)
+        goto out;
+    rc = mdb_cursor_open(txn, p->db[DB_WORKSPACES], &cur);
+    if (rc != 0)
+        goto out;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        rec = json_loadb(v.mv_data, v.mv_size, 0, NULL);
+        if (rec == NULL) {
+            rc = CA_ESTORE;
+            goto out;
+        }
+        if ((uint64_t)json_integer_value(json_object_get(rec, "owner")) != user_id) {
+            json_decref(rec);
+            continue;
+        }
+        if (json_array_append_new(arr, rec) != 0) {
+            rc = CA_ENOMEM;
+            goto out;
+        }
+    }
+    if (rc == MDB_NOTFOUND)
+        rc = 0;
+out:
+    if (cur != NULL)
+        mdb_cursor_close(cur);
+    if (txn != NULL)
+        mdb_txn_abort(txn);
+    if (rc == 0) {
+        /* Outside the portal txn: each opens its own workspace store. */
+        json_array_foreach(arr, i, rec) ws_add_stats(p, rec);
+        *out = arr;
+        arr = NULL;
+    }
+    json_decref(arr);
+    return ca_store_err(rc);
+}
+
+static int ws_del_txn(MDB_txn *txn, void *arg)
+{
+    struct ws_arg *a = arg;
+    unsigned char key[8];
+    MDB_val k = {sizeof(key), key};
+
+    ca_store_be64(a->id, key);
+    return mdb_del(txn, a->p->db[DB_WORKSPACES], &k, NULL);
+}
+
+int ca_workspace_delete(struct ca_portal *p, uint64_t id)
+{
+    struct ws_arg a = {p, id, NULL};
+    char dir[4096];
+    int rc;
+
+    rc = ca_ws_dir(p->datadir, id, dir, sizeof(dir));
+    if (rc != 0)
+        return rc;
+    /* The record first: the workspace disappears at once for every
+     * reader, even if removing its files takes long or fails. */
+    rc = ca_store_err(ca_store_write(p->env, ws_del_txn, &a));
+    if (rc != 0)
+        return rc;
+    return ca_store_rmtree(dir);
+}
+
+/* ---- jobs -------------------------------------------------------------- */
+
+struct job_arg {
+    struct ca_portal *p;
+    uint64_t id;
+    json_t *rec; /* create: record; update: fields; claim: result */
+    pid_t pid;
+    int n;
+};
+
+static int job_create_txn(MDB_txn *txn, void *arg)
+{
+    struct job_arg *a = arg;
+    unsigned char key[8];
+    int rc;
+
+    rc = ca_store_counter_next(txn, a->p->db[DB_META], "next_job", &a->id);
+    if (rc != 0)
+        return rc;
+    if (json_object_set_new(a->rec, "id", json_integer((json_int_t)a->id)) != 0)
+        return CA_ENOMEM;
+    ca_store_be64(a->id, key);
+    return ca_store_put_json(txn, a->p->db[DB_JOBS], key, sizeof(key), a->rec);
+}
+
+/* Sets key to v unless the object already has it. */
+static int set_default(json_t *o, const char *key, json_t *v)
+{
+    if (json_object_get(o, key) != NULL) {
+        json_decref(v);
+        return 0;
+    }
+    return json_object_set_new(o, key, v);
+}
+
+int ca_job_create(struct ca_portal *p, json_t *job, uint64_t *id_out)
+{
+    struct job_arg a = {.p = p};
+    int rc = CA_ENOMEM;
+
+    if (!json_is_object(job))
+        return CA_EINVAL;
+    a.rec = json_deep_copy(job);
+    if (a.rec == NULL)
+        return CA_ENOMEM;
+    if (json_object_set_new(a.rec, "state", json_string("queued")) != 0 ||
+        json_object_set_new(a.rec, "created", json_integer(ca_store_now())) != 0 ||
+        json_object_set_new(a.rec, "started", json_null()) != 0 ||
+        json_object_set_new(a.rec, "finished", json_null()) != 0 ||
+        json_object_set_new(a.rec, "worker_pid", json_null()) != 0 ||
+        json_object_set_new(a.rec, "error", json_null()) != 0 ||
+        set_default(a.rec, "kind", json_string("import")) != 0 ||
+        set_default(a.rec, "bytes_total", json_integer(0)) != 0 ||
+        json_object_set_new(a.rec, "bytes_done", json_integer(0)) != 0 ||
+        json_object_set_new(a.rec, "packets_done", json_integer(0)) != 0)
+        goto out;
+    rc = ca_store_err(ca_store_write(p->env, job_create_txn, &a));
+    if (rc == 0 && id_out != NULL)
+        *id_out = a.id;
+out:
+    json_decref(a.rec);
+    return rc;
+}
+
+int ca_job_get(struct ca_portal *p, uint64_t id, json_t **out)
+{
+    return get_by_id(p, DB_JOBS, id, out);
+}
+
+static int job_is(json_t *rec, const char *state)
+{
+    const char *s = json_string_value(json_object_get(rec, "state"));
+
+    return s != NULL && strcmp(s, state) == 0;
+}
+
+static int job_claim_txn(MDB_txn *txn, void *arg)
+{
+    struct job_arg *a = arg;
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    unsigned char key[8];
+    json_t *rec = NULL;
+    int rc;
+
+    json_decref(a->rec);
+    a->rec = NULL;
+    rc = mdb_cursor_open(txn, a->p->db[DB_JOBS], &cur);
+    if (rc != 0)
+        return rc;
+    /* Ids grow with time, so the first queued job in key order is the oldest. */
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        rec = json_loadb(v.mv_data, v.mv_size, 0, NULL);
+        if (rec != NULL && k.mv_size == sizeof(key) && job_is(rec, "queued")) {
+            /* Copied: a write may move the page the key lives in. */
+            memcpy(key, k.mv_data, sizeof(key));
+            break;
+        }
+        json_decref(rec);
+        rec = NULL;
+    }
+    mdb_cursor_close(cur);
+    if (rc != 0)
+        return rc;
+    if (json_object_set_new(rec, "state", json_string("running")) != 0 ||
+        json_object_set_new(rec, "worker_pid", json_integer(a->pid)) != 0 ||
+        json_object_set_new(rec, "started", json_integer(ca_store_now())) != 0) {
+        json_decref(rec);
+        return CA_ENOMEM;
+    }
+    rc = ca_store_put_json(txn, a->p->db[DB_JOBS], key, sizeof(key), rec);
+    if (rc != 0) {
+        json_decref(rec);
+        return rc;
+    }
+    a->rec = rec;
+    return 0;
+}
+
+int ca_job_claim(struct ca_portal *p, pid_t pid, json_t **out)
+{
+    struct job_arg a = {.p = p, .pid = pid};
+    int rc;
+
+    *out = NULL;
+    rc = ca_store_err(ca_store_write(p->env, job_claim_txn, &a));
+    if (rc != 0) {
+        json_decref(a.rec);
+        return rc;
+    }
+    *out = a.rec;
+    return 0;
+}
+
+static int job_update_txn(MDB_txn *txn, void *arg)
+{
+    struct job_arg *a = arg;
+    unsigned char key[8];
+    json_t *rec = NULL, *fields = NULL;
+    int rc;
+
+    ca_store_be64(a->id, key);
+    rc = ca_store_get_json(txn, a->p->db[DB_JOBS], key, sizeof(key), &rec);
+    if (rc != 0)
+        return rc;
+    fields = json_copy(a->rec);
+    if (fields == NULL) {
+        rc = CA_ENOMEM;
+        goto out;
+    }
+    json_object_del(fields, "id");
+    if (json_object_update(rec, fields) != 0) {
+        rc = CA_ENOMEM;
+        goto out;
+    }
+    if ((job_is(fields, "done") || job_is(fields, "failed")) &&
+        !json_is_integer(json_object_get(fields, "finished")) &&
+        json_object_set_new(rec, "finished", json_integer(ca_store_now())) != 0) {
+        rc = CA_ENOMEM;
+        goto out;
+    }
+    rc = ca_store_put_json(txn, a->p->db[DB_JOBS], key, sizeof(key), rec);
+out:
+    json_decref(fields);
+    json_decref(rec);
+    return rc;
+}
+
+int ca_job_update(struct ca_portal *p, uint64_t id, json_t *fields)
+{
+    struct job_arg a = {.p = p, .id = id, .rec = fields};
+
+    if (!json_is_object(fields))
+        return CA_EINVAL;
+    return ca_store_err(ca_store_write(p->env, job_update_txn, &a));
+}
+
+static int pid_dead(json_int_t pid)
+{
+    if (pid <= 0 || pid > INT32_MAX)
+        return 1;
+    return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+}
+
+static int job_requeue_txn(MDB_txn *txn, void *arg)
+{
+    struct job_arg *a = arg;
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    json_t *rec;
+    char *vs;
+    int rc;
+
+    a->n = 0;
+    rc = mdb_cursor_open(txn, a->p->db[DB_JOBS], &cur);
+    if (rc != 0)
+        return rc;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        rec = json_loadb(v.mv_data, v.mv_size, 0, NULL);
+        if (rec == NULL || !job_is(rec, "running") ||
+            !pid_dead(json_integer_value(json_object_get(rec, "worker_pid")))) {
+            json_decref(rec);
+            continue;
+        }
+        if (json_object_set_new(rec, "state", json_string("queued")) != 0 ||
+            json_object_set_new(rec, "worker_pid", json_null()) != 0 ||
+            json_object_set_new(rec, "started", json_null()) != 0) {
+            json_decref(rec);
+            rc = CA_ENOMEM;
+            break;
+        }
+        /* In place through the cursor, so the iteration carries on from here. */
+        vs = json_dumps(rec, JSON_COMPACT);
+        json_decref(rec);
+        if (vs == NULL) {
+            rc = CA_ENOMEM;
+            break;
+        }
+        v.mv_data = vs;
+        v.mv_size = strlen(vs);
+        rc = mdb_cursor_put(cur, &k, &v, MDB_CURRENT);
+        free(vs);
+        if (rc != 0)
+            break;
+        a->n++;
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+int ca_job_requeue_orphans(struct ca_portal *p, int *n_requeued)
+{
+    struct job_arg a = {.p = p};
+    int rc = ca_store_err(ca_store_write(p->env, job_requeue_txn, &a));
+
+    if (rc == 0 && n_requeued != NULL)
+        *n_requeued = a.n;
+    return rc;
+}
