@@ -1,0 +1,540 @@
+/*
+ * Flow table (see flowtab.h).  Entries live in a chained hash table keyed
+ * on the normalised (vlan, ip version, l4, address pair, port pair, echo
+ * id), and on one of three lists ordered by last activity (TCP, other,
+ * ended) so that expiry only looks at list heads.  Statistics are kept
+ * relative to the first packet's source ("side A") and swapped into
+ * client/server order when the flow is emitted, because who the client is
+ * may only become clear later (a SYN/ACK seen after a lost SYN).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ca_error.h"
+#include "dpi.h"
+#include "flowtab.h"
+#include "geo.h"
+#include "pdns.h"
+
+#define BATCH 256
+#define ENDED_IDLE_SEC 10
+#define FRAG_SLOTS 4096
+
+enum { L_TCP, L_OTHER, L_ENDED, L_COUNT };
+
+struct fent {
+    struct fent *hnext;
+    struct fent *prev, *next;
+    uint32_t hash;
+    uint8_t list;
+    /* key, side A first */
+    uint8_t ver, l4;
+    uint16_t vlan;
+    uint16_t icmp_id;
+    uint8_t a_ip[16], b_ip[16];
+    uint16_t a_port, b_port;
+    /* state */
+    uint8_t syn_from;    /* 0 none, 1 A, 2 B: SYN without ACK */
+    uint8_t synack_from; /* 0 none, 1 A, 2 B */
+    uint8_t echo_from;   /* sender of an echo request */
+    uint8_t handshake;   /* final ACK of the handshake seen */
+    uint8_t fin_mask;    /* bit 0 A sent FIN, bit 1 B */
+    uint8_t rst;
+    uint8_t ended;
+    uint8_t seq_valid[2];
+    uint32_t next_seq[2];
+    struct ca_dpi_flow *dpi;
+    struct ca_flow f; /* per-direction arrays relative to side A */
+};
+
+struct frag_ent {
+    uint8_t used, ver, l4;
+    uint32_t id;
+    uint8_t src[16], dst[16];
+    uint16_t sport, dport;
+};
+
+struct ca_flowtab {
+    struct ca_flowtab_conf c;
+    struct fent **buckets;
+    size_t nbuckets;
+    size_t count;
+    struct fent *head[L_COUNT], *tail[L_COUNT];
+    int64_t idle_ns[L_COUNT];
+    struct ca_flow batch[BATCH];
+    size_t nbatch;
+    uint64_t emitted;
+    uint64_t frag_joined;
+    struct frag_ent frags[FRAG_SLOTS];
+};
+
+int ca_flowtab_new(const struct ca_flowtab_conf *c, struct ca_flowtab **out)
+{
+    struct ca_flowtab *t;
+
+    *out = NULL;
+    t = calloc(1, sizeof(*t));
+    if (t == NULL)
+        return CA_ENOMEM;
+    t->c = *c;
+    t->nbuckets = 1u << 14;
+    t->buckets = calloc(t->nbuckets, sizeof(*t->buckets));
+    if (t->buckets == NULL) {
+        free(t);
+        return CA_ENOMEM;
+    }
+    t->idle_ns[L_TCP] = (int64_t)(c->tcp_idle_sec ? c->tcp_idle_sec : 300) * 1000000000;
+    t->idle_ns[L_OTHER] = (int64_t)(c->udp_idle_sec ? c->udp_idle_sec : 120) * 1000000000;
+    t->idle_ns[L_ENDED] = (int64_t)ENDED_IDLE_SEC * 1000000000;
+    if (t->idle_ns[L_ENDED] > t->idle_ns[L_TCP])
+        t->idle_ns[L_ENDED] = t->idle_ns[L_TCP];
+    *out = t;
+    return 0;
+}
+
+static void list_del(struct ca_flowtab *t, struct fent *e)
+{
+    if (e->prev)
+        e->prev->next = e->next;
+    else
+        t->head[e->list] = e->next;
+    if (e->next)
+        e->next->prev = e->prev;
+    else
+        t->tail[e->list] = e->prev;
+    e->prev = e->next = NULL;
+}
+
+static void list_add_tail(struct ca_flowtab *t, struct fent *e, uint8_t l)
+{
+    e->list = l;
+    e->next = NULL;
+    e->prev = t->tail[l];
+    if (t->tail[l])
+        t->tail[l]->next = e;
+    else
+        t->head[l] = e;
+    t->tail[l] = e;
+}
+
+static void hash_del(struct ca_flowtab *t, struct fent *e)
+{
+    struct fent **pp = &t->buckets[e->hash & (t->nbuckets - 1)];
+
+    while (*pp != NULL && *pp != e)
+        pp = &(*pp)->hnext;
+    if (*pp == e)
+        *pp = e->hnext;
+    t->count--;
+}
+
+static void fent_free(struct fent *e)
+{
+    if (e == NULL)
+        return;
+    ca_dpi_flow_free(e->dpi);
+    free(e);
+}
+
+void ca_flowtab_free(struct ca_flowtab *t)
+{
+    if (t == NULL)
+        return;
+    for (int l = 0; l < L_COUNT; l++) {
+        struct fent *e = t->head[l], *n;
+        for (; e != NULL; e = n) {
+            n = e->next;
+            fent_free(e);
+        }
+    }
+    free(t->buckets);
+    free(t);
+}
+
+static int batch_flush(struct ca_flowtab *t)
+{
+    int r = 0;
+
+    if (t->nbatch > 0 && t->c.sink != NULL)
+        r = t->c.sink(t->c.sink_arg, t->batch, t->nbatch);
+    t->nbatch = 0;
+    return r;
+}
+
+static void swap_u64(uint64_t v[2])
+{
+    uint64_t x = v[0];
+    v[0] = v[1];
+    v[1] = x;
+}
+
+/* Finalises e into the batch (client/server order, DPI, geo, state). */
+static int emit(struct ca_flowtab *t, struct fent *e)
+{
+    struct ca_flow *f = &t->batch[t->nbatch];
+    int client_b = 0; /* 1 when side B is the client */
+
+    *f = e->f;
+    if (e->syn_from)
+        client_b = e->syn_from == 2;
+    else if (e->synack_from)
+        client_b = e->synack_from == 1;
+    else if (e->echo_from)
+        client_b = e->echo_from == 2;
+    else if (e->a_port != e->b_port && e->a_port != 0 && e->b_port != 0)
+        client_b = e->b_port > e->a_port;
+    if (client_b) {
+        memcpy(f->cli_ip, e->b_ip, 16);
+        memcpy(f->srv_ip, e->a_ip, 16);
+        f->cli_port = e->b_port;
+        f->srv_port = e->a_port;
+        memcpy(f->cli_mac, e->f.srv_mac, 6);
+        memcpy(f->srv_mac, e->f.cli_mac, 6);
+        swap_u64(f->pkts);
+        swap_u64(f->bytes);
+        swap_u64(f->payload);
+        swap_u64(f->retrans_bytes);
+        swap_u64(f->gap_bytes);
+        uint8_t x = f->tcp_flags[0];
+        f->tcp_flags[0] = f->tcp_flags[1];
+        f->tcp_flags[1] = x;
+        const char *n = ca_pdns_lookup(t->c.pdns, e->ver, e->a_ip);
+        if (n != NULL) {
+            strncpy(f->dns_name, n, sizeof(f->dns_name) - 1);
+            f->dns_name[sizeof(f->dns_name) - 1] = '\0';
+        } else {
+            f->dns_name[0] = '\0';
+        }
+    } else {
+        memcpy(f->cli_ip, e->a_ip, 16);
+        memcpy(f->srv_ip, e->b_ip, 16);
+        f->cli_port = e->a_port;
+        f->srv_port = e->b_port;
+    }
+    if (e->l4 == 6) {
+        if (e->rst)
+            f->tcp_state = CA_TCP_RESET;
+        else if (!e->syn_from && !e->synack_from)
+            f->tcp_state = CA_TCP_MIDSTREAM;
+        else if (!e->handshake)
+            f->tcp_state = CA_TCP_INCOMPLETE;
+        else if (e->fin_mask == 3)
+            f->tcp_state = CA_TCP_CLOSED;
+        else
+            f->tcp_state = CA_TCP_ESTABLISHED;
+    } else {
+        f->tcp_state = CA_TCP_NONE;
+    }
+    if (t->c.dpi != NULL && e->dpi != NULL) {
+        ca_dpi_result(t->c.dpi, e->dpi, f);
+    }
+    if (f->l7_name[0] == '\0')
+        strcpy(f->l7_name, "Unknown");
+    ca_geo_lookup(t->c.geo, f->ip_version, f->cli_ip, f->cli_cc, &f->cli_asn);
+    ca_geo_lookup(t->c.geo, f->ip_version, f->srv_ip, f->srv_cc, &f->srv_asn);
+    t->nbatch++;
+    t->emitted++;
+    if (t->nbatch == BATCH)
+        return batch_flush(t);
+    return 0;
+}
+
+static int expire_one(struct ca_flowtab *t, struct fent *e)
+{
+    int r;
+
+    list_del(t, e);
+    hash_del(t, e);
+    r = emit(t, e);
+    fent_free(e);
+    return r;
+}
+
+static int expire(struct ca_flowtab *t, int64_t now)
+{
+    for (int l = 0; l < L_COUNT; l++) {
+        while (t->head[l] != NULL && t->head[l]->f.last_ns + t->idle_ns[l] < now) {
+            int r = expire_one(t, t->head[l]);
+            if (r != 0)
+                return r;
+        }
+    }
+    return 0;
+}
+
+static int grow(struct ca_flowtab *t)
+{
+    size_t nb = t->nbuckets * 2;
+    struct fent **b = calloc(nb, sizeof(*b));
+
+    if (b == NULL)
+        return CA_ENOMEM;
+    for (size_t i = 0; i < t->nbuckets; i++) {
+        struct fent *e = t->buckets[i], *n;
+        for (; e != NULL; e = n) {
+            n = e->hnext;
+            e->hnext = b[e->hash & (nb - 1)];
+            b[e->hash & (nb - 1)] = e;
+        }
+    }
+    free(t->buckets);
+    t->buckets = b;
+    t->nbuckets = nb;
+    return 0;
+}
+
+static uint32_t fnv(uint32_t h, const void *p, size_t n)
+{
+    const uint8_t *b = p;
+
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 16777619u;
+    return h;
+}
+
+static uint32_t key_hash(const struct ca_pkt_info *pi, uint16_t sport, uint16_t dport,
+                         uint16_t echo_id)
+{
+    const uint8_t *lo_ip = pi->src, *hi_ip = pi->dst;
+    uint16_t lo_p = sport, hi_p = dport;
+    int c = memcmp(pi->src, pi->dst, 16);
+    uint32_t h = 2166136261u;
+
+    if (c > 0 || (c == 0 && sport > dport)) {
+        lo_ip = pi->dst;
+        hi_ip = pi->src;
+        lo_p = dport;
+        hi_p = sport;
+    }
+    h = fnv(h, &pi->ip_version, 1);
+    h = fnv(h, &pi->l4, 1);
+    h = fnv(h, &pi->vlan, 2);
+    h = fnv(h, &echo_id, 2);
+    h = fnv(h, lo_ip, 16);
+    h = fnv(h, hi_ip, 16);
+    h = fnv(h, &lo_p, 2);
+    h = fnv(h, &hi_p, 2);
+    return h;
+}
+
+static uint32_t frag_slot(uint8_t ver, const uint8_t *s, const uint8_t *d, uint32_t id)
+{
+    uint32_t h = fnv(2166136261u, s, 16);
+    h = fnv(h, d, 16);
+    h = fnv(h, &id, 4);
+    h = fnv(h, &ver, 1);
+    return h % FRAG_SLOTS;
+}
+
+static void tcp_seq(struct fent *e, int dir, const struct ca_pkt_info *pi, uint32_t plen)
+{
+    uint32_t seq = pi->tcp_seq, len = plen;
+
+    if (pi->tcp_flags & 0x02) { /* SYN takes one sequence number */
+        e->next_seq[dir] = seq + 1;
+        e->seq_valid[dir] = 1;
+        return;
+    }
+    if (!e->seq_valid[dir]) {
+        e->next_seq[dir] = seq + len;
+        e->seq_valid[dir] = 1;
+        return;
+    }
+    if (len == 0)
+        return;
+    int32_t diff = (int32_t)(seq - e->next_seq[dir]);
+    if (diff < 0) {
+        uint32_t old = (uint32_t)-diff;
+        e->f.retrans_bytes[dir] += old < len ? old : len;
+        if (old < len)
+            e->next_seq[dir] = seq + len;
+    } else {
+        if (diff > 0)
+            e->f.gap_bytes[dir] += (uint32_t)diff;
+        e->next_seq[dir] = seq + len;
+    }
+}
+
+int ca_flowtab_packet(struct ca_flowtab *t, const struct ca_pkt_info *pi, int64_t ts_ns,
+                      uint32_t wire_len, uint64_t offset, uint64_t index)
+{
+    uint16_t sport = pi->sport, dport = pi->dport, echo_id = 0;
+    struct fent *e;
+    uint32_t h;
+    int dir = 0, r;
+
+    r = expire(t, ts_ns);
+    if (r != 0)
+        return r;
+    /* IP fragments: later pieces borrow the ports of the first one */
+    if (pi->frag != 0 && (pi->l4 == 6 || pi->l4 == 17 || pi->l4 == 132)) {
+        struct frag_ent *fe = &t->frags[frag_slot(pi->ip_version, pi->src, pi->dst, pi->frag_id)];
+        if (pi->frag == 1) {
+            fe->used = 1;
+            fe->ver = pi->ip_version;
+            fe->l4 = pi->l4;
+            fe->id = pi->frag_id;
+            memcpy(fe->src, pi->src, 16);
+            memcpy(fe->dst, pi->dst, 16);
+            fe->sport = sport;
+            fe->dport = dport;
+        } else if (fe->used && fe->ver == pi->ip_version && fe->l4 == pi->l4 &&
+                   fe->id == pi->frag_id && memcmp(fe->src, pi->src, 16) == 0 &&
+                   memcmp(fe->dst, pi->dst, 16) == 0) {
+            sport = fe->sport;
+            dport = fe->dport;
+            t->frag_joined++;
+        }
+    }
+    if (pi->has_icmp_id)
+        echo_id = pi->icmp_id;
+    h = key_hash(pi, sport, dport, echo_id);
+    for (e = t->buckets[h & (t->nbuckets - 1)]; e != NULL; e = e->hnext) {
+        if (e->hash != h || e->ver != pi->ip_version || e->l4 != pi->l4 ||
+            e->vlan != pi->vlan || e->icmp_id != echo_id)
+            continue;
+        if (memcmp(e->a_ip, pi->src, 16) == 0 && memcmp(e->b_ip, pi->dst, 16) == 0 &&
+            e->a_port == sport && e->b_port == dport) {
+            dir = 0;
+            break;
+        }
+        if (memcmp(e->a_ip, pi->dst, 16) == 0 && memcmp(e->b_ip, pi->src, 16) == 0 &&
+            e->a_port == dport && e->b_port == sport) {
+            dir = 1;
+            break;
+        }
+    }
+    /* a new SYN on a finished connection starts a new flow (port reuse) */
+    if (e != NULL && e->ended && pi->l4 == 6 && (pi->tcp_flags & 0x12) == 0x02) {
+        r = expire_one(t, e);
+        if (r != 0)
+            return r;
+        e = NULL;
+    }
+    if (e == NULL) {
+        if (t->count >= t->nbuckets * 2 && grow(t) != 0)
+            return CA_ENOMEM;
+        e = calloc(1, sizeof(*e));
+        if (e == NULL)
+            return CA_ENOMEM;
+        e->hash = h;
+        e->ver = pi->ip_version;
+        e->l4 = pi->l4;
+        e->vlan = pi->vlan;
+        e->icmp_id = echo_id;
+        memcpy(e->a_ip, pi->src, 16);
+        memcpy(e->b_ip, pi->dst, 16);
+        e->a_port = sport;
+        e->b_port = dport;
+        e->f.capture_id = t->c.capture_id;
+        e->f.ip_version = pi->ip_version;
+        e->f.l4 = pi->l4;
+        e->f.vlan = pi->vlan;
+        e->f.icmp_id = echo_id;
+        e->f.ts_nsec = t->c.ts_nsec;
+        e->f.first_ns = ts_ns;
+        e->f.first_pkt_offset = offset;
+        e->f.first_pkt_index = index;
+        if (pi->l4 == 1 || pi->l4 == 58) {
+            e->f.icmp_type = pi->icmp_type;
+            e->f.icmp_code = pi->icmp_code;
+        }
+        snprintf(e->f.encap, sizeof(e->f.encap), "%s", pi->encap);
+        const char *n = ca_pdns_lookup(t->c.pdns, pi->ip_version, pi->dst);
+        if (n != NULL)
+            snprintf(e->f.dns_name, sizeof(e->f.dns_name), "%s", n);
+        if (t->c.dpi != NULL)
+            e->dpi = ca_dpi_flow_new(); /* NULL: the flow just gets no L7 */
+        e->hnext = t->buckets[h & (t->nbuckets - 1)];
+        t->buckets[h & (t->nbuckets - 1)] = e;
+        t->count++;
+        list_add_tail(t, e, pi->l4 == 6 ? L_TCP : L_OTHER);
+    } else {
+        list_del(t, e);
+        list_add_tail(t, e, e->list);
+    }
+    /* MACs: side A's source MAC is stored in cli_mac, side B's in srv_mac */
+    if (pi->has_mac) {
+        static const uint8_t zero[6];
+        uint8_t *mine = dir == 0 ? e->f.cli_mac : e->f.srv_mac;
+        uint8_t *theirs = dir == 0 ? e->f.srv_mac : e->f.cli_mac;
+        if (memcmp(mine, zero, 6) == 0)
+            memcpy(mine, pi->src_mac, 6);
+        if (memcmp(theirs, zero, 6) == 0)
+            memcpy(theirs, pi->dst_mac, 6);
+    }
+    if (ts_ns > e->f.last_ns)
+        e->f.last_ns = ts_ns;
+    if (ts_ns < e->f.first_ns)
+        e->f.first_ns = ts_ns;
+    e->f.pkts[dir]++;
+    e->f.bytes[dir] += wire_len;
+    e->f.payload[dir] += pi->payload_wire;
+    if ((pi->l4 == 1 && pi->icmp_type == 8) || (pi->l4 == 58 && pi->icmp_type == 128)) {
+        if (!e->echo_from)
+            e->echo_from = (uint8_t)(dir + 1);
+    }
+    if (pi->l4 == 6 && pi->frag != 2) {
+        uint8_t fl = pi->tcp_flags;
+        e->f.tcp_flags[dir] |= fl;
+        if ((fl & 0x12) == 0x02 && !e->syn_from)
+            e->syn_from = (uint8_t)(dir + 1);
+        if ((fl & 0x12) == 0x12 && !e->synack_from)
+            e->synack_from = (uint8_t)(dir + 1);
+        if ((fl & 0x17) == 0x10 && e->synack_from && e->synack_from != dir + 1)
+            e->handshake = 1;
+        if ((fl & 0x17) == 0x10 && e->syn_from && !e->synack_from && e->syn_from == dir + 1 &&
+            e->f.pkts[!dir] > 0)
+            e->handshake = 1; /* SYN/ACK lost from the capture but the client proceeds */
+        tcp_seq(e, dir, pi, pi->payload_wire);
+        int was_ended = e->ended;
+        if (fl & 0x04)
+            e->rst = 1;
+        if (fl & 0x01)
+            e->fin_mask |= (uint8_t)(1u << dir);
+        if (e->rst || (e->fin_mask == 3 && (fl & 0x11) == 0x10))
+            e->ended = 1;
+        if (e->ended && !was_ended) {
+            list_del(t, e);
+            list_add_tail(t, e, L_ENDED);
+        }
+    }
+    if (pi->l4 == 17 && sport == 53 && pi->frag == 0)
+        ca_pdns_learn(t->c.pdns, pi->payload, pi->payload_len);
+    if (e->dpi != NULL && t->c.dpi != NULL && pi->frag != 2 && pi->l3_len > 0) {
+        uint64_t n = e->f.pkts[0] + e->f.pkts[1];
+        if (ca_dpi_packet(t->c.dpi, e->dpi, pi->l3, pi->l3_len, (uint64_t)(ts_ns / 1000000), pi->l4,
+                          n)) {
+            /* detection over: keep the result, free nDPI's state now */
+            ca_dpi_result(t->c.dpi, e->dpi, &e->f);
+            ca_dpi_flow_free(e->dpi);
+            e->dpi = NULL;
+        }
+    }
+    return 0;
+}
+
+int ca_flowtab_flush(struct ca_flowtab *t)
+{
+    int r;
+
+    for (int l = 0; l < L_COUNT; l++) {
+        while (t->head[l] != NULL) {
+            r = expire_one(t, t->head[l]);
+            if (r != 0)
+                return r;
+        }
+    }
+    return batch_flush(t);
+}
+
+uint64_t ca_flowtab_flows(const struct ca_flowtab *t)
+{
+    return t->emitted;
+}
+
+uint64_t ca_flowtab_frag_seen(const struct ca_flowtab *t)
+{
+    return t->frag_joined;
+}

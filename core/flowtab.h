@@ -1,0 +1,47 @@
+/*
+ * The flow table: groups decoded packets into bidirectional flows, decides
+ * who is the client, tracks TCP state, runs DPI on the first packets,
+ * expires idle or finished flows (in capture time) and hands finished flows
+ * to a sink in batches.  One table per import; memory is bounded by the
+ * number of live flows.
+ */
+#ifndef CA_FLOWTAB_H
+#define CA_FLOWTAB_H
+
+#include <stdint.h>
+
+#include "decode.h"
+#include "engine.h"
+#include "flow.h"
+
+struct ca_dpi;
+struct ca_geo;
+struct ca_pdns;
+struct ca_flowtab;
+
+struct ca_flowtab_conf {
+    uint32_t tcp_idle_sec;
+    uint32_t udp_idle_sec;
+    uint32_t capture_id;
+    uint8_t ts_nsec;
+    struct ca_dpi *dpi;   /* may be NULL */
+    struct ca_geo *geo;   /* may be NULL */
+    struct ca_pdns *pdns; /* may be NULL */
+    ca_flow_sink_fn sink;
+    void *sink_arg;
+};
+
+int ca_flowtab_new(const struct ca_flowtab_conf *c, struct ca_flowtab **out);
+void ca_flowtab_free(struct ca_flowtab *t); /* accepts NULL; drops unflushed flows */
+
+/* One decoded packet; index is 1-based.  Returns 0 or the sink's error. */
+int ca_flowtab_packet(struct ca_flowtab *t, const struct ca_pkt_info *pi, int64_t ts_ns,
+                      uint32_t wire_len, uint64_t offset, uint64_t index);
+
+/* Emits every live flow (end of file).  Returns 0 or the sink's error. */
+int ca_flowtab_flush(struct ca_flowtab *t);
+
+uint64_t ca_flowtab_flows(const struct ca_flowtab *t);     /* flows emitted so far */
+uint64_t ca_flowtab_frag_seen(const struct ca_flowtab *t); /* later fragments joined */
+
+#endif

@@ -1,0 +1,184 @@
+/*
+ * Geolocation (see geo.h).  Both database layouts are understood: the
+ * ip-location-db files (top-level "country_code", "autonomous_system_number")
+ * and MaxMind GeoLite2 ("country" -> "iso_code").  The cache is a
+ * direct-mapped table: bounded memory, good hit rate on real traffic.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+
+#include <maxminddb.h>
+
+#include "ca_error.h"
+#include "geo.h"
+
+#define CACHE_SIZE 4096
+
+struct geo_cache_ent {
+    uint8_t used;
+    uint8_t ver;
+    uint8_t addr[16];
+    char cc[3];
+    uint32_t asn;
+};
+
+struct ca_geo {
+    MMDB_s db;
+    MMDB_s asn_db;
+    int has_asn_db;
+    struct geo_cache_ent cache[CACHE_SIZE];
+};
+
+int ca_geo_open(const char *path, const char *asn_path, struct ca_geo **out, char *err,
+                size_t errlen)
+{
+    struct ca_geo *g;
+    int r;
+
+    *out = NULL;
+    g = calloc(1, sizeof(*g));
+    if (g == NULL)
+        return ca_seterr(err, errlen, CA_ENOMEM, "out of memory");
+    r = MMDB_open(path, MMDB_MODE_MMAP, &g->db);
+    if (r != MMDB_SUCCESS) {
+        free(g);
+        return ca_seterr(err, errlen, r == MMDB_FILE_OPEN_ERROR ? CA_EIO : CA_EFORMAT,
+                         "geo database %s: %s", path, MMDB_strerror(r));
+    }
+    if (asn_path != NULL && *asn_path != '\0') {
+        r = MMDB_open(asn_path, MMDB_MODE_MMAP, &g->asn_db);
+        if (r != MMDB_SUCCESS) {
+            MMDB_close(&g->db);
+            free(g);
+            return ca_seterr(err, errlen, CA_EIO, "ASN database %s: %s", asn_path,
+                             MMDB_strerror(r));
+        }
+        g->has_asn_db = 1;
+    }
+    *out = g;
+    return 0;
+}
+
+void ca_geo_close(struct ca_geo *g)
+{
+    if (g == NULL)
+        return;
+    MMDB_close(&g->db);
+    if (g->has_asn_db)
+        MMDB_close(&g->asn_db);
+    free(g);
+}
+
+static int v4_private(const uint8_t *a)
+{
+    return a[0] == 10 || a[0] == 127 || a[0] == 0 || (a[0] == 172 && (a[1] & 0xf0) == 16) ||
+               (a[0] == 192 && a[1] == 168) || (a[0] == 169 && a[1] == 254) ||
+               (a[0] == 100 && (a[1] & 0xc0) == 64) || a[0] >= 224;
+}
+
+int ca_geo_is_private(uint8_t v, const uint8_t a[16])
+{
+    if (v == 4)
+        return v4_private(a);
+    static const uint8_t zero[16];
+    if (memcmp(a, zero, 15) == 0 && (a[15] == 0 || a[15] == 1))
+        return 1;
+    if ((a[0] & 0xfe) == 0xfc || a[0] == 0xff || (a[0] == 0xfe && (a[1] & 0xc0) == 0x80))
+        return 1;
+    /* v4-mapped */
+    if (memcmp(a, zero, 10) == 0 && a[10] == 0xff && a[11] == 0xff)
+        return v4_private(a + 12);
+    return 0;
+}
+
+static int lookup_db(MMDB_s *db, uint8_t v, const uint8_t a[16], MMDB_lookup_result_s *res)
+{
+    struct sockaddr_in sin;
+    struct sockaddr_in6 sin6;
+    int gai = 0, merr = 0;
+
+    if (v == 4) {
+        memset(&sin, 0, sizeof(sin));
+        sin.sin_family = AF_INET;
+        memcpy(&sin.sin_addr, a, 4);
+        *res = MMDB_lookup_sockaddr(db, (const struct sockaddr *)&sin, &merr);
+    } else {
+        memset(&sin6, 0, sizeof(sin6));
+        sin6.sin6_family = AF_INET6;
+        memcpy(&sin6.sin6_addr, a, 16);
+        *res = MMDB_lookup_sockaddr(db, (const struct sockaddr *)&sin6, &merr);
+    }
+    (void)gai;
+    return merr == MMDB_SUCCESS && res->found_entry;
+}
+
+static void get_cc(MMDB_lookup_result_s *res, char cc[3])
+{
+    MMDB_entry_data_s d;
+
+    if ((MMDB_get_value(&res->entry, &d, "country_code", NULL) == MMDB_SUCCESS && d.has_data &&
+         d.type == MMDB_DATA_TYPE_UTF8_STRING) ||
+        (MMDB_get_value(&res->entry, &d, "country", "iso_code", NULL) == MMDB_SUCCESS &&
+         d.has_data && d.type == MMDB_DATA_TYPE_UTF8_STRING) ||
+        (MMDB_get_value(&res->entry, &d, "registered_country", "iso_code", NULL) ==
+             MMDB_SUCCESS &&
+         d.has_data && d.type == MMDB_DATA_TYPE_UTF8_STRING)) {
+        if (d.data_size == 2) {
+            cc[0] = d.utf8_string[0];
+            cc[1] = d.utf8_string[1];
+            cc[2] = '\0';
+        }
+    }
+}
+
+static void get_asn(MMDB_lookup_result_s *res, uint32_t *asn)
+{
+    MMDB_entry_data_s d;
+
+    if (MMDB_get_value(&res->entry, &d, "autonomous_system_number", NULL) == MMDB_SUCCESS &&
+        d.has_data) {
+        if (d.type == MMDB_DATA_TYPE_UINT32)
+            *asn = d.uint32;
+        else if (d.type == MMDB_DATA_TYPE_UINT16)
+            *asn = d.uint16;
+        else if (d.type == MMDB_DATA_TYPE_UINT64)
+            *asn = (uint32_t)d.uint64;
+    }
+}
+
+void ca_geo_lookup(struct ca_geo *g, uint8_t v, const uint8_t a[16], char cc[3], uint32_t *asn)
+{
+    MMDB_lookup_result_s res;
+    struct geo_cache_ent *e;
+    uint32_t h = 2166136261u;
+
+    cc[0] = '\0';
+    *asn = 0;
+    if (ca_geo_is_private(v, a)) {
+        memcpy(cc, "--", 3);
+        return;
+    }
+    if (g == NULL)
+        return;
+    for (int i = 0; i < (v == 4 ? 4 : 16); i++)
+        h = (h ^ a[i]) * 16777619u;
+    e = &g->cache[h % CACHE_SIZE];
+    if (e->used && e->ver == v && memcmp(e->addr, a, 16) == 0) {
+        memcpy(cc, e->cc, 3);
+        *asn = e->asn;
+        return;
+    }
+    if (lookup_db(&g->db, v, a, &res)) {
+        get_cc(&res, cc);
+        get_asn(&res, asn);
+    }
+    if (g->has_asn_db && lookup_db(&g->asn_db, v, a, &res))
+        get_asn(&res, asn);
+    e->used = 1;
+    e->ver = v;
+    memcpy(e->addr, a, 16);
+    memcpy(e->cc, cc, 3);
+    e->asn = *asn;
+}
