@@ -1,0 +1,543 @@
+/*
+ * Unit tests for the store (core/store_portal.c, core/store_ws.c): users,
+ * sessions, workspaces, jobs, captures and flows, on a fresh data folder
+ * under /tmp that is removed at the end.
+ */
+#include <errno.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "ca_error.h"
+#include "cred.h"
+#include "store.h"
+#include "unit.h"
+
+static char datadir[] = "/tmp/capatlas-store-XXXXXX";
+static struct ca_portal *portal;
+
+static int exists(const char *path)
+{
+    struct stat st;
+
+    return stat(path, &st) == 0;
+}
+
+static int rm_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    return type == FTW_DP ? rmdir(path) : unlink(path);
+}
+
+static void test_users(void)
+{
+    char err[256];
+    uint64_t id = 0, id2 = 0, got = 0, n = 0;
+    json_t *u = NULL;
+
+    CHECK_EQ_U(ca_user_count(portal, &n), 0);
+    CHECK_EQ_U(n, 0);
+    CHECK_EQ_U(ca_user_create(portal, "alice", "alice-password", 1, &id, err, sizeof(err)), 0);
+    CHECK(id > 0);
+    CHECK_EQ_U(ca_user_create(portal, "bob.b@x-y_z", "bob-password", 0, &id2, err, sizeof(err)), 0);
+    CHECK(id2 > id);
+
+    CHECK_EQ_U(ca_user_verify(portal, "alice", "alice-password", &got), 0);
+    CHECK_EQ_U(got, id);
+    CHECK(ca_user_verify(portal, "alice", "alice-passwork", &got) == CA_EAUTH);
+    CHECK(ca_user_verify(portal, "nobody", "alice-password", &got) == CA_EAUTH);
+    CHECK(ca_user_verify(portal, "", "alice-password", &got) == CA_EAUTH);
+
+    CHECK(ca_user_create(portal, "alice", "another-password", 0, NULL, err, sizeof(err)) ==
+          CA_EEXIST);
+    err[0] = '\0';
+    CHECK(ca_user_create(portal, "bad name", "long-enough-pw", 0, NULL, err, sizeof(err)) ==
+          CA_EINVAL);
+    CHECK(strstr(err, "name") != NULL);
+    CHECK(ca_user_create(portal, "", "long-enough-pw", 0, NULL, err, sizeof(err)) == CA_EINVAL);
+    CHECK(ca_user_create(portal,
+                         "a234567890123456789012345678901234567890123456789012345678901234x",
+                         "long-enough-pw", 0, NULL, err, sizeof(err)) == CA_EINVAL);
+    err[0] = '\0';
+    CHECK(ca_user_create(portal, "carol", "short", 0, NULL, err, sizeof(err)) == CA_EINVAL);
+    CHECK(strstr(err, "password") != NULL);
+
+    CHECK_EQ_U(ca_user_get(portal, id, &u), 0);
+    CHECK(u != NULL && strcmp(json_string_value(json_object_get(u, "name")), "alice") == 0);
+    CHECK(json_is_true(json_object_get(u, "admin")));
+    CHECK(json_object_get(u, "password") == NULL);
+    json_decref(u);
+    u = NULL;
+    CHECK(ca_user_get(portal, 9999, &u) == CA_ENOTFOUND);
+    CHECK(u == NULL);
+    CHECK_EQ_U(ca_user_count(portal, &n), 0);
+    CHECK_EQ_U(n, 2);
+
+    CHECK_EQ_U(ca_user_set_password(portal, id2, "new-bob-password", err, sizeof(err)), 0);
+    CHECK(ca_user_verify(portal, "bob.b@x-y_z", "bob-password", &got) == CA_EAUTH);
+    CHECK_EQ_U(ca_user_verify(portal, "bob.b@x-y_z", "new-bob-password", &got), 0);
+    CHECK_EQ_U(got, id2);
+    CHECK(ca_user_set_password(portal, id2, "short", err, sizeof(err)) == CA_EINVAL);
+    CHECK(ca_user_set_password(portal, 9999, "long-enough-pw", err, sizeof(err)) == CA_ENOTFOUND);
+}
+
+static void test_sessions(void)
+{
+    char token[65], csrf[65], csrf2[65], token2[65], csrf3[65], digest[65];
+    uint64_t uid = 0, got = 0;
+    int n = -1;
+
+    CHECK_EQ_U(ca_user_verify(portal, "alice", "alice-password", &uid), 0);
+    CHECK_EQ_U(ca_session_create(portal, uid, "127.0.0.1", token, csrf), 0);
+    CHECK(strlen(token) == 64 && strlen(csrf) == 64);
+    CHECK(strcmp(token, csrf) != 0);
+    CHECK_EQ_U(ca_session_lookup(portal, token, &got, csrf2), 0);
+    CHECK_EQ_U(got, uid);
+    CHECK(strcmp(csrf, csrf2) == 0);
+
+    /* The store keys sessions by the token's digest: knowing the stored
+     * key does not let anyone in. */
+    ca_cred_digest(token, digest, sizeof(digest));
+    CHECK(ca_session_lookup(portal, digest, &got, csrf2) == CA_EAUTH);
+    CHECK(ca_session_lookup(portal, "short", &got, csrf2) == CA_EAUTH);
+    CHECK(ca_session_lookup(portal, NULL, &got, csrf2) == CA_EAUTH);
+
+    CHECK_EQ_U(ca_session_create(portal, uid, NULL, token2, csrf3), 0);
+    CHECK(strcmp(token, token2) != 0);
+    CHECK_EQ_U(ca_session_delete(portal, token), 0);
+    CHECK(ca_session_lookup(portal, token, &got, csrf2) == CA_EAUTH);
+    CHECK(ca_session_delete(portal, token) == CA_ENOTFOUND);
+    CHECK_EQ_U(ca_session_lookup(portal, token2, &got, NULL), 0);
+    CHECK_EQ_U(ca_session_purge_expired(portal, &n), 0);
+    CHECK_EQ_U(n, 0);
+    CHECK_EQ_U(ca_session_lookup(portal, token2, &got, NULL), 0);
+}
+
+static void test_workspaces(void)
+{
+    char err[256], dir[4096], path[4200];
+    uint64_t a = 0, b = 0, c = 0;
+    json_t *w = NULL, *list = NULL;
+
+    CHECK_EQ_U(ca_workspace_create(portal, 1, "Office LAN", "the office", &a, err, sizeof(err)), 0);
+    CHECK_EQ_U(ca_workspace_create(portal, 1, "Second", NULL, &b, err, sizeof(err)), 0);
+    CHECK_EQ_U(ca_workspace_create(portal, 2, "Bob's", "", &c, err, sizeof(err)), 0);
+    CHECK(a > 0 && b > a && c > b);
+    err[0] = '\0';
+    CHECK(ca_workspace_create(portal, 1, "", NULL, NULL, err, sizeof(err)) == CA_EINVAL);
+    CHECK(strstr(err, "name") != NULL);
+    CHECK(ca_workspace_create(portal, 1,
+                              "12345678901234567890123456789012345678901234567890123456789012345",
+                              NULL, NULL, err, sizeof(err)) == CA_EINVAL);
+    CHECK(ca_workspace_create(portal, 1, "tab\there", NULL, NULL, err, sizeof(err)) == CA_EINVAL);
+
+    CHECK_EQ_U(ca_ws_dir(ca_portal_datadir(portal), a, dir, sizeof(dir)), 0);
+    snprintf(path, sizeof(path), "%s/captures", dir);
+    CHECK(exists(path));
+    snprintf(path, sizeof(path), "%s/db/data.mdb", dir);
+    CHECK(exists(path));
+
+    CHECK_EQ_U(ca_workspace_get(portal, a, &w), 0);
+    CHECK(strcmp(json_string_value(json_object_get(w, "name")), "Office LAN") == 0);
+    CHECK(strcmp(json_string_value(json_object_get(w, "description")), "the office") == 0);
+    CHECK_EQ_U(json_integer_value(json_object_get(w, "owner")), 1);
+    CHECK_EQ_U(json_integer_value(json_object_get(w, "captures")), 0);
+    CHECK(json_is_integer(json_object_get(w, "bytes")));
+    json_decref(w);
+
+    CHECK_EQ_U(ca_workspace_list(portal, 1, &list), 0);
+    CHECK_EQ_U(json_array_size(list), 2);
+    CHECK_EQ_U(json_integer_value(json_object_get(json_array_get(list, 0), "id")), a);
+    CHECK_EQ_U(json_integer_value(json_object_get(json_array_get(list, 1), "id")), b);
+    json_decref(list);
+    CHECK_EQ_U(ca_workspace_list(portal, 3, &list), 0);
+    CHECK_EQ_U(json_array_size(list), 0);
+    json_decref(list);
+
+    CHECK_EQ_U(ca_workspace_delete(portal, b), 0);
+    CHECK_EQ_U(ca_ws_dir(ca_portal_datadir(portal), b, dir, sizeof(dir)), 0);
+    CHECK(!exists(dir));
+    w = NULL;
+    CHECK(ca_workspace_get(portal, b, &w) == CA_ENOTFOUND);
+    CHECK(w == NULL);
+    CHECK(ca_workspace_delete(portal, b) == CA_ENOTFOUND);
+    CHECK_EQ_U(ca_workspace_list(portal, 1, &list), 0);
+    CHECK_EQ_U(json_array_size(list), 1);
+    json_decref(list);
+}
+
+static json_t *job_of(uint64_t ws, const char *path)
+{
+    return json_pack("{s:I, s:I, s:s, s:s, s:I}", "workspace", (json_int_t)ws, "capture",
+                     (json_int_t)1, "source", "upload", "path", path, "bytes_total",
+                     (json_int_t)1000);
+}
+
+static void test_jobs(void)
+{
+    json_t *j1 = job_of(1, "/x/1"), *j2 = job_of(1, "/x/2"), *got = NULL, *fields;
+    uint64_t id1 = 0, id2 = 0;
+    pid_t child;
+    int n = -1, status;
+
+    CHECK(ca_job_claim(portal, getpid(), &got) == CA_ENOTFOUND);
+    CHECK(got == NULL);
+    CHECK_EQ_U(ca_job_create(portal, j1, &id1), 0);
+    CHECK_EQ_U(ca_job_create(portal, j2, &id2), 0);
+    CHECK(id2 > id1);
+    json_decref(j1);
+    json_decref(j2);
+
+    CHECK_EQ_U(ca_job_get(portal, id1, &got), 0);
+    CHECK(strcmp(json_string_value(json_object_get(got, "state")), "queued") == 0);
+    CHECK(strcmp(json_string_value(json_object_get(got, "kind")), "import") == 0);
+    CHECK_EQ_U(json_integer_value(json_object_get(got, "bytes_total")), 1000);
+    CHECK(json_is_null(json_object_get(got, "error")));
+    json_decref(got);
+
+    /* Oldest first. */
+    CHECK_EQ_U(ca_job_claim(portal, getpid(), &got), 0);
+    CHECK_EQ_U(json_integer_value(json_object_get(got, "id")), id1);
+    CHECK(strcmp(json_string_value(json_object_get(got, "state")), "running") == 0);
+    CHECK_EQ_U(json_integer_value(json_object_get(got, "worker_pid")), getpid());
+    CHECK(json_is_integer(json_object_get(got, "started")));
+    json_decref(got);
+
+    /* The second job goes to a process that dies at once. */
+    child = fork();
+    if (child == 0)
+        _exit(0);
+    CHECK(child > 0);
+    waitpid(child, &status, 0);
+    CHECK_EQ_U(ca_job_claim(portal, child, &got), 0);
+    CHECK_EQ_U(json_integer_value(json_object_get(got, "id")), id2);
+    json_decref(got);
+    CHECK(ca_job_claim(portal, getpid(), &got) == CA_ENOTFOUND);
+
+    fields = json_pack("{s:I, s:I, s:I}", "bytes_done", (json_int_t)500, "packets_done",
+                       (json_int_t)7, "id", (json_int_t)77);
+    CHECK_EQ_U(ca_job_update(portal, id1, fields), 0);
+    json_decref(fields);
+    CHECK_EQ_U(ca_job_get(portal, id1, &got), 0);
+    CHECK_EQ_U(json_integer_value(json_object_get(got, "bytes_done")), 500);
+    CHECK_EQ_U(json_integer_value(json_object_get(got, "packets_done")), 7);
+    CHECK_EQ_U(json_integer_value(json_object_get(got, "id")), id1);
+    json_decref(got);
+    fields = json_pack("{s:s}", "state", "done");
+    CHECK_EQ_U(ca_job_update(portal, id1, fields), 0);
+    CHECK(ca_job_update(portal, 9999, fields) == CA_ENOTFOUND);
+    json_decref(fields);
+    CHECK_EQ_U(ca_job_get(portal, id1, &got), 0);
+    CHECK(json_is_integer(json_object_get(got, "finished")));
+    json_decref(got);
+
+    /* Only the job of the dead worker goes back to the queue. */
+    CHECK_EQ_U(ca_job_requeue_orphans(portal, &n), 0);
+    CHECK_EQ_U(n, 1);
+    CHECK_EQ_U(ca_job_get(portal, id2, &got), 0);
+    CHECK(strcmp(json_string_value(json_object_get(got, "state")), "queued") == 0);
+    CHECK(json_is_null(json_object_get(got, "worker_pid")));
+    json_decref(got);
+    CHECK_EQ_U(ca_job_get(portal, id1, &got), 0);
+    CHECK(strcmp(json_string_value(json_object_get(got, "state")), "done") == 0);
+    json_decref(got);
+    CHECK_EQ_U(ca_job_claim(portal, getpid(), &got), 0);
+    CHECK_EQ_U(json_integer_value(json_object_get(got, "id")), id2);
+    json_decref(got);
+    CHECK_EQ_U(ca_job_requeue_orphans(portal, &n), 0);
+    CHECK_EQ_U(n, 0);
+    CHECK(ca_job_get(portal, 9999, &got) == CA_ENOTFOUND);
+}
+
+static void make_flows(struct ca_flow *f, size_t n, uint32_t tag)
+{
+    memset(f, 0, n * sizeof(*f));
+    for (size_t i = 0; i < n; i++) {
+        f[i].ip_version = 4;
+        f[i].l4 = 6;
+        f[i].cli_ip[0] = 10;
+        f[i].cli_ip[3] = (uint8_t)i;
+        f[i].srv_ip[0] = 192;
+        f[i].srv_ip[1] = 168;
+        f[i].cli_port = (uint16_t)(1024 + i);
+        f[i].srv_port = 443;
+        f[i].first_ns = 1700000000000000000LL + (int64_t)i;
+        f[i].last_ns = f[i].first_ns + 1000;
+        f[i].pkts[0] = tag;
+        f[i].pkts[1] = i;
+        f[i].bytes[0] = 100 * i;
+        snprintf(f[i].l7_name, sizeof(f[i].l7_name), "TLS");
+        snprintf(f[i].host, sizeof(f[i].host), "host%u-%zu.example", tag, i);
+    }
+}
+
+static uint64_t page_ids(struct ca_ws *w, uint64_t after, size_t limit, uint64_t *ids, size_t *n,
+                         uint64_t *total)
+{
+    json_t *arr = NULL, *o;
+    uint64_t next = 99;
+    size_t i;
+
+    *n = 0;
+    if (ca_ws_flows_page(w, after, limit, &arr, &next, total) != 0)
+        return 12345;
+    json_array_foreach(arr, i, o) ids[(*n)++] =
+        (uint64_t)json_integer_value(json_object_get(o, "id"));
+    json_decref(arr);
+    return next;
+}
+
+static void test_captures_flows(void)
+{
+    char err[256], dir[4096], file[4200];
+    struct ca_flow f[10], g;
+    struct ca_ws *w = NULL, *w2 = NULL;
+    uint64_t wsid = 0, ids[32], total = 0, next;
+    uint32_t c1 = 0, c2 = 0;
+    json_t *meta, *cap = NULL, *list = NULL, *rep, *fields;
+    size_t n = 0;
+    FILE *fp;
+
+    CHECK_EQ_U(ca_workspace_create(portal, 5, "flows", NULL, &wsid, err, sizeof(err)), 0);
+    CHECK(ca_ws_open(datadir, 424242, &w, err, sizeof(err)) == CA_ENOTFOUND);
+    CHECK_EQ_U(ca_ws_open(datadir, wsid, &w, err, sizeof(err)), 0);
+    /* A second open in the same process shares the handle. */
+    CHECK_EQ_U(ca_ws_open(datadir, wsid, &w2, err, sizeof(err)), 0);
+    CHECK(w == w2);
+    ca_ws_close(w2);
+
+    CHECK_EQ_U(ca_ws_dir(datadir, wsid, dir, sizeof(dir)), 0);
+    snprintf(file, sizeof(file), "%s/captures/1.cap", dir);
+    fp = fopen(file, "w");
+    CHECK(fp != NULL);
+    if (fp != NULL) {
+        fputs("not really a pcap", fp);
+        fclose(fp);
+    }
+    meta = json_pack("{s:s, s:s, s:I, s:s}", "name", "a.pcap", "source", "upload", "size",
+                     (json_int_t)17, "path", file);
+    CHECK_EQ_U(ca_ws_capture_add(w, meta, &c1), 0);
+    json_decref(meta);
+    meta = json_pack("{s:s, s:I}", "name", "b.pcap", "size", (json_int_t)100);
+    CHECK_EQ_U(ca_ws_capture_add(w, meta, &c2), 0);
+    json_decref(meta);
+    CHECK_EQ_U(c1, 1);
+    CHECK_EQ_U(c2, 2);
+
+    CHECK_EQ_U(ca_ws_capture_get(w, c1, &cap), 0);
+    CHECK(strcmp(json_string_value(json_object_get(cap, "state")), "queued") == 0);
+    CHECK(strcmp(json_string_value(json_object_get(cap, "name")), "a.pcap") == 0);
+    json_decref(cap);
+    fields = json_pack("{s:s}", "state", "importing");
+    CHECK_EQ_U(ca_ws_capture_update(w, c1, fields), 0);
+    CHECK_EQ_U(ca_ws_capture_update(w, c2, fields), 0);
+    CHECK(ca_ws_capture_update(w, 77, fields) == CA_ENOTFOUND);
+    json_decref(fields);
+    CHECK_EQ_U(ca_ws_capture_list(w, &list), 0);
+    CHECK_EQ_U(json_array_size(list), 2);
+    CHECK(strcmp(json_string_value(json_object_get(json_array_get(list, 0), "state")),
+                 "importing") == 0);
+    json_decref(list);
+    cap = NULL;
+    CHECK_EQ_U(ca_workspace_get(portal, wsid, &cap), 0);
+    CHECK_EQ_U(json_integer_value(json_object_get(cap, "captures")), 2);
+    CHECK_EQ_U(json_integer_value(json_object_get(cap, "bytes")), 117);
+    json_decref(cap);
+
+    /* Two batches for capture 1: seq continues from 4. */
+    make_flows(f, 10, 1);
+    CHECK_EQ_U(ca_ws_capture_purge_flows(w, c1), 0);
+    CHECK_EQ_U(ca_ws_flows_put(w, c1, f, 3), 0);
+    CHECK_EQ_U(ca_ws_flows_put(w, c1, f + 3, 4), 0);
+    /* Invisible until finished. */
+    next = page_ids(w, 0, 100, ids, &n, &total);
+    CHECK_EQ_U(n, 0);
+    CHECK_EQ_U(next, 0);
+    CHECK_EQ_U(total, 0);
+    CHECK(ca_ws_flow_get(w, (uint64_t)c1 << 32 | 1, &g) == CA_ENOTFOUND);
+
+    /* Capture 2 gets a leftover batch from a "crashed" attempt, then a purge. */
+    make_flows(f, 10, 2);
+    CHECK_EQ_U(ca_ws_flows_put(w, c2, f, 10), 0);
+    CHECK_EQ_U(ca_ws_capture_purge_flows(w, c2), 0);
+    CHECK_EQ_U(ca_ws_flows_put(w, c2, f, 2), 0);
+
+    rep = json_pack("{s:I}", "packets", (json_int_t)42);
+    CHECK_EQ_U(ca_ws_capture_finish(w, c1, rep), 0);
+    json_decref(rep);
+    CHECK_EQ_U(ca_ws_capture_get(w, c1, &cap), 0);
+    CHECK(strcmp(json_string_value(json_object_get(cap, "state")), "ready") == 0);
+    CHECK_EQ_U(json_integer_value(json_object_get(cap, "flows")), 7);
+    CHECK_EQ_U(json_integer_value(json_object_get(json_object_get(cap, "report"), "packets")), 42);
+    json_decref(cap);
+
+    next = page_ids(w, 0, 100, ids, &n, &total);
+    CHECK_EQ_U(n, 7);
+    CHECK_EQ_U(total, 7);
+    CHECK_EQ_U(next, 0);
+    for (size_t i = 0; i < n && i < 7; i++)
+        CHECK_EQ_U(ids[i], (uint64_t)c1 << 32 | (i + 1));
+
+    CHECK_EQ_U(ca_ws_flow_get(w, (uint64_t)c1 << 32 | 5, &g), 0);
+    CHECK_EQ_U(g.id, (uint64_t)c1 << 32 | 5);
+    CHECK_EQ_U(g.capture_id, c1);
+    CHECK_EQ_U(g.pkts[0], 1);
+    CHECK_EQ_U(g.pkts[1], 4); /* the 5th flow is f[4] of the first set */
+    CHECK(strcmp(g.host, "host1-4.example") == 0);
+    CHECK(ca_ws_flow_get(w, (uint64_t)c1 << 32 | 8, &g) == CA_ENOTFOUND);
+
+    CHECK_EQ_U(ca_ws_capture_finish(w, c2, NULL), 0);
+    CHECK_EQ_U(ca_ws_capture_get(w, c2, &cap), 0);
+    CHECK_EQ_U(json_integer_value(json_object_get(cap, "flows")), 2);
+    CHECK(json_is_null(json_object_get(cap, "report")));
+    json_decref(cap);
+
+    /* Paging across both captures: 9 flows, pages of 4. */
+    next = page_ids(w, 0, 4, ids, &n, &total);
+    CHECK_EQ_U(n, 4);
+    CHECK_EQ_U(total, 9);
+    CHECK_EQ_U(next, (uint64_t)c1 << 32 | 4);
+    next = page_ids(w, next, 4, ids, &n, NULL);
+    CHECK_EQ_U(n, 4);
+    CHECK_EQ_U(ids[3], (uint64_t)c2 << 32 | 1);
+    CHECK_EQ_U(next, (uint64_t)c2 << 32 | 1);
+    next = page_ids(w, next, 4, ids, &n, NULL);
+    CHECK_EQ_U(n, 1);
+    CHECK_EQ_U(ids[0], (uint64_t)c2 << 32 | 2);
+    CHECK_EQ_U(next, 0);
+    /* Exactly-full last page has no successor. */
+    next = page_ids(w, (uint64_t)c1 << 32 | 7, 2, ids, &n, NULL);
+    CHECK_EQ_U(n, 2);
+    CHECK_EQ_U(next, 0);
+
+    /* A capture going back to importing hides its flows again. */
+    fields = json_pack("{s:s}", "state", "importing");
+    CHECK_EQ_U(ca_ws_capture_update(w, c1, fields), 0);
+    json_decref(fields);
+    next = page_ids(w, 0, 100, ids, &n, &total);
+    CHECK_EQ_U(n, 2);
+    CHECK_EQ_U(total, 2);
+    CHECK_EQ_U(ids[0], (uint64_t)c2 << 32 | 1);
+    CHECK_EQ_U(ca_ws_capture_finish(w, c1, NULL), 0);
+
+    /* Purging capture 1 leaves capture 2 alone and restarts the numbering. */
+    CHECK_EQ_U(ca_ws_capture_purge_flows(w, c1), 0);
+    next = page_ids(w, 0, 100, ids, &n, &total);
+    CHECK_EQ_U(n, 2);
+    CHECK_EQ_U(total, 2);
+    CHECK_EQ_U(ca_ws_flows_put(w, c1, f, 1), 0);
+    CHECK_EQ_U(ca_ws_capture_finish(w, c1, NULL), 0);
+    next = page_ids(w, 0, 100, ids, &n, &total);
+    CHECK_EQ_U(n, 3);
+    CHECK_EQ_U(total, 3);
+    CHECK_EQ_U(ids[0], (uint64_t)c1 << 32 | 1);
+
+    /* Delete removes record, flows and file. */
+    CHECK(exists(file));
+    CHECK_EQ_U(ca_ws_capture_delete(w, c1), 0);
+    CHECK(!exists(file));
+    CHECK(ca_ws_capture_get(w, c1, &cap) == CA_ENOTFOUND);
+    CHECK(ca_ws_capture_delete(w, c1) == CA_ENOTFOUND);
+    next = page_ids(w, 0, 100, ids, &n, &total);
+    CHECK_EQ_U(n, 2);
+    CHECK_EQ_U(total, 2);
+    CHECK(ca_ws_flows_page(w, 0, 0, &list, &next, NULL) == CA_EINVAL);
+
+    ca_ws_close(w);
+    ca_ws_close(NULL);
+}
+
+/* Runs with CAPATLAS_STORE_MAPSIZE tiny, so the batches overflow the map. */
+static void test_map_growth(void)
+{
+    enum { BATCH = 500, BATCHES = 8 };
+    char err[256], dir[4096], path[4200];
+    struct stat st;
+    struct ca_ws *w = NULL;
+    struct ca_flow *f = calloc(BATCH, sizeof(*f));
+    uint64_t wsid = 0, total = 0, next = 0, seen = 0, expect;
+    uint32_t c = 0;
+    json_t *arr = NULL, *meta = json_object();
+
+    CHECK(f != NULL);
+    if (f == NULL)
+        return;
+    CHECK_EQ_U(ca_workspace_create(portal, 5, "big", NULL, &wsid, err, sizeof(err)), 0);
+    CHECK_EQ_U(ca_ws_open(datadir, wsid, &w, err, sizeof(err)), 0);
+    CHECK_EQ_U(ca_ws_capture_add(w, meta, &c), 0);
+    json_decref(meta);
+    make_flows(f, BATCH, 3);
+    for (int b = 0; b < BATCHES; b++)
+        CHECK_EQ_U(ca_ws_flows_put(w, c, f, BATCH), 0);
+    CHECK_EQ_U(ca_ws_capture_finish(w, c, NULL), 0);
+    expect = (uint64_t)c << 32 | 1;
+    do {
+        size_t i;
+        json_t *o;
+
+        CHECK_EQ_U(ca_ws_flows_page(w, next, 1000, &arr, &next, &total), 0);
+        json_array_foreach(arr, i, o)
+        {
+            if ((uint64_t)json_integer_value(json_object_get(o, "id")) != expect)
+                unit_failed_checks++;
+            expect++;
+            seen++;
+        }
+        json_decref(arr);
+        arr = NULL;
+    } while (next != 0);
+    CHECK_EQ_U(seen, BATCH * BATCHES);
+    CHECK_EQ_U(total, BATCH * BATCHES);
+    /* The data outgrew the initial 256 KiB map, so the map must have grown. */
+    CHECK_EQ_U(ca_ws_dir(datadir, wsid, dir, sizeof(dir)), 0);
+    snprintf(path, sizeof(path), "%s/db/data.mdb", dir);
+    CHECK(stat(path, &st) == 0 && st.st_size > 262144);
+    ca_ws_close(w);
+    free(f);
+}
+
+static void test_reopen(void)
+{
+    struct ca_portal *other = NULL;
+    char err[256];
+    uint64_t id = 0;
+
+    /* Everything survives closing and reopening the portal. */
+    ca_portal_close(portal);
+    portal = NULL;
+    CHECK_EQ_U(ca_portal_open(datadir, &portal, err, sizeof(err)), 0);
+    CHECK_EQ_U(ca_user_verify(portal, "alice", "alice-password", &id), 0);
+    CHECK(ca_portal_open("", &other, err, sizeof(err)) == CA_EINVAL);
+    CHECK(other == NULL);
+}
+
+int main(void)
+{
+    char err[256];
+
+    if (mkdtemp(datadir) == NULL) {
+        printf("Bail out! mkdtemp: %s\n", strerror(errno));
+        return 1;
+    }
+    /* 256 KiB maps: the workspace flows test must grow the map a few times. */
+    setenv("CAPATLAS_STORE_MAPSIZE", "262144", 1);
+    if (ca_portal_open(datadir, &portal, err, sizeof(err)) != 0) {
+        printf("Bail out! ca_portal_open: %s\n", err);
+        return 1;
+    }
+    unit_run("store: users", test_users);
+    unit_run("store: sessions", test_sessions);
+    unit_run("store: workspaces", test_workspaces);
+    unit_run("store: jobs", test_jobs);
+    unit_run("store: captures and flows", test_captures_flows);
+    unit_run("store: map grows on MDB_MAP_FULL", test_map_growth);
+    unit_run("store: reopen", test_reopen);
+    ca_portal_close(portal);
+    nftw(datadir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    return unit_done();
+}
