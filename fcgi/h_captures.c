@@ -1,0 +1,210 @@
+/*
+ * Captures of a workspace: the list, and the upload.  nginx has already
+ * written the upload body to a temp file (REQUEST_BODY_FILE); we move that
+ * file into the workspace with rename(2), so a large capture never passes
+ * through worker memory, and queue an import job.  Any failure leaves the
+ * temp file to request_free, which unlinks it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ca_error.h"
+#include "config.h"
+#include "errmap.h"
+#include "handlers.h"
+#include "log.h"
+#include "store.h"
+
+int h_capture_list(struct request *r, json_t **out)
+{
+    struct ca_ws *w = NULL;
+    json_t *list = NULL, *res = NULL;
+    char err[256] = "";
+    size_t i;
+    json_t *c;
+    int st, rc;
+
+    st = h_workspace_check(r, r->ids[0], NULL, out);
+    if (st != 0)
+        return st;
+    rc = ca_ws_open(r->conf->data, r->ids[0], &w, err, sizeof(err));
+    if (rc < 0)
+        return errmap_reply(out, rc, NULL, err);
+    rc = ca_ws_capture_list(w, &list);
+    ca_ws_close(w);
+    if (rc < 0)
+        return errmap_reply(out, rc, NULL, "could not list captures");
+    res = json_array();
+    json_array_foreach(list, i, c)
+    {
+        json_array_append_new(res, h_capture_public(c));
+    }
+    json_decref(list);
+    *out = json_pack("{s:o}", "captures", res);
+    return 200;
+}
+
+/* Copy src to dst when rename(2) cannot (another filesystem). */
+static int copy_file(const char *src, const char *dst)
+{
+    char buf[1 << 16];
+    int in, outfd, rc = -1;
+    ssize_t n;
+
+    in = open(src, O_RDONLY | O_CLOEXEC);
+    if (in < 0)
+        return -1;
+    outfd = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+    if (outfd < 0) {
+        close(in);
+        return -1;
+    }
+    for (;;) {
+        n = read(in, buf, sizeof(buf));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            rc = n == 0 ? 0 : -1;
+            break;
+        }
+        for (ssize_t off = 0; off < n;) {
+            ssize_t w = write(outfd, buf + off, (size_t)(n - off));
+
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0)
+                goto done;
+            off += w;
+        }
+    }
+done:
+    if (close(outfd) != 0)
+        rc = -1;
+    close(in);
+    if (rc != 0)
+        unlink(dst);
+    return rc;
+}
+
+/* Moves r->body_file to dst; marks it consumed on success. */
+static int move_upload(struct request *r, const char *dst)
+{
+    if (rename(r->body_file, dst) == 0) {
+        r->body_consumed = 1;
+        return 0;
+    }
+    if (errno != EXDEV)
+        return -1;
+    if (copy_file(r->body_file, dst) != 0)
+        return -1;
+    unlink(r->body_file);
+    r->body_consumed = 1;
+    return 0;
+}
+
+int h_capture_upload(struct request *r, json_t **out)
+{
+    struct ca_ws *w = NULL;
+    json_t *meta = NULL, *cap = NULL, *job = NULL, *upd;
+    const char *name = http_kv_get(r->query, r->nquery, "name");
+    char err[256] = "", dir[4096], dst[4200], source[256];
+    uint32_t cap_id = 0;
+    uint64_t job_id;
+    struct stat stt;
+    int st, rc;
+
+    st = h_workspace_check(r, r->ids[0], NULL, out);
+    if (st != 0)
+        return st;
+    if (name == NULL)
+        name = "upload.pcap";
+    if (!http_valid_name(name))
+        return errmap_fail(out, 400, "name",
+                           "name must be 1 to %d characters, without '/' or control characters",
+                           HTTP_NAME_MAX);
+    if (r->body_file == NULL || lstat(r->body_file, &stt) != 0 || !S_ISREG(stt.st_mode) ||
+        stt.st_size == 0)
+        return errmap_fail(out, 400, NULL, "empty upload");
+
+    rc = ca_ws_open(r->conf->data, r->ids[0], &w, err, sizeof(err));
+    if (rc < 0)
+        return errmap_reply(out, rc, NULL, err);
+    snprintf(source, sizeof(source), "upload: %s", name);
+    meta = json_pack("{s:s, s:s, s:I, s:s, s:n, s:n, s:I, s:s, s:n}", "name", name, "source",
+                     source, "size", (json_int_t)stt.st_size, "state", "queued", "error", "report",
+                     "created", (json_int_t)h_now(), "path", "", "job");
+    if (meta == NULL) {
+        st = errmap_reply(out, CA_ENOMEM, NULL, NULL);
+        goto out;
+    }
+    rc = ca_ws_capture_add(w, meta, &cap_id);
+    if (rc < 0) {
+        st = errmap_reply(out, rc, NULL, "could not add the capture");
+        goto out;
+    }
+    rc = ca_ws_dir(r->conf->data, r->ids[0], dir, sizeof(dir));
+    if (rc < 0 || snprintf(dst, sizeof(dst), "%s/captures", dir) >= (int)sizeof(dst)) {
+        st = errmap_reply(out, rc < 0 ? rc : CA_EINTERNAL, NULL, "workspace path too long");
+        goto undo;
+    }
+    if (mkdir(dst, 0750) != 0 && errno != EEXIST) {
+        st = errmap_reply(out, CA_EIO, NULL, "cannot create the captures folder");
+        goto undo;
+    }
+    snprintf(dst, sizeof(dst), "%s/captures/%u.cap", dir, cap_id);
+    if (move_upload(r, dst) != 0) {
+        log_line("upload: cannot move the body file into workspace %llu: %s",
+                 (unsigned long long)r->ids[0], strerror(errno));
+        st = errmap_reply(out, CA_EIO, NULL, "cannot store the upload");
+        goto undo;
+    }
+    upd = json_pack("{s:s, s:I}", "path", dst, "size", (json_int_t)stt.st_size);
+    rc = upd != NULL ? ca_ws_capture_update(w, cap_id, upd) : CA_ENOMEM;
+    json_decref(upd);
+    if (rc < 0) {
+        st = errmap_reply(out, rc, NULL, "could not update the capture");
+        goto undo;
+    }
+    job = json_pack("{s:s, s:I, s:I, s:s, s:s, s:I, s:I, s:I, s:s, s:n, s:I, s:n, s:n}", "kind",
+                    "import", "workspace", (json_int_t)r->ids[0], "capture", (json_int_t)cap_id,
+                    "path", dst, "source", source, "bytes_total", (json_int_t)stt.st_size,
+                    "bytes_done", (json_int_t)0, "packets_done", (json_int_t)0, "state", "queued",
+                    "error", "created", (json_int_t)h_now(), "started", "finished");
+    rc = job != NULL ? ca_job_create(r->portal, job, &job_id) : CA_ENOMEM;
+    if (rc < 0) {
+        st = errmap_reply(out, rc, NULL, "could not queue the import");
+        goto undo;
+    }
+    upd = json_pack("{s:I}", "job", (json_int_t)job_id);
+    if (upd != NULL)
+        ca_ws_capture_update(w, cap_id, upd);
+    json_decref(upd);
+    json_decref(job);
+    job = NULL;
+    if (ca_job_get(r->portal, job_id, &job) < 0 || ca_ws_capture_get(w, cap_id, &cap) < 0) {
+        st = errmap_reply(out, CA_ESTORE, NULL, "upload stored but not readable");
+        goto out;
+    }
+    *out = json_pack("{s:o, s:o}", "capture", h_capture_public(cap), "job", h_job_public(job));
+    log_line("upload: workspace %llu capture %u job %llu, %lld bytes",
+             (unsigned long long)r->ids[0], cap_id, (unsigned long long)job_id,
+             (long long)stt.st_size);
+    st = 202;
+    goto out;
+undo:
+    /* The request failed: take the capture record (and a moved file) away. */
+    if (cap_id != 0)
+        ca_ws_capture_delete(w, cap_id);
+    if (r->body_consumed)
+        unlink(dst);
+out:
+    json_decref(cap);
+    json_decref(job);
+    json_decref(meta);
+    ca_ws_close(w);
+    return st;
+}

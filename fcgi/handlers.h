@@ -1,0 +1,52 @@
+/*
+ * API handlers, one file per concern (h_auth.c, h_workspaces.c,
+ * h_captures.c, h_flows.c, h_jobs.c), and small helpers they share.  Each
+ * handler gets a request that passed the router's checks (r->user_id set
+ * when the route needs auth) and returns an HTTP status with *out set.
+ */
+#ifndef CA_HANDLERS_H
+#define CA_HANDLERS_H
+
+#include <jansson.h>
+
+#include "http.h"
+
+int h_health(struct request *r, json_t **out);
+int h_login(struct request *r, json_t **out);
+int h_logout(struct request *r, json_t **out);
+int h_me(struct request *r, json_t **out);
+
+int h_workspace_list(struct request *r, json_t **out);
+int h_workspace_create(struct request *r, json_t **out);
+int h_workspace_get(struct request *r, json_t **out);
+
+int h_capture_list(struct request *r, json_t **out);
+int h_capture_upload(struct request *r, json_t **out);
+
+int h_job_get(struct request *r, json_t **out);
+
+int h_flow_list(struct request *r, json_t **out);
+int h_flow_get(struct request *r, json_t **out);
+
+/*
+ * Parses r->body as a JSON object whose keys are all in allowed (NULL
+ * terminated).  Returns 0 with *root set, or an HTTP status with *out set
+ * to an error naming the field.
+ */
+int h_body_object(struct request *r, const char *const *allowed, json_t **root, json_t **out);
+
+/*
+ * Loads workspace r->ids[0] into *ws (if not NULL) when r->user_id may see
+ * it.  Returns 0, or a status with *out set: 404 for unknown and for not
+ * yours alike.
+ */
+int h_workspace_check(struct request *r, uint64_t ws_id, json_t **ws, json_t **out);
+
+/* Public forms of store records (internal fields such as paths removed). */
+json_t *h_job_public(json_t *job);
+json_t *h_capture_public(json_t *cap);
+
+/* Current time, unix seconds. */
+long long h_now(void);
+
+#endif
