@@ -10,7 +10,10 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <lmdb.h>
 
 #include "ca_error.h"
 #include "cred.h"
@@ -169,6 +172,98 @@ static void test_workspaces(void)
     CHECK_EQ_U(ca_workspace_list(portal, 1, &list), 0);
     CHECK_EQ_U(json_array_size(list), 1);
     json_decref(list);
+}
+
+/*
+ * Edits (or, with field NULL, just checks) a stored session with LMDB
+ * directly; the portal must be closed, since LMDB allows one handle per
+ * environment in a process.
+ */
+static int edit_session(const char *token, const char *field, json_int_t value)
+{
+    char dir[4200], digest[65];
+    MDB_env *env = NULL;
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    MDB_dbi dbi;
+    MDB_val k, v;
+    json_t *rec = NULL;
+    char *text = NULL;
+    int rc = -1;
+
+    snprintf(dir, sizeof(dir), "%s/portal", datadir);
+    ca_cred_digest(token, digest, sizeof(digest));
+    if (mdb_env_create(&env) != 0 || mdb_env_set_maxdbs(env, 16) != 0 ||
+        mdb_env_open(env, dir, 0, 0640) != 0 || mdb_txn_begin(env, NULL, 0, &txn) != 0 ||
+        mdb_dbi_open(txn, "sessions", 0, &dbi) != 0 || mdb_cursor_open(txn, dbi, &cur) != 0)
+        goto out;
+    /* No stored key is the token itself. */
+    while (mdb_cursor_get(cur, &k, &v, MDB_NEXT) == 0)
+        if (k.mv_size == 64 && memcmp(k.mv_data, token, 64) == 0)
+            goto out;
+    k.mv_data = digest;
+    k.mv_size = 64;
+    if (mdb_get(txn, dbi, &k, &v) != 0)
+        goto out;
+    if (field != NULL) {
+        rec = json_loadb(v.mv_data, v.mv_size, 0, NULL);
+        if (rec == NULL || json_object_set_new(rec, field, json_integer(value)) != 0 ||
+            (text = json_dumps(rec, JSON_COMPACT)) == NULL)
+            goto out;
+        v.mv_data = text;
+        v.mv_size = strlen(text);
+        if (mdb_put(txn, dbi, &k, &v, 0) != 0)
+            goto out;
+    }
+    mdb_cursor_close(cur);
+    cur = NULL;
+    rc = mdb_txn_commit(txn);
+    txn = NULL;
+out:
+    if (cur != NULL)
+        mdb_cursor_close(cur);
+    if (txn != NULL)
+        mdb_txn_abort(txn);
+    mdb_env_close(env);
+    json_decref(rec);
+    free(text);
+    return rc;
+}
+
+static void test_session_expiry(void)
+{
+    char t_idle[65], t_old[65], t_fresh[65], t_purge[65], csrf[65], err[256];
+    json_int_t now = (json_int_t)time(NULL);
+    uint64_t got = 0;
+    int n = -1;
+
+    CHECK_EQ_U(ca_session_create(portal, 1, "::1", t_idle, csrf), 0);
+    CHECK_EQ_U(ca_session_create(portal, 1, "::1", t_old, csrf), 0);
+    CHECK_EQ_U(ca_session_create(portal, 1, "::1", t_fresh, csrf), 0);
+    CHECK_EQ_U(ca_session_create(portal, 1, "::1", t_purge, csrf), 0);
+    ca_portal_close(portal);
+    portal = NULL;
+    CHECK_EQ_U(edit_session(t_idle, "last_seen", now - 13 * 3600), 0);
+    CHECK_EQ_U(edit_session(t_old, "created", now - 8 * 24 * 3600), 0);
+    CHECK_EQ_U(edit_session(t_fresh, "last_seen", now - 11 * 3600), 0);
+    CHECK_EQ_U(edit_session(t_purge, "last_seen", now - 13 * 3600), 0);
+    CHECK_EQ_U(ca_portal_open(datadir, &portal, err, sizeof(err)), 0);
+
+    CHECK(ca_session_lookup(portal, t_idle, &got, csrf) == CA_EAUTH);
+    CHECK(ca_session_lookup(portal, t_old, &got, csrf) == CA_EAUTH);
+    /* 11 hours idle is still fine, and the lookup moves last_seen on. */
+    CHECK_EQ_U(ca_session_lookup(portal, t_fresh, &got, csrf), 0);
+    CHECK_EQ_U(got, 1);
+    CHECK_EQ_U(ca_session_purge_expired(portal, &n), 0);
+    CHECK_EQ_U(n, 1);
+    ca_portal_close(portal);
+    portal = NULL;
+    /* An expired session looked up is deleted, and the purged one is gone. */
+    CHECK(edit_session(t_idle, NULL, 0) != 0);
+    CHECK(edit_session(t_purge, NULL, 0) != 0);
+    CHECK_EQ_U(edit_session(t_fresh, "created", now - 6 * 24 * 3600), 0);
+    CHECK_EQ_U(ca_portal_open(datadir, &portal, err, sizeof(err)), 0);
+    CHECK_EQ_U(ca_session_lookup(portal, t_fresh, &got, csrf), 0);
 }
 
 static json_t *job_of(uint64_t ws, const char *path)
@@ -532,6 +627,7 @@ int main(void)
     }
     unit_run("store: users", test_users);
     unit_run("store: sessions", test_sessions);
+    unit_run("store: session expiry", test_session_expiry);
     unit_run("store: workspaces", test_workspaces);
     unit_run("store: jobs", test_jobs);
     unit_run("store: captures and flows", test_captures_flows);
