@@ -64,9 +64,7 @@ int h_login(struct request *r, json_t **out)
         st = errmap_reply(out, rc, NULL, "session creation failed");
         goto out;
     }
-    user = json_pack("{s:I, s:O, s:b}", "id", (json_int_t)uid, "name",
-                     json_object_get(u, "name") != NULL ? json_object_get(u, "name") : json_null(),
-                     json_is_true(json_object_get(u, "admin")));
+    user = h_user_public(uid, u);
     *out = json_pack("{s:o, s:s}", "user", user, "csrf", csrf);
     user = NULL;
     if (*out == NULL) {

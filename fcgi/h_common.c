@@ -106,3 +106,12 @@ json_t *h_capture_public(json_t *cap)
 
     return pick(cap, keys);
 }
+
+json_t *h_user_public(uint64_t id, json_t *user)
+{
+    json_t *name = json_object_get(user, "name");
+
+    return json_pack("{s:I, s:O, s:b}", "id", (json_int_t)id, "name",
+                     name != NULL ? name : json_null(), "admin",
+                     json_is_true(json_object_get(user, "admin")));
+}

@@ -45,6 +45,8 @@ int h_workspace_check(struct request *r, uint64_t ws_id, json_t **ws, json_t **o
 /* Public forms of store records (internal fields such as paths removed). */
 json_t *h_job_public(json_t *job);
 json_t *h_capture_public(json_t *cap);
+/* {"id","name","admin"} of a store user object. */
+json_t *h_user_public(uint64_t id, json_t *user);
 
 /* Current time, unix seconds. */
 long long h_now(void);

@@ -87,10 +87,7 @@ static int router_auth(struct request *r, json_t **out)
         json_decref(u);
         goto denied;
     }
-    r->user =
-        json_pack("{s:I, s:O, s:b}", "id", (json_int_t)uid, "name",
-                  json_object_get(u, "name") != NULL ? json_object_get(u, "name") : json_null(),
-                  json_is_true(json_object_get(u, "admin")));
+    r->user = h_user_public(uid, u);
     json_decref(u);
     if (r->user == NULL)
         return errmap_reply(out, CA_ENOMEM, NULL, NULL);
