@@ -1,5 +1,5 @@
 /*
- * Credentials: password hashing (scrypt through OpenSSL EVP_PKEY_SCRYPT),
+ * Credentials: password hashing (scrypt through OpenSSL's EVP_KDF "SCRYPT"),
  * random tokens, and token digests.  The only module that includes OpenSSL.
  */
 #ifndef CA_CRED_H

@@ -772,16 +772,18 @@ int ca_ws_dir(const char *datadir, uint64_t ws_id, char *buf, size_t len)
     return n < 0 || (size_t)n >= len ? CA_EINVAL : 0;
 }
 
+/* 1..max characters (UTF-8 code points), none of them a control character. */
 static int valid_ws_name(const char *s, size_t max, int allow_empty)
 {
-    size_t n = strlen(s);
+    size_t chars = 0;
 
-    if (n > max || (n == 0 && !allow_empty))
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+    for (const unsigned char *u = (const unsigned char *)s; *u != '\0'; u++) {
+        if (*u < 0x20 || *u == 0x7f)
             return 0;
-    return 1;
+        if ((*u & 0xc0) != 0x80)
+            chars++;
+    }
+    return chars <= max && (chars > 0 || allow_empty);
 }
 
 struct ws_arg {

@@ -156,6 +156,7 @@ struct cap_arg {
     json_t *rec;
     const struct ca_flow *flows;
     size_t n;
+    int more;
     char path[4096];
 };
 
@@ -354,14 +355,23 @@ int ca_ws_stats(struct ca_ws *w, uint64_t *captures, uint64_t *bytes)
 
 /* ---- flows ------------------------------------------------------------- */
 
-/* Deletes the flows of one capture and its sequence counter. */
-static int purge_in_txn(struct ca_ws *w, MDB_txn *txn, uint32_t cap)
+/*
+ * Deletes up to PURGE_CHUNK flows of one capture per transaction: one txn
+ * for millions of flows would dirty more pages than LMDB allows
+ * (MDB_TXN_FULL) and hold the writer lock for long.  The sequence counter
+ * goes with the last chunk.
+ */
+#define PURGE_CHUNK 10000
+
+static int purge_in_txn(struct ca_ws *w, MDB_txn *txn, uint32_t cap, int *more)
 {
     MDB_cursor *cur = NULL;
     unsigned char start[8], ckey[4];
     MDB_val k = {sizeof(start), start}, v, ck = {sizeof(ckey), ckey};
+    size_t n = 0;
     int rc;
 
+    *more = 0;
     rc = mdb_cursor_open(txn, w->db[WDB_FLOWS], &cur);
     if (rc != 0)
         return rc;
@@ -370,15 +380,22 @@ static int purge_in_txn(struct ca_ws *w, MDB_txn *txn, uint32_t cap)
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         if (k.mv_size != 8 || ca_store_rd64(k.mv_data) >> 32 != cap)
             break;
+        if (n == PURGE_CHUNK) {
+            *more = 1;
+            break;
+        }
         /* After a delete the cursor already sits on the next key, and
          * MDB_NEXT knows not to skip it. */
         rc = mdb_cursor_del(cur, 0);
         if (rc != 0)
             break;
+        n++;
     }
     mdb_cursor_close(cur);
     if (rc != 0 && rc != MDB_NOTFOUND)
         return rc;
+    if (*more)
+        return 0;
     ca_store_be32(cap, ckey);
     rc = mdb_del(txn, w->db[WDB_CAPSEQ], &ck, NULL);
     return rc == MDB_NOTFOUND ? 0 : rc;
@@ -391,9 +408,10 @@ static int purge_txn(MDB_txn *txn, void *arg)
     json_t *rec = NULL;
     int rc;
 
-    rc = purge_in_txn(a->w, txn, a->id);
-    if (rc != 0)
+    rc = purge_in_txn(a->w, txn, a->id, &a->more);
+    if (rc != 0 || a->more || a->n != 0)
         return rc;
+    /* Last chunk of a purge (not of a delete, n != 0): zero the count. */
     ca_store_be32(a->id, key);
     rc = ca_store_get_json(txn, a->w->db[WDB_CAPTURES], key, sizeof(key), &rec);
     if (rc == MDB_NOTFOUND)
@@ -407,11 +425,21 @@ static int purge_txn(MDB_txn *txn, void *arg)
     return rc;
 }
 
+/* Runs purge chunks until the capture has no flows left. */
+static int purge_all(struct ca_ws *w, uint32_t capture_id, int deleting)
+{
+    struct cap_arg a = {.w = w, .id = capture_id, .n = deleting != 0};
+    int rc;
+
+    do {
+        rc = ca_store_write(w->env, purge_txn, &a);
+    } while (rc == 0 && a.more);
+    return ca_store_err(rc);
+}
+
 int ca_ws_capture_purge_flows(struct ca_ws *w, uint32_t capture_id)
 {
-    struct cap_arg a = {.w = w, .id = capture_id};
-
-    return ca_store_err(ca_store_write(w->env, purge_txn, &a));
+    return purge_all(w, capture_id, 0);
 }
 
 /* The next seq for a capture (1 when none stored yet). */
@@ -551,7 +579,10 @@ static int cap_delete_txn(MDB_txn *txn, void *arg)
     if (path != NULL && strlen(path) < sizeof(a->path))
         strcpy(a->path, path);
     json_decref(rec);
-    rc = purge_in_txn(a->w, txn, a->id);
+    /* The record goes first, with the first chunk of flows; without it the
+     * rest are invisible, and ids are never reused, so even a crash before
+     * the remaining chunks leaves nothing that shows. */
+    rc = purge_in_txn(a->w, txn, a->id, &a->more);
     if (rc != 0)
         return rc;
     return mdb_del(txn, a->w->db[WDB_CAPTURES], &k, NULL);
@@ -577,6 +608,8 @@ int ca_ws_capture_delete(struct ca_ws *w, uint32_t capture_id)
     int rc;
 
     rc = ca_store_err(ca_store_write(w->env, cap_delete_txn, &a));
+    if (rc == 0 && a.more)
+        rc = purge_all(w, capture_id, 1);
     if (rc != 0 || a.path[0] == '\0')
         return rc;
     if (a.path[0] == '/')

@@ -266,6 +266,29 @@ static void test_session_expiry(void)
     CHECK_EQ_U(ca_session_lookup(portal, t_fresh, &got, csrf), 0);
 }
 
+/* Entries of one named database of a closed environment (data file path). */
+static size_t count_entries(const char *datafile, const char *db)
+{
+    char dir[4200];
+    MDB_env *env = NULL;
+    MDB_txn *txn = NULL;
+    MDB_dbi dbi;
+    MDB_stat st;
+    size_t n = (size_t)-1;
+
+    snprintf(dir, sizeof(dir), "%s", datafile);
+    *strrchr(dir, '/') = '\0';
+    if (mdb_env_create(&env) == 0 && mdb_env_set_maxdbs(env, 16) == 0 &&
+        mdb_env_open(env, dir, MDB_RDONLY, 0640) == 0 &&
+        mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) == 0 && mdb_dbi_open(txn, db, 0, &dbi) == 0 &&
+        mdb_stat(txn, dbi, &st) == 0)
+        n = st.ms_entries;
+    if (txn != NULL)
+        mdb_txn_abort(txn);
+    mdb_env_close(env);
+    return n;
+}
+
 static json_t *job_of(uint64_t ws, const char *path)
 {
     return json_pack("{s:I, s:I, s:s, s:s, s:I}", "workspace", (json_int_t)ws, "capture",
@@ -550,7 +573,7 @@ static void test_captures_flows(void)
 /* Runs with CAPATLAS_STORE_MAPSIZE tiny, so the batches overflow the map. */
 static void test_map_growth(void)
 {
-    enum { BATCH = 500, BATCHES = 8 };
+    enum { BATCH = 1000, BATCHES = 12 };
     char err[256], dir[4096], path[4200];
     struct stat st;
     struct ca_ws *w = NULL;
@@ -592,7 +615,25 @@ static void test_map_growth(void)
     CHECK_EQ_U(ca_ws_dir(datadir, wsid, dir, sizeof(dir)), 0);
     snprintf(path, sizeof(path), "%s/db/data.mdb", dir);
     CHECK(stat(path, &st) == 0 && st.st_size > 262144);
+
+    /* Purge and delete work in chunks: more flows than one chunk. */
+    CHECK_EQ_U(ca_ws_capture_purge_flows(w, c), 0);
+    CHECK_EQ_U(ca_ws_flows_page(w, 0, 10, &arr, &next, &total), 0);
+    CHECK_EQ_U(json_array_size(arr), 0);
+    CHECK_EQ_U(total, 0);
+    json_decref(arr);
+    for (int b = 0; b < BATCHES; b++)
+        CHECK_EQ_U(ca_ws_flows_put(w, c, f, BATCH), 0);
+    CHECK_EQ_U(ca_ws_capture_finish(w, c, NULL), 0);
+    CHECK_EQ_U(ca_ws_flows_page(w, 0, 1, &arr, &next, &total), 0);
+    CHECK_EQ_U(total, BATCH * BATCHES);
+    CHECK_EQ_U(json_integer_value(json_object_get(json_array_get(arr, 0), "id")),
+               (uint64_t)c << 32 | 1);
+    json_decref(arr);
+    CHECK_EQ_U(ca_ws_capture_delete(w, c), 0);
     ca_ws_close(w);
+    CHECK_EQ_U(count_entries(path, "flows"), 0);
+    CHECK_EQ_U(count_entries(path, "capseq"), 0);
     free(f);
 }
 
