@@ -21,7 +21,7 @@ SANFLAGS :=
 OPT     := -O2
 endif
 
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null | sed 's,-I/usr/include/dbus[^ ]*,,g')
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null | sed 's,-I[^ ]*dbus[^ ]*,,g')
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 CFLAGS  ?= $(OPT) -g
