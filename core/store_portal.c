@@ -926,7 +926,8 @@ out:
         mdb_txn_abort(txn);
     if (rc == 0) {
         /* Outside the portal txn: each opens its own workspace store. */
-        json_array_foreach(arr, i, rec) ws_add_stats(p, rec);
+        for (i = 0; i < json_array_size(arr); i++)
+            ws_add_stats(p, json_array_get(arr, i));
         *out = arr;
         arr = NULL;
     }
