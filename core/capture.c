@@ -109,9 +109,10 @@ int ca_capture_next(struct ca_capture *c, struct ca_capture_pkt *pkt, char *err,
         return 0;
     if (r != 1) {
         const char *msg = pcap_geterr(c->p);
-        if (msg != NULL && strstr(msg, "different from the type of the first interface") != NULL)
+        if (msg != NULL && strstr(msg, "different from the") != NULL)
             return ca_seterr(err, errlen, CA_EFORMAT,
-                             "pcapng interfaces with different link types are not supported: %s",
+                             "pcapng interfaces with different link types or snapshot lengths "
+                             "are not supported: %s",
                              msg);
         return ca_seterr(err, errlen, CA_EFORMAT, "%s",
                          msg != NULL && *msg ? msg : "read error");

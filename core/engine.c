@@ -147,7 +147,7 @@ int ca_engine_import(struct ca_engine *e, const struct ca_import_req *req, json_
         if (r == 0)
             break;
         if (r < 0) {
-            if (packets == 0 || strstr(derr, "different link types") != NULL) {
+            if (packets == 0 || strstr(derr, "pcapng interfaces with different") == derr) {
                 r = ca_seterr(err, errlen, CA_EFORMAT, "%s", derr);
                 goto out;
             }
@@ -159,7 +159,7 @@ int ca_engine_import(struct ca_engine *e, const struct ca_import_req *req, json_
             break;
         }
         packets++;
-        bytes += pkt.caplen;
+        bytes += pkt.len;
         if (packets == 1 || pkt.ts_ns < first_ns)
             first_ns = pkt.ts_ns;
         if (packets == 1 || pkt.ts_ns > last_ns)
