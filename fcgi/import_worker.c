@@ -21,6 +21,8 @@
 
 #define PROGRESS_EVERY_MS 500
 #define IDLE_SLEEP_MS 200
+#define MAX_ATTEMPTS 3 /* a capture that keeps killing the worker is failed, not retried forever   \
+                        */
 
 static volatile sig_atomic_t imp_term;
 
@@ -113,7 +115,7 @@ static void run_job(const struct config *c, struct ca_portal *p, struct ca_engin
     json_t *report = NULL;
     char err[512] = "";
     const char *path = jstr(job, "path"), *kind = jstr(job, "kind");
-    uint64_t ws_id = jint(job, "workspace");
+    uint64_t ws_id = jint(job, "workspace"), attempts;
     int rc;
 
     memset(&im, 0, sizeof(im));
@@ -122,7 +124,18 @@ static void run_job(const struct config *c, struct ca_portal *p, struct ca_engin
     im.cap_id = (uint32_t)jint(job, "capture");
     log_line("job %llu: import of capture %u in workspace %llu started",
              (unsigned long long)im.job_id, im.cap_id, (unsigned long long)ws_id);
-    job_set(p, im.job_id, json_pack("{s:I}", "started", (json_int_t)time(NULL)));
+    attempts = jint(job, "attempts") + 1;
+    job_set(p, im.job_id,
+            json_pack("{s:I, s:I}", "started", (json_int_t)time(NULL), "attempts",
+                      (json_int_t)attempts));
+    if (attempts > MAX_ATTEMPTS) {
+        snprintf(err, sizeof(err), "the import stopped the worker %d times; giving up",
+                 MAX_ATTEMPTS);
+        rc = CA_EINTERNAL;
+        if (ca_ws_open(c->data, ws_id, &im.ws, NULL, 0) < 0)
+            im.ws = NULL;
+        goto failed;
+    }
     if (kind == NULL || strcmp(kind, "import") != 0 || path == NULL || ws_id == 0 ||
         im.cap_id == 0) {
         snprintf(err, sizeof(err), "malformed job");
@@ -151,8 +164,9 @@ static void run_job(const struct config *c, struct ca_portal *p, struct ca_engin
         /* Shutting down: give the job back; leftovers are purged next time. */
         cap_set(im.ws, im.cap_id, json_pack("{s:s}", "state", "queued"));
         job_set(p, im.job_id,
-                json_pack("{s:s, s:n, s:I, s:I}", "state", "queued", "started", "bytes_done",
-                          (json_int_t)0, "packets_done", (json_int_t)0));
+                json_pack("{s:s, s:n, s:I, s:I, s:I}", "state", "queued", "started", "bytes_done",
+                          (json_int_t)0, "packets_done", (json_int_t)0, "attempts",
+                          (json_int_t)(attempts - 1)));
         log_line("job %llu: abandoned on shutdown, requeued", (unsigned long long)im.job_id);
         goto out;
     }

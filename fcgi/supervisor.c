@@ -171,7 +171,7 @@ static int requeue_orphans(const struct config *c)
         return -1;
     }
     if (n > 0)
-        log_line("requeued %d job(s) left running by an earlier run", n);
+        log_line("requeued %d job(s) left running by a dead worker", n);
     return 0;
 }
 
@@ -265,6 +265,9 @@ int cmd_serve(int argc, char **argv)
                 log_line("%s %d (pid %d) %s", kind_name(ch->kind), ch->index, (int)pid, how);
                 continue;
             }
+            /* Its job, if any, goes back to the queue (the next attempt is counted). */
+            if (ch->kind == KIND_IMPORT)
+                requeue_orphans(&conf);
             if (t - ch->started_ms < QUICK_DEATH_SEC * 1000.0)
                 ch->fails++;
             else
