@@ -13,6 +13,8 @@
  *               -> {"user","csrf","created","last_seen","addr"}
  *   workspaces  u64 BE ws id      -> {"id","name","description","owner","created"}
  *   jobs        u64 BE job id     -> job object (see store.h)
+ *   jobq        u64 BE job id     -> "" for each job whose state is "queued", so that
+ *                                    a claim reads the oldest one without a scan
  *
  * Transactions are short and never span password hashing or file system
  * work: a slow scrypt or rm -rf would otherwise hold the single writer lock.
@@ -44,10 +46,10 @@
 #define WS_NAME_MAX 64
 #define WS_DESC_MAX 1000
 
-enum { DB_META, DB_USERS, DB_USER_NAMES, DB_SESSIONS, DB_WORKSPACES, DB_JOBS, DB_COUNT };
+enum { DB_META, DB_USERS, DB_USER_NAMES, DB_SESSIONS, DB_WORKSPACES, DB_JOBS, DB_JOBQ, DB_COUNT };
 
 static const char *const portal_dbnames[DB_COUNT] = {
-    "meta", "users", "user_names", "sessions", "workspaces", "jobs",
+    "meta", "users", "user_names", "sessions", "workspaces", "jobs", "jobq",
 };
 
 struct ca_portal {
@@ -972,6 +974,32 @@ struct job_arg {
     int n;
 };
 
+static int job_is(json_t *rec, const char *state)
+{
+    const char *s = json_string_value(json_object_get(rec, "state"));
+
+    return s != NULL && strcmp(s, state) == 0;
+}
+
+/* Keeps the jobq index in step with a job's state. */
+static int jobq_sync(struct ca_portal *p, MDB_txn *txn, const unsigned char key[8], json_t *rec)
+{
+    MDB_val k = {8, (void *)key}, v = {0, NULL};
+    int rc;
+
+    if (job_is(rec, "queued"))
+        return mdb_put(txn, p->db[DB_JOBQ], &k, &v, 0);
+    rc = mdb_del(txn, p->db[DB_JOBQ], &k, NULL);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+static int job_put(struct ca_portal *p, MDB_txn *txn, const unsigned char key[8], json_t *rec)
+{
+    int rc = ca_store_put_json(txn, p->db[DB_JOBS], key, 8, rec);
+
+    return rc != 0 ? rc : jobq_sync(p, txn, key, rec);
+}
+
 static int job_create_txn(MDB_txn *txn, void *arg)
 {
     struct job_arg *a = arg;
@@ -984,7 +1012,7 @@ static int job_create_txn(MDB_txn *txn, void *arg)
     if (json_object_set_new(a->rec, "id", json_integer((json_int_t)a->id)) != 0)
         return CA_ENOMEM;
     ca_store_be64(a->id, key);
-    return ca_store_put_json(txn, a->p->db[DB_JOBS], key, sizeof(key), a->rec);
+    return job_put(a->p, txn, key, a->rec);
 }
 
 /* Sets key to v unless the object already has it. */
@@ -1031,13 +1059,6 @@ int ca_job_get(struct ca_portal *p, uint64_t id, json_t **out)
     return get_by_id(p, DB_JOBS, id, out);
 }
 
-static int job_is(json_t *rec, const char *state)
-{
-    const char *s = json_string_value(json_object_get(rec, "state"));
-
-    return s != NULL && strcmp(s, state) == 0;
-}
-
 static int job_claim_txn(MDB_txn *txn, void *arg)
 {
     struct job_arg *a = arg;
@@ -1049,20 +1070,26 @@ static int job_claim_txn(MDB_txn *txn, void *arg)
 
     json_decref(a->rec);
     a->rec = NULL;
-    rc = mdb_cursor_open(txn, a->p->db[DB_JOBS], &cur);
+    rc = mdb_cursor_open(txn, a->p->db[DB_JOBQ], &cur);
     if (rc != 0)
         return rc;
-    /* Ids grow with time, so the first queued job in key order is the oldest. */
+    /* Ids grow with time, so the first queued id is the oldest job. */
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        rec = json_loadb(v.mv_data, v.mv_size, 0, NULL);
-        if (rec != NULL && k.mv_size == sizeof(key) && job_is(rec, "queued")) {
-            /* Copied: a write may move the page the key lives in. */
+        if (k.mv_size == sizeof(key)) {
             memcpy(key, k.mv_data, sizeof(key));
-            break;
+            rc = ca_store_get_json(txn, a->p->db[DB_JOBS], key, sizeof(key), &rec);
+            if (rc == 0 && job_is(rec, "queued"))
+                break;
+            json_decref(rec);
+            rec = NULL;
+            if (rc != 0 && rc != MDB_NOTFOUND)
+                break;
         }
-        json_decref(rec);
-        rec = NULL;
+        /* A stale index entry: drop it and look further. */
+        rc = mdb_cursor_del(cur, 0);
+        if (rc != 0)
+            break;
     }
     mdb_cursor_close(cur);
     if (rc != 0)
@@ -1073,7 +1100,7 @@ static int job_claim_txn(MDB_txn *txn, void *arg)
         json_decref(rec);
         return CA_ENOMEM;
     }
-    rc = ca_store_put_json(txn, a->p->db[DB_JOBS], key, sizeof(key), rec);
+    rc = job_put(a->p, txn, key, rec);
     if (rc != 0) {
         json_decref(rec);
         return rc;
@@ -1124,7 +1151,7 @@ static int job_update_txn(MDB_txn *txn, void *arg)
         rc = CA_ENOMEM;
         goto out;
     }
-    rc = ca_store_put_json(txn, a->p->db[DB_JOBS], key, sizeof(key), rec);
+    rc = job_put(a->p, txn, key, rec);
 out:
     json_decref(fields);
     json_decref(rec);
@@ -1152,6 +1179,7 @@ static int job_requeue_txn(MDB_txn *txn, void *arg)
     struct job_arg *a = arg;
     MDB_cursor *cur = NULL;
     MDB_val k, v;
+    unsigned char key[8];
     json_t *rec;
     char *vs;
     int rc;
@@ -1184,8 +1212,15 @@ static int job_requeue_txn(MDB_txn *txn, void *arg)
         }
         v.mv_data = vs;
         v.mv_size = strlen(vs);
+        if (k.mv_size == sizeof(key))
+            memcpy(key, k.mv_data, sizeof(key));
         rc = mdb_cursor_put(cur, &k, &v, MDB_CURRENT);
         free(vs);
+        if (rc == 0 && k.mv_size == sizeof(key)) {
+            MDB_val qk = {sizeof(key), key}, qv = {0, NULL};
+
+            rc = mdb_put(txn, a->p->db[DB_JOBQ], &qk, &qv, 0);
+        }
         if (rc != 0)
             break;
         a->n++;

@@ -370,6 +370,15 @@ static void test_jobs(void)
     CHECK_EQ_U(ca_job_requeue_orphans(portal, &n), 0);
     CHECK_EQ_U(n, 0);
     CHECK(ca_job_get(portal, 9999, &got) == CA_ENOTFOUND);
+
+    /* A worker giving a job back (shutdown) makes it claimable again. */
+    fields = json_pack("{s:s, s:n}", "state", "queued", "started");
+    CHECK_EQ_U(ca_job_update(portal, id2, fields), 0);
+    json_decref(fields);
+    CHECK_EQ_U(ca_job_claim(portal, getpid(), &got), 0);
+    CHECK_EQ_U(json_integer_value(json_object_get(got, "id")), id2);
+    json_decref(got);
+    CHECK(ca_job_claim(portal, getpid(), &got) == CA_ENOTFOUND);
 }
 
 static void make_flows(struct ca_flow *f, size_t n, uint32_t tag)
