@@ -271,7 +271,8 @@ int api_worker_run(const struct config *c, int listen_fd, int index)
         return 1;
     }
     log_line("api worker %d ready", index);
-    while (!api_term) {
+    for (;;) {
+        /* Set before the check: a SIGTERM from here on exits in the handler. */
         api_in_accept = 1;
         if (api_term)
             break;

@@ -5,7 +5,8 @@
 #ifndef CA_COMMANDS_H
 #define CA_COMMANDS_H
 
-/* capatlasd serve [--data DIR] [--socket PATH] [--api-workers N] [--import-workers N] [--geo-db F] */
+/* capatlasd serve [--data DIR] [--socket PATH] [--api-workers N] [--import-workers N] [--geo-db F]
+ */
 int cmd_serve(int argc, char **argv);
 /* capatlasd flows [--report] [--geo-db F] FILE: one JSON flow per line (fcgi/cmd_flows.c) */
 int cmd_flows(int argc, char **argv);

@@ -21,8 +21,8 @@
 
 #define PROGRESS_EVERY_MS 500
 #define IDLE_SLEEP_MS 200
-#define MAX_ATTEMPTS 3 /* a capture that keeps killing the worker is failed, not retried forever   \
-                        */
+/* A capture that keeps killing the worker is failed, not retried forever. */
+#define MAX_ATTEMPTS 3
 
 static volatile sig_atomic_t imp_term;
 
