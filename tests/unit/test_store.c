@@ -381,6 +381,60 @@ static void test_jobs(void)
     CHECK(ca_job_claim(portal, getpid(), &got) == CA_ENOTFOUND);
 }
 
+/* Four processes claim 40 jobs at once: each job goes to exactly one. */
+static void test_jobs_concurrent(void)
+{
+    enum { JOBS = 40, WORKERS = 4 };
+    int fds[2], status, count[JOBS + 1] = {0};
+    uint64_t first = 0, id, got;
+    pid_t kids[WORKERS];
+    json_t *j;
+
+    for (int i = 0; i < JOBS; i++) {
+        j = job_of(1, "/x/c");
+        CHECK_EQ_U(ca_job_create(portal, j, &id), 0);
+        json_decref(j);
+        if (i == 0)
+            first = id;
+    }
+    CHECK(pipe(fds) == 0);
+    fflush(stdout);
+    for (int w = 0; w < WORKERS; w++) {
+        kids[w] = fork();
+        if (kids[w] == 0) {
+            /* A process of its own: its own handle, opened after fork. */
+            struct ca_portal *mine = NULL;
+            json_t *job = NULL;
+
+            close(fds[0]);
+            if (ca_portal_open(datadir, &mine, NULL, 0) != 0)
+                _exit(2);
+            while (ca_job_claim(mine, getpid(), &job) == 0) {
+                got = (uint64_t)json_integer_value(json_object_get(job, "id"));
+                json_decref(job);
+                if (write(fds[1], &got, sizeof(got)) != sizeof(got))
+                    _exit(3);
+            }
+            ca_portal_close(mine);
+            _exit(0);
+        }
+    }
+    close(fds[1]);
+    while (read(fds[0], &got, sizeof(got)) == sizeof(got))
+        if (got >= first && got < first + JOBS)
+            count[got - first]++;
+    close(fds[0]);
+    for (int w = 0; w < WORKERS; w++) {
+        CHECK(waitpid(kids[w], &status, 0) == kids[w]);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    for (int i = 0; i < JOBS; i++)
+        CHECK_EQ_U(count[i], 1);
+    /* Their workers are gone: all 40 go back to the queue. */
+    CHECK_EQ_U(ca_job_requeue_orphans(portal, &status), 0);
+    CHECK_EQ_U(status, JOBS);
+}
+
 static void make_flows(struct ca_flow *f, size_t n, uint32_t tag)
 {
     memset(f, 0, n * sizeof(*f));
@@ -680,6 +734,7 @@ int main(void)
     unit_run("store: session expiry", test_session_expiry);
     unit_run("store: workspaces", test_workspaces);
     unit_run("store: jobs", test_jobs);
+    unit_run("store: jobs claimed by concurrent processes", test_jobs_concurrent);
     unit_run("store: captures and flows", test_captures_flows);
     unit_run("store: map grows on MDB_MAP_FULL", test_map_growth);
     unit_run("store: reopen", test_reopen);
