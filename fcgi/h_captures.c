@@ -128,7 +128,7 @@ int h_capture_upload(struct request *r, json_t **out)
                            HTTP_NAME_MAX);
     if (r->body_file == NULL || lstat(r->body_file, &stt) != 0 || !S_ISREG(stt.st_mode) ||
         stt.st_size == 0)
-        return errmap_fail(out, 400, NULL, "empty upload");
+        return errmap_fail(out, 400, "body", "empty upload");
 
     rc = ca_ws_open(r->conf->data, r->ids[0], &w, err, sizeof(err));
     if (rc < 0)
