@@ -1,0 +1,435 @@
+/*
+ * Flow engine tests on the shared corpus: packet/byte totals against
+ * capinfos, flow counts against ndpiReader, the direction rule, every
+ * supported link type and encapsulation, damaged and non-capture files,
+ * and the flow codec.  Figures were measured with `capinfos -c -d` and
+ * `ndpiReader -i FILE` (see MANIFEST.tsv).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ca_error.h"
+#include "engine.h"
+#include "flow.h"
+#include "unit.h"
+
+struct coll {
+    struct ca_flow *f;
+    size_t n, cap;
+};
+
+static int collect(void *arg, const struct ca_flow *flows, size_t n)
+{
+    struct coll *c = arg;
+
+    if (c->n + n > c->cap) {
+        size_t nc = (c->n + n) * 2;
+        struct ca_flow *p = realloc(c->f, nc * sizeof(*p));
+        if (p == NULL)
+            return CA_ENOMEM;
+        c->f = p;
+        c->cap = nc;
+    }
+    memcpy(c->f + c->n, flows, n * sizeof(*flows));
+    c->n += n;
+    return 0;
+}
+
+static struct ca_engine *eng;
+
+struct run {
+    int rc;
+    struct coll c;
+    json_t *rep;
+    char err[256];
+};
+
+static void run_file(const char *name, struct run *r)
+{
+    char path[1024];
+    struct ca_import_req req;
+
+    memset(r, 0, sizeof(*r));
+    snprintf(path, sizeof(path), "%s/%s", unit_pcaps(), name);
+    memset(&req, 0, sizeof(req));
+    req.path = path;
+    req.capture_id = 7;
+    req.sink = collect;
+    req.sink_arg = &r->c;
+    r->rc = ca_engine_import(eng, &req, &r->rep, r->err, sizeof(r->err));
+    if (r->rc != 0)
+        printf("# %s: %s\n", name, r->err);
+}
+
+static void run_free(struct run *r)
+{
+    free(r->c.f);
+    json_decref(r->rep);
+}
+
+static unsigned long long rep_int(const struct run *r, const char *k)
+{
+    return (unsigned long long)json_integer_value(json_object_get(r->rep, k));
+}
+
+static void check_totals(const char *name, unsigned long long pkts, unsigned long long bytes,
+                         unsigned long long flows)
+{
+    struct run r;
+
+    run_file(name, &r);
+    CHECK_EQ_U(r.rc, 0);
+    CHECK(r.rep != NULL);
+    if (r.rep != NULL) {
+        CHECK_EQ_U(rep_int(&r, "packets"), pkts);
+        CHECK_EQ_U(rep_int(&r, "bytes"), bytes);
+        CHECK_EQ_U(rep_int(&r, "flows"), r.c.n);
+        CHECK(json_is_false(json_object_get(r.rep, "partial")));
+    }
+    if (flows != (unsigned long long)-1)
+        CHECK_EQ_U(r.c.n, flows);
+    /* every packet is in a flow or counted as skipped */
+    {
+        unsigned long long in_flows = 0, skipped = 0;
+        const char *k;
+        json_t *v;
+        for (size_t i = 0; i < r.c.n; i++)
+            in_flows += r.c.f[i].pkts[0] + r.c.f[i].pkts[1];
+        json_object_foreach(json_object_get(r.rep, "skipped"), k, v) skipped +=
+            (unsigned long long)json_integer_value(v);
+        CHECK_EQ_U(in_flows + skipped, pkts);
+    }
+    run_free(&r);
+}
+
+static const struct ca_flow *find(const struct run *r, const char *l4name, uint16_t port)
+{
+    uint8_t l4 = strcmp(l4name, "tcp") == 0 ? 6 : strcmp(l4name, "udp") == 0 ? 17 : 1;
+
+    for (size_t i = 0; i < r->c.n; i++)
+        if (r->c.f[i].l4 == l4 && (port == 0 || r->c.f[i].srv_port == port))
+            return &r->c.f[i];
+    return NULL;
+}
+
+/* capinfos figures; flow counts equal ndpiReader's on these captures */
+static void test_totals_vs_capinfos_ndpi(void)
+{
+    check_totals("dns.pcap", 5, 536, 2);
+    check_totals("google_ssl.pcap", 28, 9108, 1);
+    check_totals("ocs.pcap", 946, 67385, 20);
+    check_totals("android.pcap", 500, 133530, 63);
+    check_totals("quic.pcap", 518, 348566, 10);
+    check_totals("KakaoTalk_chat.pcap", 347, 71936, 38);
+    check_totals("nats.pcap", 27, 2460, 2);
+    check_totals("vxlan.pcap", 127, 85322, 4);
+    check_totals("6in4tunnel.pcap", 127, 40293, 10);
+    check_totals("ipv6_in_gtp.pcap", 2, 316, 2);
+    check_totals("http_ipv6.pcap", 193, 66327, 15);
+}
+
+static void test_direction(void)
+{
+    struct run r;
+    const struct ca_flow *f;
+    char a[64];
+
+    /* SYN sender is the client */
+    run_file("google_ssl.pcap", &r);
+    CHECK_EQ_U(r.c.n, 1);
+    if (r.c.n == 1) {
+        f = &r.c.f[0];
+        CHECK(strcmp(ca_addr_str(4, f->cli_ip, a, sizeof(a)), "172.31.3.224") == 0);
+        CHECK_EQ_U(f->cli_port, 42835);
+        CHECK_EQ_U(f->srv_port, 443);
+        CHECK_EQ_U(f->pkts[0], 16);
+        CHECK_EQ_U(f->pkts[1], 12);
+        CHECK_EQ_U(f->bytes[0], 1512);
+        CHECK_EQ_U(f->bytes[1], 7596);
+        CHECK_EQ_U(f->tcp_state, CA_TCP_CLOSED);
+        CHECK(strcmp(f->l7_name, "TLS.Google") == 0);
+        CHECK_EQ_U(f->first_pkt_index, 1);
+        CHECK_EQ_U(f->first_pkt_offset, 24);
+        CHECK_EQ_U(f->capture_id, 7);
+        CHECK(strcmp(f->encap, "eth/ipv4/tcp") == 0);
+        CHECK((f->tcp_flags[0] & 0x02) && (f->tcp_flags[1] & 0x12) == 0x12);
+    }
+    run_free(&r);
+    /* midstream: the ephemeral port is the client */
+    run_file("KakaoTalk_chat.pcap", &r);
+    f = NULL;
+    for (size_t i = 0; i < r.c.n; i++)
+        if (r.c.f[i].tcp_state == CA_TCP_MIDSTREAM)
+            f = &r.c.f[i];
+    CHECK(f != NULL);
+    if (f != NULL)
+        CHECK(f->cli_port > f->srv_port);
+    run_free(&r);
+}
+
+static void test_link_types(void)
+{
+    struct run r;
+
+    run_file("zeek/vlan-qinqinq.pcap", &r); /* triple VLAN */
+    CHECK_EQ_U(r.c.n, 1);
+    if (r.c.n == 1) {
+        CHECK_EQ_U(r.c.f[0].vlan, 30);
+        CHECK(strcmp(r.c.f[0].encap, "eth/vlan:30/vlan:20/vlan:10/ipv4/tcp") == 0);
+        CHECK(strcmp(r.c.f[0].l7_name, "HTTP") == 0);
+    }
+    run_free(&r);
+    run_file("zeek/pppoe-over-qinq.pcap", &r);
+    CHECK_EQ_U(r.c.n, 1);
+    if (r.c.n == 1) {
+        CHECK_EQ_U(r.c.f[0].vlan, 3704);
+        CHECK(strcmp(r.c.f[0].encap, "eth/vlan:3704/vlan:2474/pppoe/ipv4/tcp") == 0);
+    }
+    run_free(&r);
+    run_file("zeek/linux_dlt_sll2.pcap", &r); /* SLL2, with ARP/RARP counted */
+    CHECK_EQ_U(r.c.n, 2);
+    CHECK_EQ_U(json_integer_value(json_object_get(json_object_get(r.rep, "non_ip"), "arp")), 1);
+    CHECK_EQ_U(json_integer_value(json_object_get(json_object_get(r.rep, "skipped"), "non_ip")),
+               2);
+    CHECK(strcmp(json_string_value(json_array_get(json_object_get(r.rep, "link_types"), 0)),
+                 "LINUX_SLL2") == 0);
+    run_free(&r);
+    check_totals("dlt_ppp.pcap", 1, 1230, 1);
+    check_totals("BGP_redist.pcap", 2, 322, 2); /* C_HDLC, one via MPLS */
+    check_totals("zeek/nflog-http.pcap", 13, 3104, 1);
+    check_totals("zeek/mpls-in-vlan.pcap", 3, 2533, 3);
+    check_totals("nfsv3.pcap", 128, 22816, 8); /* big-endian pcap */
+    check_totals("psiphon3.pcap", 62, 11818, 1); /* DLT_RAW */
+}
+
+static void test_nanosecond(void)
+{
+    struct run r;
+
+    run_file("zeek/get-to-ssh-server.pcap", &r);
+    CHECK_EQ_U(r.c.n, 1);
+    if (r.c.n == 1) {
+        CHECK_EQ_U(r.c.f[0].ts_nsec, 1);
+        json_t *j = ca_flow_to_json(&r.c.f[0]);
+        CHECK(j != NULL && strlen(json_string_value(json_object_get(j, "first"))) == 30);
+        json_decref(j);
+    }
+    run_free(&r);
+    run_file("zeek/vntag.pcap", &r); /* 1342606813.729856830: sub-microsecond digits kept */
+    CHECK(r.c.n > 0);
+    if (r.c.n > 0) {
+        CHECK_EQ_U(r.c.f[0].ts_nsec, 1);
+        CHECK_EQ_U(r.c.f[0].first_ns, 1342606813729856830LL);
+        CHECK(strstr(r.c.f[0].encap, "vntag") != NULL);
+    }
+    run_free(&r);
+}
+
+static void test_tunnels_ipv6(void)
+{
+    struct run r;
+    const struct ca_flow *f;
+
+    run_file("zeek/ipv6-hbh-routing0.pcap", &r);
+    CHECK_EQ_U(r.c.n, 1);
+    if (r.c.n == 1) {
+        CHECK_EQ_U(r.c.f[0].ip_version, 6);
+        CHECK_EQ_U(r.c.f[0].l4, 17);
+    }
+    run_free(&r);
+    run_file("zeek/gre-sample.pcap", &r);
+    f = find(&r, "tcp", 22);
+    CHECK(f != NULL && strcmp(f->encap, "eth/ipv4/gre/ipv4/tcp") == 0);
+    run_free(&r);
+    run_file("zeek/geneve.pcap", &r);
+    CHECK_EQ_U(r.c.n, 1);
+    run_free(&r);
+    run_file("zeek/erspanII.pcap", &r);
+    CHECK_EQ_U(r.c.n, 1);
+    run_free(&r);
+    run_file("ipv6_in_gtp.pcap", &r);
+    CHECK_EQ_U(r.c.n, 2);
+    CHECK(r.c.n > 0 && strstr(r.c.f[0].encap, "/gtp/ipv6/") != NULL);
+    run_free(&r);
+    run_file("zeek/ip6-ext-trunc.pcap", &r);
+    CHECK_EQ_U(r.rc, 0);
+    CHECK_EQ_U(r.c.n, 0);
+    CHECK_EQ_U(rep_int(&r, "packets"), 1);
+    run_free(&r);
+}
+
+static void test_damaged(void)
+{
+    struct run r;
+
+    run_file("zeek/trunc-hdr.pcap", &r); /* a 1-byte record */
+    CHECK_EQ_U(r.rc, 0);
+    CHECK_EQ_U(rep_int(&r, "packets"), 1);
+    CHECK_EQ_U(r.c.n, 0);
+    run_free(&r);
+    run_file("fuzz-2021-10-13.pcap", &r); /* truncated after the first record */
+    CHECK_EQ_U(r.rc, 0);
+    CHECK(json_is_true(json_object_get(r.rep, "partial")));
+    json_t *d = json_object_get(r.rep, "damage");
+    CHECK(json_is_object(d));
+    CHECK_EQ_U(json_integer_value(json_object_get(d, "packet")), 2);
+    CHECK(json_string_value(json_object_get(d, "reason")) != NULL);
+    run_free(&r);
+    run_file("README.md", &r); /* not a capture */
+    CHECK_EQ_U(r.rc, (unsigned long long)CA_EFORMAT);
+    CHECK(strstr(r.err, "bad magic 0x") != NULL);
+    run_free(&r);
+    run_file("no-such-file.pcap", &r);
+    CHECK_EQ_U(r.rc, (unsigned long long)CA_EIO);
+    run_free(&r);
+    run_file("zeek/gap-data-missing.pcapng", &r); /* mixed link types: libpcap refuses */
+    CHECK_EQ_U(r.rc, (unsigned long long)CA_EFORMAT);
+    CHECK(strstr(r.err, "pcapng interfaces") != NULL);
+    run_free(&r);
+    run_file("badpackets.pcap", &r);
+    CHECK_EQ_U(r.rc, 0);
+    run_free(&r);
+}
+
+static void test_codec(void)
+{
+    struct run r;
+    uint8_t buf[CA_FLOW_ENC_MAX];
+    struct ca_flow back;
+
+    run_file("ocs.pcap", &r);
+    CHECK(r.c.n > 0);
+    for (size_t i = 0; i < r.c.n; i++) {
+        struct ca_flow f = r.c.f[i];
+        strcpy(f.host, "example.org");
+        strcpy(f.risks, "a,b");
+        f.cli_asn = 64500;
+        size_t n = ca_flow_encode(&f, buf);
+        CHECK(n > 0 && n <= CA_FLOW_ENC_MAX);
+        CHECK_EQ_U(ca_flow_decode(buf, n, &back), 0);
+        CHECK(memcmp(&f, &back, sizeof(f)) == 0 || (back.id == f.id && back.pkts[0] == f.pkts[0] &&
+                                                    strcmp(back.host, f.host) == 0 &&
+                                                    back.cli_asn == f.cli_asn &&
+                                                    back.first_ns == f.first_ns));
+        /* every truncation is rejected */
+        for (size_t k = 0; k < n; k += 7)
+            CHECK_EQ_U(ca_flow_decode(buf, k, &back), (unsigned long long)CA_EFORMAT);
+        /* trailing garbage and a bad version are rejected */
+        buf[n] = 0;
+        CHECK_EQ_U(ca_flow_decode(buf, n + 1, &back), (unsigned long long)CA_EFORMAT);
+        buf[0] = 99;
+        CHECK_EQ_U(ca_flow_decode(buf, n, &back), (unsigned long long)CA_EFORMAT);
+    }
+    /* random garbage never decodes into something out of range */
+    srand(1);
+    for (int t = 0; t < 2000; t++) {
+        size_t n = (size_t)(rand() % 400);
+        for (size_t k = 0; k < n; k++)
+            buf[k] = (uint8_t)rand();
+        buf[0] = 1;
+        if (ca_flow_decode(buf, n, &back) == 0)
+            CHECK(back.ip_version == 4 || back.ip_version == 6);
+    }
+    CHECK_EQ_U(ca_flow_decode(NULL, 0, &back), (unsigned long long)CA_EFORMAT);
+    run_free(&r);
+}
+
+static void test_json(void)
+{
+    struct run r;
+
+    run_file("google_ssl.pcap", &r);
+    if (r.c.n == 1) {
+        json_t *j = ca_flow_to_json(&r.c.f[0]);
+        static const char *keys[] = {
+            "id", "capture", "ip_version", "l4", "src", "dst", "src_port", "dst_port",
+            "icmp_type", "icmp_code", "vlan", "src_mac", "dst_mac", "first", "last", "first_ns",
+            "last_ns", "duration", "packets", "bytes", "sent_packets", "recv_packets",
+            "sent_bytes", "recv_bytes", "sent_payload", "recv_payload", "sent_retrans",
+            "recv_retrans", "sent_gap", "recv_gap", "tcp_flags_sent", "tcp_flags_recv",
+            "tcp_state", "proto", "proto_master", "proto_app", "category", "host", "dns_name",
+            "user_agent", "tls_version", "risks", "src_country", "dst_country", "src_asn",
+            "dst_asn", "encap", "first_packet", "first_offset"};
+        CHECK(j != NULL);
+        for (size_t i = 0; j != NULL && i < sizeof(keys) / sizeof(keys[0]); i++)
+            if (json_object_get(j, keys[i]) == NULL) {
+                printf("#   missing key %s\n", keys[i]);
+                CHECK(0);
+            }
+        CHECK_EQ_U(json_object_size(j), sizeof(keys) / sizeof(keys[0]));
+        CHECK(strcmp(json_string_value(json_object_get(j, "l4")), "tcp") == 0);
+        CHECK(strcmp(json_string_value(json_object_get(j, "src")), "172.31.3.224") == 0);
+        CHECK(strcmp(json_string_value(json_object_get(j, "tcp_state")), "closed") == 0);
+        CHECK(strcmp(json_string_value(json_object_get(j, "proto_master")), "TLS") == 0);
+        CHECK(strcmp(json_string_value(json_object_get(j, "first")),
+                     "2015-06-16T08:29:54.683939Z") == 0);
+        json_decref(j);
+    }
+    run_free(&r);
+}
+
+static void test_geo_pdns(void)
+{
+    const char *db = getenv("CAPATLAS_GEO_DB");
+    struct ca_engine_conf c;
+    struct ca_engine *ge = NULL, *save = eng;
+    char err[256];
+    struct run r;
+    int have_srv_cc = 0, have_dns = 0;
+
+    if (db == NULL || *db == '\0')
+        db = "docker/node_modules/@ip-location-db/geo-whois-asn-country-mmdb/"
+             "geo-whois-asn-country.mmdb";
+    memset(&c, 0, sizeof(c));
+    c.geo_db = db;
+    if (ca_engine_open(&c, &ge, err, sizeof(err)) != 0) {
+        printf("# skipped geo: %s\n", err);
+        ge = NULL;
+    }
+    if (ge != NULL)
+        eng = ge;
+    run_file("android.pcap", &r);
+    for (size_t i = 0; i < r.c.n; i++) {
+        const struct ca_flow *f = &r.c.f[i];
+        if (f->srv_cc[0] != '\0' && strcmp(f->srv_cc, "--") != 0)
+            have_srv_cc++;
+        if (f->dns_name[0] != '\0')
+            have_dns++;
+        if (f->ip_version == 4 && f->cli_ip[0] == 192 && f->cli_ip[1] == 168)
+            CHECK(strcmp(f->cli_cc, "--") == 0);
+    }
+    printf("# android.pcap: %zu flows, %d with a server country, %d with a passive-DNS name\n",
+           r.c.n, have_srv_cc, have_dns);
+    CHECK(have_dns > 0);
+    if (ge != NULL)
+        CHECK(have_srv_cc > 0);
+    run_free(&r);
+    eng = save;
+    ca_engine_close(ge);
+}
+
+int main(void)
+{
+    struct ca_engine_conf c;
+    char err[256];
+
+    memset(&c, 0, sizeof(c));
+    ca_engine_conf_defaults(&c);
+    if (ca_engine_open(&c, &eng, err, sizeof(err)) != 0) {
+        printf("Bail out! %s\n", err);
+        return 1;
+    }
+    unit_run("packets/bytes equal capinfos, flows equal ndpiReader", test_totals_vs_capinfos_ndpi);
+    unit_run("direction: SYN sender, else ephemeral port", test_direction);
+    unit_run("link types: QinQ, PPPoE, SLL2, PPP, C_HDLC, NFLOG, MPLS, big-endian",
+             test_link_types);
+    unit_run("nanosecond pcap", test_nanosecond);
+    unit_run("IPv6 extension headers and tunnels", test_tunnels_ipv6);
+    unit_run("damaged and non-capture files", test_damaged);
+    unit_run("flow codec round trip and garbage", test_codec);
+    unit_run("flow JSON field names", test_json);
+    unit_run("geo and passive DNS", test_geo_pdns);
+    ca_engine_close(eng);
+    return unit_done();
+}
