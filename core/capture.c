@@ -114,8 +114,7 @@ int ca_capture_next(struct ca_capture *c, struct ca_capture_pkt *pkt, char *err,
                              "pcapng interfaces with different link types or snapshot lengths "
                              "are not supported: %s",
                              msg);
-        return ca_seterr(err, errlen, CA_EFORMAT, "%s",
-                         msg != NULL && *msg ? msg : "read error");
+        return ca_seterr(err, errlen, CA_EFORMAT, "%s", msg != NULL && *msg ? msg : "read error");
     }
     /*
      * For pcapng, ftell before the read may point at a non-packet block

@@ -13,11 +13,11 @@
 struct ca_capture;
 
 struct ca_capture_pkt {
-    int64_t ts_ns;          /* ns since the epoch */
-    uint32_t caplen;        /* bytes present in data */
-    uint32_t len;           /* wire length */
-    uint64_t offset;        /* byte offset of the packet's record in the file */
-    const uint8_t *data;    /* valid until the next ca_capture_next */
+    int64_t ts_ns;       /* ns since the epoch */
+    uint32_t caplen;     /* bytes present in data */
+    uint32_t len;        /* wire length */
+    uint64_t offset;     /* byte offset of the packet's record in the file */
+    const uint8_t *data; /* valid until the next ca_capture_next */
 };
 
 /* Opens path; CA_EFORMAT ("not a pcap or pcapng file: bad magic 0x...") or CA_EIO. */

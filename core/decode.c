@@ -133,8 +133,8 @@ bottom:
     return "non_ip:mpls_other";
 }
 
-static const char *ppp_proto(uint16_t proto, const uint8_t *p, uint32_t len,
-                             struct ca_pkt_info *pi, int depth)
+static const char *ppp_proto(uint16_t proto, const uint8_t *p, uint32_t len, struct ca_pkt_info *pi,
+                             int depth)
 {
     switch (proto) {
     case 0x0021:

@@ -18,7 +18,7 @@ struct ca_dpi_flow;
 int ca_dpi_open(struct ca_dpi **out, char *err, size_t errlen);
 void ca_dpi_close(struct ca_dpi *d); /* accepts NULL */
 
-struct ca_dpi_flow *ca_dpi_flow_new(void); /* NULL on ENOMEM */
+struct ca_dpi_flow *ca_dpi_flow_new(void);    /* NULL on ENOMEM */
 void ca_dpi_flow_free(struct ca_dpi_flow *f); /* accepts NULL */
 
 /*

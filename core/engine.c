@@ -30,8 +30,7 @@ void ca_engine_conf_defaults(struct ca_engine_conf *c)
         c->udp_idle_sec = 120;
 }
 
-int ca_engine_open(const struct ca_engine_conf *c, struct ca_engine **out, char *err,
-                   size_t errlen)
+int ca_engine_open(const struct ca_engine_conf *c, struct ca_engine **out, char *err, size_t errlen)
 {
     struct ca_engine *e;
     int r;

@@ -391,8 +391,8 @@ int ca_flowtab_packet(struct ca_flowtab *t, const struct ca_pkt_info *pi, int64_
         echo_id = pi->icmp_id;
     h = key_hash(pi, sport, dport, echo_id);
     for (e = t->buckets[h & (t->nbuckets - 1)]; e != NULL; e = e->hnext) {
-        if (e->hash != h || e->ver != pi->ip_version || e->l4 != pi->l4 ||
-            e->vlan != pi->vlan || e->icmp_id != echo_id)
+        if (e->hash != h || e->ver != pi->ip_version || e->l4 != pi->l4 || e->vlan != pi->vlan ||
+            e->icmp_id != echo_id)
             continue;
         if (memcmp(e->a_ip, pi->src, 16) == 0 && memcmp(e->b_ip, pi->dst, 16) == 0 &&
             e->a_port == sport && e->b_port == dport) {

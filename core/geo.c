@@ -74,8 +74,8 @@ void ca_geo_close(struct ca_geo *g)
 static int v4_private(const uint8_t *a)
 {
     return a[0] == 10 || a[0] == 127 || a[0] == 0 || (a[0] == 172 && (a[1] & 0xf0) == 16) ||
-               (a[0] == 192 && a[1] == 168) || (a[0] == 169 && a[1] == 254) ||
-               (a[0] == 100 && (a[1] & 0xc0) == 64) || a[0] >= 224;
+           (a[0] == 192 && a[1] == 168) || (a[0] == 169 && a[1] == 254) ||
+           (a[0] == 100 && (a[1] & 0xc0) == 64) || a[0] >= 224;
 }
 
 int ca_geo_is_private(uint8_t v, const uint8_t a[16])
@@ -122,8 +122,7 @@ static void get_cc(MMDB_lookup_result_s *res, char cc[3])
          d.type == MMDB_DATA_TYPE_UTF8_STRING) ||
         (MMDB_get_value(&res->entry, &d, "country", "iso_code", NULL) == MMDB_SUCCESS &&
          d.has_data && d.type == MMDB_DATA_TYPE_UTF8_STRING) ||
-        (MMDB_get_value(&res->entry, &d, "registered_country", "iso_code", NULL) ==
-             MMDB_SUCCESS &&
+        (MMDB_get_value(&res->entry, &d, "registered_country", "iso_code", NULL) == MMDB_SUCCESS &&
          d.has_data && d.type == MMDB_DATA_TYPE_UTF8_STRING)) {
         if (d.data_size == 2) {
             cc[0] = d.utf8_string[0];

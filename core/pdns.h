@@ -12,7 +12,7 @@
 
 struct ca_pdns;
 
-struct ca_pdns *ca_pdns_new(void); /* NULL on ENOMEM */
+struct ca_pdns *ca_pdns_new(void);    /* NULL on ENOMEM */
 void ca_pdns_free(struct ca_pdns *d); /* accepts NULL */
 
 /* Parses a DNS message (UDP payload, len bytes present) and learns its answers. */

@@ -49,9 +49,9 @@ static void test_corpus(void)
         if (nc < 6 || col[0] == NULL)
             continue;
         /* an empty nDPI column collapses with strtok: recognise it by content */
-        const char *ndpi = (nc > 7 && strchr(col[7], '/') == NULL && strcmp(col[7], "zeek/zeek") != 0)
-                               ? col[7]
-                               : NULL;
+        const char *ndpi =
+            (nc > 7 && strchr(col[7], '/') == NULL && strcmp(col[7], "zeek/zeek") != 0) ? col[7]
+                                                                                        : NULL;
         unsigned long long want = strtoull(col[5], NULL, 10);
         struct ca_import_req req;
         json_t *rep = NULL;
@@ -73,7 +73,8 @@ static void test_corpus(void)
             continue;
         }
         CHECK_EQ_U(r, 0);
-        unsigned long long got = (unsigned long long)json_integer_value(json_object_get(rep, "packets"));
+        unsigned long long got =
+            (unsigned long long)json_integer_value(json_object_get(rep, "packets"));
         if (got != want) {
             printf("#   %s: %llu packets, capinfos %llu\n", col[0], got, want);
             CHECK(0);
@@ -84,7 +85,8 @@ static void test_corpus(void)
                 agree++;
         }
         printf("# %-36s packets %6llu/%-6llu flows %5zu ndpi %s%s\n", col[0], got, want, nflows,
-               ndpi ? ndpi : "-", json_is_true(json_object_get(rep, "partial")) ? " (partial)" : "");
+               ndpi ? ndpi : "-",
+               json_is_true(json_object_get(rep, "partial")) ? " (partial)" : "");
         json_decref(rep);
     }
     fclose(m);

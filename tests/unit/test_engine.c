@@ -190,8 +190,7 @@ static void test_link_types(void)
     run_file("zeek/linux_dlt_sll2.pcap", &r); /* SLL2, with ARP/RARP counted */
     CHECK_EQ_U(r.c.n, 2);
     CHECK_EQ_U(json_integer_value(json_object_get(json_object_get(r.rep, "non_ip"), "arp")), 1);
-    CHECK_EQ_U(json_integer_value(json_object_get(json_object_get(r.rep, "skipped"), "non_ip")),
-               2);
+    CHECK_EQ_U(json_integer_value(json_object_get(json_object_get(r.rep, "skipped"), "non_ip")), 2);
     CHECK(strcmp(json_string_value(json_array_get(json_object_get(r.rep, "link_types"), 0)),
                  "LINUX_SLL2") == 0);
     run_free(&r);
@@ -199,7 +198,7 @@ static void test_link_types(void)
     check_totals("BGP_redist.pcap", 2, 322, 2); /* C_HDLC, one via MPLS */
     check_totals("zeek/nflog-http.pcap", 13, 3104, 1);
     check_totals("zeek/mpls-in-vlan.pcap", 3, 2533, 3);
-    check_totals("nfsv3.pcap", 128, 22816, 8); /* big-endian pcap */
+    check_totals("nfsv3.pcap", 128, 22816, 8);   /* big-endian pcap */
     check_totals("psiphon3.pcap", 62, 11818, 1); /* DLT_RAW */
 }
 
@@ -308,10 +307,9 @@ static void test_codec(void)
         size_t n = ca_flow_encode(&f, buf);
         CHECK(n > 0 && n <= CA_FLOW_ENC_MAX);
         CHECK_EQ_U(ca_flow_decode(buf, n, &back), 0);
-        CHECK(memcmp(&f, &back, sizeof(f)) == 0 || (back.id == f.id && back.pkts[0] == f.pkts[0] &&
-                                                    strcmp(back.host, f.host) == 0 &&
-                                                    back.cli_asn == f.cli_asn &&
-                                                    back.first_ns == f.first_ns));
+        CHECK(memcmp(&f, &back, sizeof(f)) == 0 ||
+              (back.id == f.id && back.pkts[0] == f.pkts[0] && strcmp(back.host, f.host) == 0 &&
+               back.cli_asn == f.cli_asn && back.first_ns == f.first_ns));
         /* every truncation is rejected */
         for (size_t k = 0; k < n; k += 7)
             CHECK_EQ_U(ca_flow_decode(buf, k, &back), (unsigned long long)CA_EFORMAT);
@@ -343,14 +341,19 @@ static void test_json(void)
     if (r.c.n == 1) {
         json_t *j = ca_flow_to_json(&r.c.f[0]);
         static const char *keys[] = {
-            "id", "capture", "ip_version", "l4", "src", "dst", "src_port", "dst_port",
-            "icmp_type", "icmp_code", "vlan", "src_mac", "dst_mac", "first", "last", "first_ns",
-            "last_ns", "duration", "packets", "bytes", "sent_packets", "recv_packets",
-            "sent_bytes", "recv_bytes", "sent_payload", "recv_payload", "sent_retrans",
-            "recv_retrans", "sent_gap", "recv_gap", "tcp_flags_sent", "tcp_flags_recv",
-            "tcp_state", "proto", "proto_master", "proto_app", "category", "host", "dns_name",
-            "user_agent", "tls_version", "risks", "src_country", "dst_country", "src_asn",
-            "dst_asn", "encap", "first_packet", "first_offset"};
+            "id",           "capture",      "ip_version",     "l4",
+            "src",          "dst",          "src_port",       "dst_port",
+            "icmp_type",    "icmp_code",    "vlan",           "src_mac",
+            "dst_mac",      "first",        "last",           "first_ns",
+            "last_ns",      "duration",     "packets",        "bytes",
+            "sent_packets", "recv_packets", "sent_bytes",     "recv_bytes",
+            "sent_payload", "recv_payload", "sent_retrans",   "recv_retrans",
+            "sent_gap",     "recv_gap",     "tcp_flags_sent", "tcp_flags_recv",
+            "tcp_state",    "proto",        "proto_master",   "proto_app",
+            "category",     "host",         "dns_name",       "user_agent",
+            "tls_version",  "risks",        "src_country",    "dst_country",
+            "src_asn",      "dst_asn",      "encap",          "first_packet",
+            "first_offset"};
         CHECK(j != NULL);
         for (size_t i = 0; j != NULL && i < sizeof(keys) / sizeof(keys[0]); i++)
             if (json_object_get(j, keys[i]) == NULL) {
