@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -27,7 +28,7 @@
 #include "store.h"
 #include "workers.h"
 
-#define STOP_GRACE_SEC 15
+#define STOP_GRACE_SEC 8 /* within docker stop's default 10 s */
 #define QUICK_DEATH_SEC 5
 #define BACKOFF_MAX_MS 10000
 
@@ -109,6 +110,7 @@ static int clear_stale_socket(const char *path)
 
 static pid_t spawn(struct child *ch, const struct config *c, int listen_fd, const sigset_t *oldmask)
 {
+    pid_t parent = getpid();
     pid_t pid = fork();
 
     if (pid < 0) {
@@ -120,6 +122,10 @@ static pid_t spawn(struct child *ch, const struct config *c, int listen_fd, cons
 
         signal(SIGCHLD, SIG_DFL);
         sigprocmask(SIG_SETMASK, oldmask, NULL);
+        /* A worker must not outlive a supervisor killed with SIGKILL. */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() != parent)
+            _exit(0);
         if (ch->kind == KIND_API) {
             st = api_worker_run(c, listen_fd, ch->index);
         } else {
