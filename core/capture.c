@@ -39,6 +39,54 @@ static int known_magic(const uint8_t m[4])
     return 0;
 }
 
+static uint32_t get32(const uint8_t *p, int be)
+{
+    return be ? (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]
+              : (uint32_t)p[3] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[1] << 8 | p[0];
+}
+
+/*
+ * libpcap hides a pcapng interface's timestamp resolution: read it from the
+ * first IDB's if_tsresol option ourselves.  1 when it is finer than 1 us.
+ */
+static int pcapng_nsec(const char *path)
+{
+    uint8_t b[4096];
+    size_t n, off = 0;
+    FILE *f = fopen(path, "rb");
+    int be;
+
+    if (f == NULL)
+        return 0;
+    n = fread(b, 1, sizeof(b), f);
+    fclose(f);
+    if (n < 28)
+        return 0;
+    be = b[8] == 0x1a;
+    while (off + 12 <= n) {
+        uint32_t type = get32(b + off, be), len = get32(b + off + 4, be);
+        if (len < 12 || len % 4 != 0 || off + len > n)
+            return 0;
+        if (type == 1) { /* IDB: options after 16 bytes of fixed fields */
+            size_t o = off + 16;
+            while (o + 4 <= off + len - 4) {
+                uint16_t code = (uint16_t)(be ? b[o] << 8 | b[o + 1] : b[o + 1] << 8 | b[o]);
+                uint16_t ol = (uint16_t)(be ? b[o + 2] << 8 | b[o + 3] : b[o + 3] << 8 | b[o + 2]);
+                if (code == 0 || o + 4 + ol > off + len - 4)
+                    break;
+                if (code == 9 && ol >= 1) {
+                    uint8_t v = b[o + 4];
+                    return (v & 0x80) ? (v & 0x7f) >= 20 : v >= 7;
+                }
+                o += 4 + (((size_t)ol + 3) & ~(size_t)3);
+            }
+            return 0;
+        }
+        off += len;
+    }
+    return 0;
+}
+
 int ca_capture_open(const char *path, struct ca_capture **out, char *err, size_t errlen)
 {
     char ebuf[PCAP_ERRBUF_SIZE];
@@ -76,6 +124,8 @@ int ca_capture_open(const char *path, struct ca_capture **out, char *err, size_t
     /* libpcap converts to the precision asked for; the file's own comes from the magic */
     c->nsec = (m[0] == 0x4d || m[3] == 0x4d);
     c->ng = m[0] == 0x0a;
+    if (c->ng)
+        c->nsec = pcapng_nsec(path);
     c->size = (uint64_t)st.st_size;
     {
         long pos = ftell(pcap_file(c->p));
