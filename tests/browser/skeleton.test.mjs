@@ -120,3 +120,57 @@ test('log in, create a workspace, upload a capture, see its flows', { timeout: 1
 
   assert.deepEqual(problems, [], 'no console errors or page errors');
 });
+
+test('errors are shown in the API\'s words: wrong password, a file that is not a capture', { timeout: 120_000 }, async () => {
+  const page = await ctx.newPage();
+  const problems = [];
+  page.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`));
+  page.on('console', (msg) => {
+    if (msg.type() !== 'error') return;
+    const url = msg.location().url || '';
+    // The wrong password is answered 401 on purpose; Chromium logs it.
+    if (url.endsWith('/api/login') && /status of 401/.test(msg.text())) return;
+    problems.push(`console error: ${msg.text()} (${url})`);
+  });
+  const byId = (id) => page.locator(`[data-testid="${id}"]`);
+
+  // The session from the first test is restored by GET /api/me; log out of it.
+  await page.goto(`${srv.url}/`);
+  await byId('logout').click();
+  await byId('login-username').fill(srv.admin.username);
+  await byId('login-password').fill(`${srv.admin.password}-wrong`);
+  await byId('login-submit').click();
+  await byId('login-error').waitFor({ state: 'visible', timeout: 10_000 });
+  assert.match(await byId('login-error').textContent(), /wrong username or password/);
+
+  await byId('login-password').fill(srv.admin.password);
+  await byId('login-submit').click();
+  await byId('logout').waitFor({ state: 'visible', timeout: 10_000 });
+
+  await byId('ws-create-name').fill('bad input');
+  await byId('ws-create-submit').click();
+  await page.waitForURL(/#\/w\/[^/]+$/, { timeout: 15_000 });
+  await byId('upload-input').setInputFiles({
+    name: 'notes.pcap',
+    mimeType: 'application/octet-stream',
+    buffer: Buffer.from('<html><body>not a capture</body></html>\n'),
+  });
+  await page.waitForFunction(() => {
+    const s = document.querySelector('[data-testid="job-state"]');
+    return s && (s.textContent === 'done' || s.textContent === 'failed');
+  }, null, { timeout: 60_000, polling: 200 });
+  assert.equal(await byId('job-state').first().textContent(), 'failed');
+  const err = byId('job-error').first();
+  assert.ok(await err.isVisible(), 'the job error is shown');
+  assert.match(await err.textContent(), /not a pcap/i);
+  await page.waitForFunction(
+    () => /failed/.test(document.querySelector('[data-testid="captures-table"] tbody tr')?.textContent || ''),
+    null, { timeout: 10_000 });
+  assert.match(await page.locator('[data-testid="captures-table"] tbody tr').first().textContent(), /notes\.pcap.*failed.*not a pcap/is);
+  assert.equal((await byId('flows-total').textContent()).trim(), '0');
+
+  await mkdir(OUT, { recursive: true });
+  await page.screenshot({ path: join(OUT, 'skeleton-errors.png'), fullPage: true });
+  assert.deepEqual(problems, [], 'no console errors or page errors');
+  await page.close();
+});
