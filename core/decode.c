@@ -254,6 +254,36 @@ static const char *udp_tunnel(const uint8_t *p, uint32_t len, struct ca_pkt_info
             return ip_any(p + hl, len - hl, pi, depth + 1);
         }
     }
+    if ((dp == 5247 || sp == 5247) && len >= 8 && (p[0] & 0xf0) == 0) { /* CAPWAP data */
+        uint32_t hl = (uint32_t)(p[1] >> 3) * 4;
+        int native = p[2] & 0x01, wbid = (p[2] >> 1) & 0x1f;
+        if (hl >= 8 && hl < len && !native) {
+            *taken = 1;
+            if (pi->tunnel == NULL)
+                pi->tunnel = "capwap";
+            add_encap(pi, "capwap");
+            return eth(p + hl, len - hl, pi, depth + 1);
+        }
+        if (hl >= 8 && native && wbid == 1 && hl + 24 + 8 <= len) {
+            const uint8_t *w = p + hl;
+            static const uint32_t hdrs[] = {24, 26, 30, 32}; /* plain, QoS, 4-address */
+            uint32_t wl = 0;
+            /* frame control bits vary with the AP: find the LLC/SNAP header */
+            for (size_t k = 0; k < sizeof(hdrs) / sizeof(hdrs[0]); k++)
+                if (hl + hdrs[k] + 8 <= len && w[hdrs[k]] == 0xaa && w[hdrs[k] + 1] == 0xaa &&
+                    w[hdrs[k] + 2] == 0x03) {
+                    wl = hdrs[k];
+                    break;
+                }
+            if (wl == 0)
+                return NULL;
+            *taken = 1;
+            if (pi->tunnel == NULL)
+                pi->tunnel = "capwap";
+            add_encap(pi, "capwap/wlan");
+            return ethertype(rd16(w + wl + 6), w + wl + 8, len - hl - wl - 8, pi, depth + 1);
+        }
+    }
     if ((dp == 2152 || sp == 2152) && len >= 8 && (p[0] >> 5) == 1 && p[1] == 0xff) {
         uint32_t hl = 8;
         if (p[0] & 0x07) {
