@@ -174,3 +174,52 @@ test('errors are shown in the API\'s words: wrong password, a file that is not a
   assert.deepEqual(problems, [], 'no console errors or page errors');
   await page.close();
 });
+
+test('the flows table pages with next/previous like the API', { timeout: 120_000 }, async () => {
+  const page = await ctx.newPage();
+  const problems = [];
+  page.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`));
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') problems.push(`console error: ${msg.text()} (${msg.location().url})`);
+  });
+  const byId = (id) => page.locator(`[data-testid="${id}"]`);
+  const rows = page.locator('[data-testid="flows-table"] tbody tr:not(.empty)');
+
+  await page.goto(`${srv.url}/`); // still logged in from the previous test
+  await byId('ws-create-name').fill('paging');
+  await byId('ws-create-submit').click();
+  await page.waitForURL(/#\/w\/[^/]+$/, { timeout: 15_000 });
+  const wsId = decodeURIComponent(new URL(page.url()).hash.replace(/^#\/w\//, ''));
+  await byId('upload-input').setInputFiles(
+    fileURLToPath(new URL('../../../shared/pcaps/synscan.pcap', import.meta.url)));
+  await page.waitForFunction(() => document.querySelector('[data-testid="job-state"]')?.textContent === 'done',
+    null, { timeout: 90_000, polling: 200 });
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid="flows-table"] tbody tr:not(.empty)').length === 100,
+    null, { timeout: 15_000 });
+
+  const api = await page.evaluate(async (ws) => {
+    const base = `/api/workspaces/${encodeURIComponent(ws)}/flows?limit=100`;
+    const p1 = await (await fetch(base, { credentials: 'same-origin' })).json();
+    const p2 = await (await fetch(`${base}&after=${encodeURIComponent(p1.next)}`, { credentials: 'same-origin' })).json();
+    return { total: p1.total, next: p1.next, first2: p2.flows[0], n2: p2.flows.length };
+  }, wsId);
+  assert.ok(api.total > 100, `synscan has ${api.total} flows`);
+  assert.equal((await byId('flows-total').textContent()).trim(), String(api.total));
+
+  await byId('flows-next').click();
+  await page.waitForFunction((n) => {
+    const tr = document.querySelectorAll('[data-testid="flows-table"] tbody tr:not(.empty)');
+    return tr.length === n && /101/.test(document.querySelector('.summary')?.textContent || '');
+  }, api.n2, { timeout: 10_000 });
+  const firstRow = await rows.first().locator('td').allTextContents();
+  assert.equal(firstRow[1], api.first2.src);
+  assert.equal(firstRow[4], String(api.first2.dst_port ?? ''));
+
+  await page.getByRole('button', { name: 'Previous page' }).click();
+  await page.waitForFunction(() => /showing 1–100/.test(document.querySelector('.summary')?.textContent || ''),
+    null, { timeout: 10_000 });
+  assert.equal(await rows.count(), 100);
+
+  assert.deepEqual(problems, [], 'no console errors or page errors');
+  await page.close();
+});
