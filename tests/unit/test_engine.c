@@ -412,6 +412,33 @@ static void test_geo_pdns(void)
     ca_engine_close(ge);
 }
 
+/* per-application flow counts of `ndpiReader -i android.pcap` (nDPI 4.2) */
+static void test_l7_vs_ndpireader(void)
+{
+    static const struct {
+        const char *app;
+        size_t n;
+    } want[] = {{"Apple", 5},      {"DHCP", 2},    {"DHCPV6", 1},  {"DNS", 2},
+                {"DataSaver", 13}, {"Dropbox", 1}, {"Google", 17}, {"GoogleServices", 7},
+                {"ICMPV6", 4},     {"MDNS", 2},    {"NTP", 1},     {"PlayStore", 4},
+                {"SSDP", 2},       {"Spotify", 1}, {"TLS", 1}};
+    struct run r;
+
+    run_file("android.pcap", &r);
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        size_t n = 0;
+        for (size_t k = 0; k < r.c.n; k++) {
+            const char *name = r.c.f[k].l7_name, *dot = strchr(name, '.');
+            if (strcmp(dot != NULL ? dot + 1 : name, want[i].app) == 0)
+                n++;
+        }
+        if (n != want[i].n)
+            printf("#   %s: %zu flows, ndpiReader %zu\n", want[i].app, n, want[i].n);
+        CHECK_EQ_U(n, want[i].n);
+    }
+    run_free(&r);
+}
+
 int main(void)
 {
     struct ca_engine_conf c;
@@ -424,6 +451,7 @@ int main(void)
         return 1;
     }
     unit_run("packets/bytes equal capinfos, flows equal ndpiReader", test_totals_vs_capinfos_ndpi);
+    unit_run("per-protocol flow counts equal ndpiReader's", test_l7_vs_ndpireader);
     unit_run("direction: SYN sender, else ephemeral port", test_direction);
     unit_run("link types: QinQ, PPPoE, SLL2, PPP, C_HDLC, NFLOG, MPLS, big-endian",
              test_link_types);
