@@ -20,10 +20,10 @@
 struct ca_engine;
 
 struct ca_engine_conf {
-    const char *geo_db;          /* path of a .mmdb; NULL or "" = no geo */
-    const char *geo_asn_db;      /* optional second .mmdb for ASNs */
-    uint32_t tcp_idle_sec;       /* default 300 */
-    uint32_t udp_idle_sec;       /* default 120 (UDP and everything else) */
+    const char *geo_db;     /* path of a .mmdb; NULL or "" = no geo */
+    const char *geo_asn_db; /* optional second .mmdb for ASNs */
+    uint32_t tcp_idle_sec;  /* default 300 */
+    uint32_t udp_idle_sec;  /* default 120 (UDP and everything else) */
 };
 
 /* Sets defaults in c (all zero/NULL fields get their default). */
@@ -48,8 +48,8 @@ typedef int (*ca_flow_sink_fn)(void *arg, const struct ca_flow *flows, size_t n)
 typedef int (*ca_progress_fn)(void *arg, uint64_t bytes_done, uint64_t packets_done);
 
 struct ca_import_req {
-    const char *path;     /* capture file (pcap, pcapng; gzip later) */
-    uint32_t capture_id;  /* stamped on every flow */
+    const char *path;    /* capture file (pcap, pcapng; gzip later) */
+    uint32_t capture_id; /* stamped on every flow */
     ca_flow_sink_fn sink;
     void *sink_arg;
     ca_progress_fn progress;

@@ -19,21 +19,21 @@
 
 #include <jansson.h>
 
-#define CA_HOST_MAX 256   /* server name, passive-DNS name */
-#define CA_UA_MAX 256     /* HTTP user agent */
-#define CA_L7_MAX 48      /* "TLS.Azure" */
-#define CA_CAT_MAX 32     /* nDPI category name */
-#define CA_ENCAP_MAX 96   /* "eth/vlan:10/ipv4/gre/ipv4/tcp" */
-#define CA_RISKS_MAX 256  /* comma-separated nDPI risk names */
-#define CA_TLSVER_MAX 16  /* "TLSv1.3" */
+#define CA_HOST_MAX 256  /* server name, passive-DNS name */
+#define CA_UA_MAX 256    /* HTTP user agent */
+#define CA_L7_MAX 48     /* "TLS.Azure" */
+#define CA_CAT_MAX 32    /* nDPI category name */
+#define CA_ENCAP_MAX 96  /* "eth/vlan:10/ipv4/gre/ipv4/tcp" */
+#define CA_RISKS_MAX 256 /* comma-separated nDPI risk names */
+#define CA_TLSVER_MAX 16 /* "TLSv1.3" */
 
 enum ca_tcp_state {
-    CA_TCP_NONE = 0,      /* not TCP */
-    CA_TCP_INCOMPLETE,    /* no completed handshake seen */
-    CA_TCP_ESTABLISHED,   /* SYN, SYN/ACK, ACK seen; no close */
-    CA_TCP_CLOSED,        /* handshake seen and FIN from both sides */
-    CA_TCP_RESET,         /* RST seen */
-    CA_TCP_MIDSTREAM      /* began before the capture (no SYN seen) */
+    CA_TCP_NONE = 0,    /* not TCP */
+    CA_TCP_INCOMPLETE,  /* no completed handshake seen */
+    CA_TCP_ESTABLISHED, /* SYN, SYN/ACK, ACK seen; no close */
+    CA_TCP_CLOSED,      /* handshake seen and FIN from both sides */
+    CA_TCP_RESET,       /* RST seen */
+    CA_TCP_MIDSTREAM    /* began before the capture (no SYN seen) */
 };
 
 struct ca_flow {
@@ -51,11 +51,11 @@ struct ca_flow {
     uint16_t icmp_id; /* echo identifier, part of the key for echo flows */
     uint8_t cli_mac[6];
     uint8_t srv_mac[6];
-    uint8_t ts_nsec;  /* 1 if the source had nanosecond timestamps */
-    uint8_t tcp_state; /* enum ca_tcp_state */
+    uint8_t ts_nsec;      /* 1 if the source had nanosecond timestamps */
+    uint8_t tcp_state;    /* enum ca_tcp_state */
     uint8_t tcp_flags[2]; /* OR of TCP flags seen per direction */
-    int64_t first_ns; /* first packet, ns since the epoch (UTC) */
-    int64_t last_ns;  /* last packet */
+    int64_t first_ns;     /* first packet, ns since the epoch (UTC) */
+    int64_t last_ns;      /* last packet */
     uint64_t pkts[2];
     uint64_t bytes[2];   /* wire length (pcap "len") */
     uint64_t payload[2]; /* L4 payload bytes */
