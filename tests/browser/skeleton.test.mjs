@@ -12,7 +12,9 @@ import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { startServer } from '../lib/server.mjs';
 
-const PCAP = fileURLToPath(new URL('../../../shared/pcaps/http_ipv6.pcap', import.meta.url));
+// The shared captures sit beside the repository (CAPATLAS_PCAPS overrides, as in tests/run.sh).
+const PCAPS = process.env.CAPATLAS_PCAPS || fileURLToPath(new URL('../../../shared/pcaps/', import.meta.url));
+const PCAP = join(PCAPS, 'http_ipv6.pcap');
 const OUT = fileURLToPath(new URL('../output/', import.meta.url));
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 
@@ -190,8 +192,7 @@ test('the flows table pages with next/previous like the API', { timeout: 120_000
   await byId('ws-create-submit').click();
   await page.waitForURL(/#\/w\/[^/]+$/, { timeout: 15_000 });
   const wsId = decodeURIComponent(new URL(page.url()).hash.replace(/^#\/w\//, ''));
-  await byId('upload-input').setInputFiles(
-    fileURLToPath(new URL('../../../shared/pcaps/synscan.pcap', import.meta.url)));
+  await byId('upload-input').setInputFiles(join(PCAPS, 'synscan.pcap'));
   await page.waitForFunction(() => document.querySelector('[data-testid="job-state"]')?.textContent === 'done',
     null, { timeout: 90_000, polling: 200 });
   await page.waitForFunction(() => document.querySelectorAll('[data-testid="flows-table"] tbody tr:not(.empty)').length === 100,
