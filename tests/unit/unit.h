@@ -17,22 +17,22 @@ int unit_done(void);
 /* Directory of the shared corpus: $CAPATLAS_PCAPS or ../shared/pcaps. */
 const char *unit_pcaps(void);
 
-#define CHECK(cond)                                                                            \
-    do {                                                                                       \
-        if (!(cond)) {                                                                         \
-            printf("#   check failed at %s:%d: %s\n", __FILE__, __LINE__, #cond);              \
-            unit_failed_checks++;                                                              \
-        }                                                                                      \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            printf("#   check failed at %s:%d: %s\n", __FILE__, __LINE__, #cond);                  \
+            unit_failed_checks++;                                                                  \
+        }                                                                                          \
     } while (0)
 
-#define CHECK_EQ_U(a, b)                                                                       \
-    do {                                                                                       \
-        unsigned long long ca__a = (a), ca__b = (b);                                           \
-        if (ca__a != ca__b) {                                                                  \
-            printf("#   check failed at %s:%d: %s == %s (%llu != %llu)\n", __FILE__, __LINE__, \
-                   #a, #b, ca__a, ca__b);                                                      \
-            unit_failed_checks++;                                                              \
-        }                                                                                      \
+#define CHECK_EQ_U(a, b)                                                                           \
+    do {                                                                                           \
+        unsigned long long ca__a = (a), ca__b = (b);                                               \
+        if (ca__a != ca__b) {                                                                      \
+            printf("#   check failed at %s:%d: %s == %s (%llu != %llu)\n", __FILE__, __LINE__, #a, \
+                   #b, ca__a, ca__b);                                                              \
+            unit_failed_checks++;                                                                  \
+        }                                                                                          \
     } while (0)
 
 #endif
