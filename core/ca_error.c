@@ -7,21 +7,11 @@
 #include "ca_error.h"
 
 static const char *const ca_errstr[] = {
-    "success",
-    "out of memory",
-    "invalid input",
-    "not found",
-    "already exists",
-    "input/output error",
-    "storage error",
-    "not a valid capture",
-    "authentication required",
-    "forbidden",
-    "too large",
-    "quota exceeded",
-    "busy, try again",
-    "cancelled",
-    "internal error",
+    "success",         "out of memory",       "invalid input",
+    "not found",       "already exists",      "input/output error",
+    "storage error",   "not a valid capture", "authentication required",
+    "forbidden",       "too large",           "quota exceeded",
+    "busy, try again", "cancelled",           "internal error",
 };
 
 const char *ca_strerror(int err)
