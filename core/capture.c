@@ -1,9 +1,8 @@
 /*
- * Capture file reader (see capture.h).  The magic number is checked here
- * first so that a wrong file gets a precise message instead of libpcap's
- * generic one; libpcap does the parsing.  Offsets come from ftell on
- * libpcap's FILE, which is exact because libpcap reads each record with
- * fread in order.
+ * Capture file reader (see capture.h).  Only this file includes zlib.h.  The magic number is
+ * checked here first so that a wrong file gets a precise message instead of libpcap's generic one;
+ * libpcap does the parsing.  Offsets come from ftell on libpcap's FILE, which is exact because
+ * libpcap reads each record with fread in order.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -12,18 +11,167 @@
 #include <sys/stat.h>
 
 #include <pcap/pcap.h>
+#include <zlib.h>
 
 #include "ca_error.h"
 #include "capture.h"
 
+/*
+ * Input stream under libpcap.  A plain file opened by path is handed to
+ * libpcap as is (fast path, exact ftell).  Anything else -- a caller's FILE*
+ * (pipe, growing file) or gzip-compressed content -- goes through a
+ * fopencookie stream that first replays the bytes peeked to recognise the
+ * format, then reads on, inflating when the input starts with 1f 8b.
+ */
+#define SRC_HEAD 4096
+#define SRC_INBUF (64 * 1024)
+
+struct src {
+    FILE *in;     /* raw input */
+    int gz;       /* inflating */
+    int zdone;    /* zlib stream ended with no further member */
+    int zerr;     /* corrupt compressed data */
+    z_stream z;   /* when gz */
+    uint64_t out; /* decompressed bytes delivered to libpcap */
+    uint64_t raw; /* raw bytes consumed from in */
+    size_t hlen;  /* peeked (decompressed) bytes still to replay from hpos */
+    size_t hpos;
+    uint8_t head[SRC_HEAD];
+    uint8_t inbuf[SRC_INBUF];
+};
+
 struct ca_capture {
     pcap_t *p;
+    FILE *own;       /* FILE we opened (closed by pcap_close or by us) */
+    struct src *src; /* NULL on the fast path */
     int dlt;
     int nsec;
     int ng; /* pcapng */
+    int gz;
     uint64_t size;
     uint64_t pos;
 };
+
+/* Decompressed (or raw) bytes from the input, without the replay buffer. */
+static ssize_t src_fill(struct src *s, uint8_t *buf, size_t size)
+{
+    size_t n;
+
+    if (!s->gz) {
+        n = fread(buf, 1, size, s->in);
+        s->raw += n;
+        if (n == 0 && ferror(s->in)) {
+            errno = EIO;
+            return -1;
+        }
+        return (ssize_t)n;
+    }
+    if (s->zerr) {
+        errno = EIO;
+        return -1;
+    }
+    s->z.next_out = buf;
+    s->z.avail_out = (uInt)(size > UINT32_MAX ? UINT32_MAX : size);
+    while (s->z.avail_out > 0 && !s->zdone) {
+        int zr;
+        if (s->z.avail_in == 0) {
+            n = fread(s->inbuf, 1, sizeof(s->inbuf), s->in);
+            if (n == 0) {
+                if (ferror(s->in)) {
+                    s->zerr = 1;
+                    break;
+                }
+                break; /* truncated compressed data: end of what we have */
+            }
+            s->raw += n;
+            s->z.next_in = s->inbuf;
+            s->z.avail_in = (uInt)n;
+        }
+        zr = inflate(&s->z, Z_NO_FLUSH);
+        if (zr == Z_STREAM_END) {
+            /* concatenated gzip members form one stream (like gzip -d) */
+            if (s->z.avail_in == 0) {
+                int c = fgetc(s->in);
+                if (c == EOF) {
+                    s->zdone = 1;
+                    break;
+                }
+                s->raw++;
+                s->inbuf[0] = (uint8_t)c;
+                s->z.next_in = s->inbuf;
+                s->z.avail_in = 1;
+            }
+            if (inflateReset(&s->z) != Z_OK)
+                s->zerr = 1;
+        } else if (zr != Z_OK && zr != Z_BUF_ERROR) {
+            s->zerr = 1;
+            break;
+        } else if (zr == Z_BUF_ERROR && s->z.avail_in > 0) {
+            s->zerr = 1;
+            break;
+        }
+    }
+    n = size - s->z.avail_out;
+    if (n == 0 && s->zerr) {
+        errno = EIO;
+        return -1;
+    }
+    return (ssize_t)n;
+}
+
+static ssize_t src_read(void *cookie, char *buf, size_t size)
+{
+    struct src *s = cookie;
+    size_t done = 0;
+    ssize_t n;
+
+    if (s->hlen > 0) {
+        done = size < s->hlen ? size : s->hlen;
+        memcpy(buf, s->head + s->hpos, done);
+        s->hpos += done;
+        s->hlen -= done;
+    }
+    if (done < size) {
+        n = src_fill(s, (uint8_t *)buf + done, size - done);
+        if (n < 0 && done == 0)
+            return -1;
+        if (n > 0)
+            done += (size_t)n;
+    }
+    s->out += done;
+    return (ssize_t)done;
+}
+
+/* Only ftell (SEEK_CUR 0) is supported: libpcap reads forward. */
+static int src_seek(void *cookie, off64_t *off, int whence)
+{
+    struct src *s = cookie;
+
+    if (whence != SEEK_CUR || *off != 0) {
+        errno = ESPIPE;
+        return -1;
+    }
+    *off = (off64_t)s->out;
+    return 0;
+}
+
+static int src_close(void *cookie)
+{
+    (void)cookie; /* freed by ca_capture_close */
+    return 0;
+}
+
+/* Reads up to want bytes into s->head (blocking until then or EOF). */
+static size_t src_peek(struct src *s, size_t want)
+{
+    while (s->hlen < want) {
+        ssize_t n = src_fill(s, s->head + s->hlen, want - s->hlen);
+        if (n <= 0)
+            break;
+        s->hlen += (size_t)n;
+    }
+    return s->hlen;
+}
 
 static int known_magic(const uint8_t m[4])
 {
@@ -47,25 +195,20 @@ static uint32_t get32(const uint8_t *p, int be)
 
 /*
  * libpcap hides a pcapng interface's timestamp resolution: read it from the
- * first IDB's if_tsresol option ourselves.  1 when it is finer than 1 us.
+ * first IDB's if_tsresol option ourselves (b holds the file's first bytes).
+ * 1 when it is finer than 1 us.
  */
-static int pcapng_nsec(const char *path)
+static int pcapng_nsec(const uint8_t *b, size_t n)
 {
-    uint8_t b[4096];
-    size_t n, off = 0;
-    FILE *f = fopen(path, "rb");
+    size_t off = 0;
     int be;
 
-    if (f == NULL)
-        return 0;
-    n = fread(b, 1, sizeof(b), f);
-    fclose(f);
     if (n < 28)
         return 0;
     be = b[8] == 0x1a;
     while (off + 12 <= n) {
         uint32_t type = get32(b + off, be), len = get32(b + off + 4, be);
-        if (len < 12 || len % 4 != 0 || off + len > n)
+        if (len < 12 || len % 4 != 0 || len > n - off)
             return 0;
         if (type == 1) { /* IDB: options after 16 bytes of fixed fields */
             size_t o = off + 16;
@@ -87,52 +230,133 @@ static int pcapng_nsec(const char *path)
     return 0;
 }
 
+static void src_free(struct src *s)
+{
+    if (s == NULL)
+        return;
+    if (s->gz)
+        inflateEnd(&s->z);
+    free(s);
+}
+
+static int open_common(FILE *fp, int own, uint64_t size, struct ca_capture **out, char *err,
+                       size_t errlen)
+{
+    static const cookie_io_functions_t fns = {src_read, NULL, src_seek, src_close};
+    char ebuf[PCAP_ERRBUF_SIZE];
+    struct ca_capture *c;
+    struct src *s;
+    FILE *pf = NULL;
+    int r;
+
+    c = calloc(1, sizeof(*c));
+    s = calloc(1, sizeof(*s));
+    if (c == NULL || s == NULL) {
+        free(c);
+        free(s);
+        if (own)
+            fclose(fp);
+        return ca_seterr(err, errlen, CA_ENOMEM, "out of memory");
+    }
+    c->src = s;
+    c->own = own ? fp : NULL;
+    c->size = size;
+    s->in = fp;
+    src_peek(s, 4);
+    if (s->hlen >= 2 && s->head[0] == 0x1f && s->head[1] == 0x8b) {
+        if (inflateInit2(&s->z, 15 + 32) != Z_OK) {
+            r = ca_seterr(err, errlen, CA_ENOMEM, "out of memory (zlib)");
+            goto out;
+        }
+        s->gz = c->gz = 1;
+        memcpy(s->inbuf, s->head, s->hlen);
+        s->z.next_in = s->inbuf;
+        s->z.avail_in = (uInt)s->hlen;
+        s->hlen = 0;
+        src_peek(s, 4);
+        if (s->zerr && s->hlen < 4) {
+            r = ca_seterr(err, errlen, CA_EFORMAT, "gzip-compressed file is corrupt");
+            goto out;
+        }
+    }
+    if (s->hlen < 4) {
+        r = ca_seterr(err, errlen, CA_EFORMAT, "not a pcap or pcapng file: too short (%zu bytes)%s",
+                      s->hlen, c->gz ? " after gzip decompression" : "");
+        goto out;
+    }
+    if (!known_magic(s->head)) {
+        const uint8_t *m = s->head;
+        r = ca_seterr(err, errlen, CA_EFORMAT, "not a pcap or pcapng file: bad magic 0x%08x%s",
+                      (unsigned)m[0] << 24 | (unsigned)m[1] << 16 | (unsigned)m[2] << 8 |
+                          (unsigned)m[3],
+                      c->gz ? " after gzip decompression" : "");
+        goto out;
+    }
+    /* libpcap converts to the precision asked for; the file's own comes from the magic */
+    c->nsec = (s->head[0] == 0x4d || s->head[3] == 0x4d);
+    c->ng = s->head[0] == 0x0a;
+    if (c->ng)
+        c->nsec = pcapng_nsec(s->head, src_peek(s, SRC_HEAD));
+    ebuf[0] = '\0';
+    if (own && !c->gz && fseek(fp, 0, SEEK_SET) == 0) {
+        /* fast path: libpcap reads the file directly */
+        src_free(s);
+        c->src = NULL;
+        pf = fp;
+    } else {
+        pf = fopencookie(s, "r", fns);
+        if (pf == NULL) {
+            r = ca_seterr(err, errlen, CA_ENOMEM, "out of memory (stream)");
+            goto out;
+        }
+        setvbuf(pf, NULL, _IOFBF, 256 * 1024);
+    }
+    c->p = pcap_fopen_offline_with_tstamp_precision(pf, PCAP_TSTAMP_PRECISION_NANO, ebuf);
+    if (c->p == NULL) {
+        if (pf != fp)
+            fclose(pf);
+        r = ca_seterr(err, errlen, CA_EFORMAT, "unreadable capture: %s", ebuf);
+        goto out;
+    }
+    c->own = NULL; /* pcap_close closes pf; the raw FILE is closed below */
+    if (own && c->src != NULL)
+        c->own = fp;
+    c->dlt = pcap_datalink(c->p);
+    c->pos = ca_capture_offset(c);
+    *out = c;
+    return 0;
+out:
+    src_free(c->src);
+    if (own)
+        fclose(fp);
+    free(c);
+    return r;
+}
+
 int ca_capture_open(const char *path, struct ca_capture **out, char *err, size_t errlen)
 {
-    char ebuf[PCAP_ERRBUF_SIZE];
-    uint8_t m[4] = {0};
     struct stat st;
-    struct ca_capture *c;
     FILE *f;
-    size_t n;
 
     *out = NULL;
     f = fopen(path, "rb");
     if (f == NULL)
         return ca_seterr(err, errlen, CA_EIO, "cannot open capture: %s", strerror(errno));
-    n = fread(m, 1, 4, f);
     if (fstat(fileno(f), &st) != 0)
         st.st_size = 0;
-    fclose(f);
-    if (n < 4)
-        return ca_seterr(err, errlen, CA_EFORMAT,
-                         "not a pcap or pcapng file: too short (%zu bytes)", n);
-    if (!known_magic(m))
-        return ca_seterr(err, errlen, CA_EFORMAT, "not a pcap or pcapng file: bad magic 0x%08x",
-                         (unsigned)m[0] << 24 | (unsigned)m[1] << 16 | (unsigned)m[2] << 8 |
-                             (unsigned)m[3]);
-    c = calloc(1, sizeof(*c));
-    if (c == NULL)
-        return ca_seterr(err, errlen, CA_ENOMEM, "out of memory");
-    ebuf[0] = '\0';
-    c->p = pcap_open_offline_with_tstamp_precision(path, PCAP_TSTAMP_PRECISION_NANO, ebuf);
-    if (c->p == NULL) {
-        free(c);
-        return ca_seterr(err, errlen, CA_EFORMAT, "unreadable capture: %s", ebuf);
-    }
-    c->dlt = pcap_datalink(c->p);
-    /* libpcap converts to the precision asked for; the file's own comes from the magic */
-    c->nsec = (m[0] == 0x4d || m[3] == 0x4d);
-    c->ng = m[0] == 0x0a;
-    if (c->ng)
-        c->nsec = pcapng_nsec(path);
-    c->size = (uint64_t)st.st_size;
-    {
-        long pos = ftell(pcap_file(c->p));
-        c->pos = pos > 0 ? (uint64_t)pos : 0;
-    }
-    *out = c;
-    return 0;
+    return open_common(f, 1, (uint64_t)st.st_size, out, err, errlen);
+}
+
+int ca_capture_open_fp(FILE *fp, struct ca_capture **out, char *err, size_t errlen)
+{
+    struct stat st;
+    int fd = fileno(fp);
+    uint64_t size = 0;
+
+    *out = NULL;
+    if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+        size = (uint64_t)st.st_size;
+    return open_common(fp, 0, size, out, err, errlen);
 }
 
 void ca_capture_close(struct ca_capture *c)
@@ -141,6 +365,9 @@ void ca_capture_close(struct ca_capture *c)
         return;
     if (c->p != NULL)
         pcap_close(c->p);
+    src_free(c->src);
+    if (c->own != NULL)
+        fclose(c->own);
     free(c);
 }
 
@@ -205,5 +432,16 @@ uint64_t ca_capture_file_size(const struct ca_capture *c)
 
 uint64_t ca_capture_pos(const struct ca_capture *c)
 {
-    return c->pos;
+    return c->src != NULL ? c->src->raw : c->pos;
+}
+
+uint64_t ca_capture_offset(const struct ca_capture *c)
+{
+    long pos = c->p != NULL ? ftell(pcap_file(c->p)) : -1;
+    return pos > 0 ? (uint64_t)pos : 0;
+}
+
+int ca_capture_gzip(const struct ca_capture *c)
+{
+    return c->gz;
 }

@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 struct ca_capture;
 
@@ -16,12 +17,24 @@ struct ca_capture_pkt {
     int64_t ts_ns;       /* ns since the epoch */
     uint32_t caplen;     /* bytes present in data */
     uint32_t len;        /* wire length */
-    uint64_t offset;     /* byte offset of the packet's record in the file */
+    uint64_t offset;     /* byte offset of the packet's record (decompressed stream) */
     const uint8_t *data; /* valid until the next ca_capture_next */
 };
 
-/* Opens path; CA_EFORMAT ("not a pcap or pcapng file: bad magic 0x...") or CA_EIO. */
+/*
+ * Opens path; CA_EFORMAT ("not a pcap or pcapng file: bad magic 0x...") or
+ * CA_EIO.  The format is recognised by content: pcap (us/ns, either byte
+ * order), pcapng, and either of them gzip-compressed (magic 1f 8b;
+ * concatenated gzip members are one stream).
+ */
 int ca_capture_open(const char *path, struct ca_capture **out, char *err, size_t errlen);
+
+/*
+ * The same from an open stream (pipe, socket, growing file through
+ * fopencookie, fmemopen buffer...), read forward only.  fp stays the
+ * caller's: it is not closed, and must outlive ca_capture_close.
+ */
+int ca_capture_open_fp(FILE *fp, struct ca_capture **out, char *err, size_t errlen);
 void ca_capture_close(struct ca_capture *c); /* accepts NULL */
 
 /*
@@ -34,6 +47,10 @@ int ca_capture_linktype(const struct ca_capture *c); /* DLT_ value */
 const char *ca_capture_linktype_name(int dlt);       /* "EN10MB"; static */
 int ca_capture_nsec(const struct ca_capture *c);     /* 1 when the file has ns timestamps */
 uint64_t ca_capture_file_size(const struct ca_capture *c);
-uint64_t ca_capture_pos(const struct ca_capture *c); /* bytes consumed so far */
+/* Input bytes consumed so far (compressed bytes for gzip; for progress). */
+uint64_t ca_capture_pos(const struct ca_capture *c);
+/* Position in the (decompressed) capture stream; packet offsets use it too. */
+uint64_t ca_capture_offset(const struct ca_capture *c);
+int ca_capture_gzip(const struct ca_capture *c); /* 1 when the input is gzip */
 
 #endif

@@ -115,7 +115,10 @@ int ca_engine_import(struct ca_engine *e, const struct ca_import_req *req, json_
     json_object_set_new(rep, "partial", json_false());
     json_object_set_new(rep, "damage", json_null());
 
-    r = ca_capture_open(req->path, &cap, err, errlen);
+    if (req->fp != NULL)
+        r = ca_capture_open_fp(req->fp, &cap, err, errlen);
+    else
+        r = ca_capture_open(req->path, &cap, err, errlen);
     if (r != 0)
         goto out;
     dlt = ca_capture_linktype(cap);
@@ -153,7 +156,7 @@ int ca_engine_import(struct ca_engine *e, const struct ca_import_req *req, json_
             json_object_set_new(rep, "partial", json_true());
             json_object_set_new(rep, "damage",
                                 json_pack("{s:I, s:I, s:s}", "packet", (json_int_t)packets + 1,
-                                          "offset", (json_int_t)ca_capture_pos(cap), "reason",
+                                          "offset", (json_int_t)ca_capture_offset(cap), "reason",
                                           derr));
             break;
         }
@@ -206,6 +209,8 @@ out:
         json_object_set_new(rep, "fragments_reassembled", json_integer(0));
         json_object_set_new(rep, "fragments_joined",
                             json_integer(ft ? (json_int_t)ca_flowtab_frag_seen(ft) : 0));
+        if (cap != NULL)
+            json_object_set_new(rep, "gzip", json_boolean(ca_capture_gzip(cap)));
         if (cap != NULL)
             json_object_set_new(rep, "file_bytes",
                                 json_integer((json_int_t)ca_capture_file_size(cap)));

@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <jansson.h>
 
@@ -48,7 +49,14 @@ typedef int (*ca_flow_sink_fn)(void *arg, const struct ca_flow *flows, size_t n)
 typedef int (*ca_progress_fn)(void *arg, uint64_t bytes_done, uint64_t packets_done);
 
 struct ca_import_req {
-    const char *path;    /* capture file (pcap, pcapng; gzip later) */
+    const char *path; /* capture file (pcap, pcapng, gzip of either; by content) */
+    /*
+     * Optional: when not NULL, the capture is read from fp (forward only:
+     * a pipe, a socket, a growing file through fopencookie...) and path is
+     * only a label.  The engine neither closes it nor seeks it; gzip is
+     * recognised the same way.  Progress bytes are then bytes read from fp.
+     */
+    FILE *fp;
     uint32_t capture_id; /* stamped on every flow */
     ca_flow_sink_fn sink;
     void *sink_arg;
@@ -62,7 +70,9 @@ struct ca_import_req {
  *   { "packets", "bytes", "first_ns", "last_ns", "link_types": [..],
  *     "flows", "skipped": { reason: count }, "partial": bool,
  *     "damage": { "packet", "offset", "reason" } | null, "tunnels": {..},
- *     "fragments_reassembled", "non_ip": { "arp": n, ... } }
+ *     "fragments_reassembled", "non_ip": { "arp": n, ... }, "gzip": bool }
+ * Packet offsets ("first_pkt_offset") and the damage offset are positions in
+ * the decompressed capture stream.
  * Returns 0; CA_EFORMAT with a message such as
  *   "not a pcap or pcapng file: bad magic 0x3c68746d"
  * when nothing could be read; CA_EIO; CA_ECANCELED; or the sink's error.

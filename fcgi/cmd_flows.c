@@ -1,5 +1,5 @@
 /*
- * `capatlasd flows [--report] [--geo-db F] [--tcp-idle S] [--udp-idle S] FILE`:
+ * `capatlasd flows [--report] [--geo-db F] [--tcp-idle S] [--udp-idle S] FILE|-`:
  * runs the import engine on one file without a store and prints one
  * compact JSON object per flow per line, then optionally the import
  * report as {"report": {...}}.  The same engine and encoder as the server.
@@ -44,7 +44,7 @@ static int parse_secs(const char *s, uint32_t *out)
 static void usage(void)
 {
     fprintf(stderr, "usage: capatlasd flows [--report] [--geo-db F] [--tcp-idle S] "
-                    "[--udp-idle S] FILE\n");
+                    "[--udp-idle S] FILE|-\n");
 }
 
 int cmd_flows(int argc, char **argv)
@@ -76,6 +76,8 @@ int cmd_flows(int argc, char **argv)
             }
         } else if (strcmp(a, "--") == 0 && i + 1 < argc && file == NULL) {
             file = argv[++i];
+        } else if (strcmp(a, "-") == 0 && file == NULL) {
+            file = a; /* standard input (pcap, pcapng or gzip of either) */
         } else if (a[0] == '-' && a[1] != '\0') {
             usage();
             return 2;
@@ -98,6 +100,8 @@ int cmd_flows(int argc, char **argv)
     }
     memset(&req, 0, sizeof(req));
     req.path = file;
+    if (strcmp(file, "-") == 0)
+        req.fp = stdin;
     req.sink = print_flows;
     r = ca_engine_import(eng, &req, &report, err, sizeof(err));
     if (r == 0 && want_report && report != NULL) {

@@ -7,7 +7,11 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <pthread.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <zlib.h>
 
 #include "ca_error.h"
 #include "engine.h"
@@ -439,6 +443,197 @@ static void test_l7_vs_ndpireader(void)
     run_free(&r);
 }
 
+/* Whole file into memory; NULL when unreadable. */
+static uint8_t *slurp(const char *name, size_t *len)
+{
+    char path[1024];
+    uint8_t *buf = NULL;
+    long n;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/%s", unit_pcaps(), name);
+    f = fopen(path, "rb");
+    if (f == NULL)
+        return NULL;
+    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) > 0 && fseek(f, 0, SEEK_SET) == 0 &&
+        (buf = malloc((size_t)n)) != NULL && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    *len = buf != NULL ? (size_t)n : 0;
+    return buf;
+}
+
+/* gzip-compresses in[0..n) into a new buffer (two members when split). */
+static uint8_t *gzip_buf(const uint8_t *in, size_t n, size_t *out_len, int split)
+{
+    size_t cap = n + n / 2 + 1024, used = 0;
+    uint8_t *out = malloc(cap);
+    size_t parts[2] = {split ? n / 2 : n, split ? n - n / 2 : 0};
+    const uint8_t *p = in;
+
+    for (int k = 0; k < 2 && out != NULL; k++) {
+        z_stream z;
+        if (parts[k] == 0 && k > 0)
+            break;
+        memset(&z, 0, sizeof(z));
+        if (deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+            break;
+        z.next_in = (uint8_t *)(uintptr_t)p;
+        z.avail_in = (uInt)parts[k];
+        z.next_out = out + used;
+        z.avail_out = (uInt)(cap - used);
+        deflate(&z, Z_FINISH);
+        used = cap - z.avail_out;
+        deflateEnd(&z);
+        p += parts[k];
+    }
+    *out_len = used;
+    return out;
+}
+
+static void run_fp(FILE *fp, struct run *r)
+{
+    struct ca_import_req req;
+
+    memset(r, 0, sizeof(*r));
+    memset(&req, 0, sizeof(req));
+    req.path = "stream";
+    req.fp = fp;
+    req.capture_id = 7;
+    req.sink = collect;
+    req.sink_arg = &r->c;
+    r->rc = ca_engine_import(eng, &req, &r->rep, r->err, sizeof(r->err));
+    if (r->rc != 0)
+        printf("# stream: %s\n", r->err);
+}
+
+static int same_flows(const struct run *a, const struct run *b)
+{
+    if (a->c.n != b->c.n)
+        return 0;
+    for (size_t i = 0; i < a->c.n; i++) {
+        const struct ca_flow *x = &a->c.f[i], *y = &b->c.f[i];
+        if (x->pkts[0] != y->pkts[0] || x->pkts[1] != y->pkts[1] || x->bytes[0] != y->bytes[0] ||
+            x->first_pkt_offset != y->first_pkt_offset || x->first_ns != y->first_ns ||
+            strcmp(x->l7_name, y->l7_name) != 0)
+            return 0;
+    }
+    return 1;
+}
+
+struct feeder {
+    int fd;
+    const uint8_t *buf;
+    size_t len;
+};
+
+static void *feed(void *arg)
+{
+    struct feeder *f = arg;
+    size_t off = 0;
+
+    while (off < f->len) { /* small writes: the reader sees short reads */
+        size_t n = f->len - off < 777 ? f->len - off : 777;
+        ssize_t w = write(f->fd, f->buf + off, n);
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
+    close(f->fd);
+    return NULL;
+}
+
+/* FILE* input (memory, pipe) and gzip by content, equal to the plain file */
+static void test_streams_gzip(void)
+{
+    static const char *names[] = {"ocs.pcap", "http2.pcapng", "dns.pcap", "zeek/nflog-http.pcap"};
+
+    for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
+        struct run plain, mem, gz, gz2, piped;
+        size_t len = 0, zlen = 0, z2len = 0;
+        uint8_t *buf = slurp(names[k], &len), *zbuf, *z2buf;
+        FILE *fp;
+
+        CHECK(buf != NULL);
+        if (buf == NULL)
+            continue;
+        zbuf = gzip_buf(buf, len, &zlen, 0);
+        z2buf = gzip_buf(buf, len, &z2len, 1);
+        run_file(names[k], &plain);
+        CHECK_EQ_U(plain.rc, 0);
+
+        fp = fmemopen(buf, len, "rb");
+        run_fp(fp, &mem);
+        fclose(fp);
+        CHECK_EQ_U(mem.rc, 0);
+        CHECK(same_flows(&plain, &mem));
+
+        fp = fmemopen(zbuf, zlen, "rb");
+        run_fp(fp, &gz);
+        fclose(fp);
+        CHECK_EQ_U(gz.rc, 0);
+        CHECK(same_flows(&plain, &gz));
+        CHECK(gz.rep != NULL && json_is_true(json_object_get(gz.rep, "gzip")));
+
+        fp = fmemopen(z2buf, z2len, "rb"); /* two concatenated members */
+        run_fp(fp, &gz2);
+        fclose(fp);
+        CHECK(same_flows(&plain, &gz2));
+
+        {
+            int pfd[2];
+            pthread_t th;
+            struct feeder fd;
+            CHECK(pipe(pfd) == 0);
+            fd.fd = pfd[1];
+            fd.buf = zbuf;
+            fd.len = zlen;
+            pthread_create(&th, NULL, feed, &fd);
+            fp = fdopen(pfd[0], "rb");
+            run_fp(fp, &piped);
+            fclose(fp);
+            pthread_join(th, NULL);
+            CHECK_EQ_U(piped.rc, 0);
+            CHECK(same_flows(&plain, &piped));
+        }
+        /* a truncated gzip keeps what precedes the damage */
+        if (k == 0) {
+            struct run tr;
+            fp = fmemopen(zbuf, zlen / 2, "rb");
+            run_fp(fp, &tr);
+            fclose(fp);
+            CHECK_EQ_U(tr.rc, 0);
+            CHECK(tr.rep != NULL && json_is_true(json_object_get(tr.rep, "partial")));
+            CHECK(tr.c.n > 0);
+            run_free(&tr);
+        }
+        run_free(&plain);
+        run_free(&mem);
+        run_free(&gz);
+        run_free(&gz2);
+        run_free(&piped);
+        free(buf);
+        free(zbuf);
+        free(z2buf);
+    }
+    /* gzip of something that is not a capture */
+    {
+        static const uint8_t text[] = "<html>not a capture</html>";
+        size_t zlen;
+        uint8_t *z = gzip_buf(text, sizeof(text), &zlen, 0);
+        struct run r;
+        FILE *fp = fmemopen(z, zlen, "rb");
+        run_fp(fp, &r);
+        fclose(fp);
+        CHECK(r.rc == CA_EFORMAT);
+        CHECK(strstr(r.err, "after gzip decompression") != NULL);
+        run_free(&r);
+        free(z);
+    }
+}
+
 int main(void)
 {
     struct ca_engine_conf c;
@@ -456,6 +651,7 @@ int main(void)
     unit_run("link types: QinQ, PPPoE, SLL2, PPP, C_HDLC, NFLOG, MPLS, big-endian",
              test_link_types);
     unit_run("nanosecond pcap", test_nanosecond);
+    unit_run("FILE* input (memory, pipe) and gzip by content", test_streams_gzip);
     unit_run("IPv6 extension headers and tunnels", test_tunnels_ipv6);
     unit_run("damaged and non-capture files", test_damaged);
     unit_run("flow codec round trip and garbage", test_codec);
