@@ -66,7 +66,7 @@ int ca_session_purge_expired(struct ca_portal *p, int *n_purged);
 /*
  * Workspaces.  Object: {"id", "name", "description", "owner", "created",
  * "bytes": stored capture bytes, "captures": n}.  ca_workspace_list
- * returns the workspaces user_id may see (own ones for now) as an array.
+ * returns the workspaces user_id may see (own and shared) as an array.
  * ca_workspace_create also creates D/workspaces/<id>/ and its environment.
  */
 int ca_workspace_create(struct ca_portal *p, uint64_t owner, const char *name,
@@ -91,6 +91,86 @@ int ca_job_get(struct ca_portal *p, uint64_t id, json_t **out);
 int ca_job_claim(struct ca_portal *p, pid_t pid, json_t **out);
 int ca_job_update(struct ca_portal *p, uint64_t id, json_t *fields);
 int ca_job_requeue_orphans(struct ca_portal *p, int *n_requeued);
+
+/* ---- portal: accounts, tokens, sharing, audit (issue 5) ---------------- */
+
+/*
+ * Expiry and throttle settings are read from the environment (seconds),
+ * so tests need not wait hours: CAPATLAS_SESSION_IDLE (12 h),
+ * CAPATLAS_SESSION_MAX_AGE (7 d), CAPATLAS_LOGIN_MAX_FAILS (5),
+ * CAPATLAS_LOGIN_LOCK_SECONDS (30, doubled per further failure, at most 1 h).
+ */
+
+/* User id by name; CA_ENOTFOUND when none. */
+int ca_user_find(struct ca_portal *p, const char *name, uint64_t *id);
+/* Array of user objects plus "quota" (bytes|null) and "used" (bytes in owned workspaces). */
+int ca_user_list(struct ca_portal *p, json_t **out);
+/*
+ * Merges fields into a user: "admin", "disabled" (bool), "quota" (bytes or
+ * null).  Disabling revokes every session of the user.
+ */
+int ca_user_update(struct ca_portal *p, uint64_t id, json_t *fields, char *err, size_t errlen);
+/* Removes the user, their sessions and tokens, their workspaces, and shares given to them. */
+int ca_user_delete(struct ca_portal *p, uint64_t id);
+/* Sum of stored capture bytes over the workspaces id owns (the quota's measure). */
+int ca_user_usage(struct ca_portal *p, uint64_t id, uint64_t *bytes);
+
+/*
+ * Account lockout, keyed by the login name as typed (unknown names too).
+ * ca_login_check: CA_EBUSY with *retry_after seconds while locked.
+ * ca_login_record: failed=1 counts a failure, failed=0 clears the count.
+ */
+int ca_login_check(struct ca_portal *p, const char *name, int64_t *retry_after);
+int ca_login_record(struct ca_portal *p, const char *name, int failed);
+
+/*
+ * A user's live sessions: [{"id","created","last_seen","addr","current"}];
+ * current marks the one whose token is given (may be NULL).
+ * ca_session_revoke: CA_ENOTFOUND unless session_id is user_id's.
+ * ca_session_revoke_user: all of the user's sessions but keep_token's (may be NULL).
+ */
+int ca_session_list(struct ca_portal *p, uint64_t user_id, const char *current, json_t **out);
+int ca_session_revoke(struct ca_portal *p, uint64_t user_id, uint64_t session_id);
+int ca_session_revoke_user(struct ca_portal *p, uint64_t user_id, const char *keep_token);
+
+/*
+ * API tokens: "cat_" + 64 hex, shown once; only the SHA-256 is stored.
+ * Record: {"id","name","readonly","created","expires"|null,"last_used"|null}.
+ * expires: unix seconds, 0 = never.  ca_token_lookup: CA_EAUTH for unknown
+ * or expired tokens.  ca_token_revoke: CA_ENOTFOUND unless it is user_id's.
+ */
+#define CA_TOKEN_LEN 68
+int ca_token_create(struct ca_portal *p, uint64_t user_id, const char *name, int readonly,
+                    int64_t expires, char token_out[CA_TOKEN_LEN + 1], json_t **rec_out, char *err,
+                    size_t errlen);
+int ca_token_lookup(struct ca_portal *p, const char *token, uint64_t *user_id, int *readonly);
+int ca_token_list(struct ca_portal *p, uint64_t user_id, json_t **out);
+int ca_token_revoke(struct ca_portal *p, uint64_t user_id, uint64_t token_id);
+
+/*
+ * Workspace access.  A workspace record may carry "shares" {"<uid>":
+ * "viewer"|"editor"} and "eol" (unix seconds|null).  ca_workspace_role:
+ * "owner", "editor", "viewer" or NULL (no access, or past its end of
+ * life); the string is static.  ca_workspace_list adds "role".
+ * ca_workspace_update merges "name", "description", "eol", "owner".
+ * ca_workspace_share sets (role "viewer"/"editor") or removes (NULL) a share.
+ * ca_workspace_purge_eol deletes every workspace past its end of life.
+ */
+const char *ca_workspace_role(json_t *ws, uint64_t user_id);
+int ca_workspace_update(struct ca_portal *p, uint64_t id, json_t *fields, char *err, size_t errlen);
+int ca_workspace_share(struct ca_portal *p, uint64_t id, uint64_t user_id, const char *role);
+int ca_workspace_purge_eol(struct ca_portal *p, int *n_purged);
+
+/*
+ * Audit log: {"id","time","user"|null,"user_name"|null,"addr","action",
+ * "target","detail"|null}; detail is copied.  ca_audit_list pages newest
+ * first: entries with id < before (0 = from the newest), *next_before 0
+ * when there are no more.
+ */
+int ca_audit_add(struct ca_portal *p, uint64_t user_id, const char *user_name, const char *addr,
+                 const char *action, const char *target, json_t *detail);
+int ca_audit_list(struct ca_portal *p, uint64_t before, size_t limit, json_t **out,
+                  uint64_t *next_before);
 
 /* ---- workspace -------------------------------------------------------- */
 
@@ -141,5 +221,85 @@ int ca_ws_capture_delete(struct ca_ws *w, uint32_t capture_id);
 int ca_ws_flows_page(struct ca_ws *w, uint64_t after_id, size_t limit, json_t **out,
                      uint64_t *next_after, uint64_t *total);
 int ca_ws_flow_get(struct ca_ws *w, uint64_t flow_id, struct ca_flow *out);
+
+/*
+ * Query side.  Every flow also has a fixed-width "hot" record holding what
+ * filters and aggregations read (written with the flow by ca_ws_flows_put,
+ * in chunks of one batch), so a query scans memory-mapped arrays instead of
+ * decoding full records.  Names are interned per workspace: the ids below
+ * index a string table (0 = empty).  Capture id and flow seq come from the
+ * chunk (flow id = capture << 32 | seq).
+ */
+struct ca_hot {
+    uint8_t src[16]; /* client; IPv4 in the first 4 bytes */
+    uint8_t dst[16]; /* server */
+    int64_t first_ns;
+    int64_t last_ns;
+    uint64_t sent_bytes; /* client -> server, wire bytes */
+    uint64_t recv_bytes;
+    uint32_t sent_pkts;
+    uint32_t recv_pkts;
+    uint32_t src_asn;
+    uint32_t dst_asn;
+    uint32_t host_id;  /* CA_STR_HOST: SNI / Host / DNS query */
+    uint32_t dns_id;   /* CA_STR_HOST: passive-DNS name */
+    uint32_t proto_id; /* CA_STR_PROTO: l7_name ("TLS.Azure") */
+    uint32_t cat_id;   /* CA_STR_CATEGORY */
+    uint32_t risks_id; /* CA_STR_RISKS: comma-separated risk names */
+    uint16_t src_port;
+    uint16_t dst_port;
+    uint16_t vlan;
+    char src_cc[2];
+    char dst_cc[2];
+    uint8_t l4;
+    uint8_t ip_version;
+    uint8_t tcp_state;
+    uint8_t nrisks;
+    uint8_t pad[6];
+};
+
+enum ca_str_kind { CA_STR_HOST = 1, CA_STR_PROTO, CA_STR_CATEGORY, CA_STR_RISKS };
+
+/*
+ * A snapshot: one read transaction and the set of ready captures.  Pointers
+ * it hands out (hot arrays, strings) stay valid until ca_ws_snap_close.
+ * Keep it short-lived: never hold one across network output.
+ */
+struct ca_ws_snap;
+
+struct ca_snap_capture {
+    uint32_t id;
+    uint64_t flows;
+    int64_t first_ns, last_ns; /* span of its flows; 0 when unknown */
+    char name[128];
+};
+
+int ca_ws_snap_open(struct ca_ws *w, struct ca_ws_snap **out);
+void ca_ws_snap_close(struct ca_ws_snap *s); /* accepts NULL */
+/* Ready captures in id order (owned by the snapshot). */
+const struct ca_snap_capture *ca_ws_snap_captures(const struct ca_ws_snap *s, size_t *n);
+/*
+ * Calls fn for each hot chunk of ready captures, in flow id order, starting
+ * with the first flow whose id > after_id; stops after max_chunks chunks
+ * (0 = no limit) or when fn returns non-zero (that value is returned).
+ * h may be unaligned-safe copy; n >= 1; flow i has id (cap << 32) | (seq0 + i).
+ */
+typedef int (*ca_hot_fn)(void *arg, uint32_t cap, uint32_t seq0, const struct ca_hot *h, size_t n);
+int ca_ws_snap_scan(struct ca_ws_snap *s, uint64_t after_id, size_t max_chunks, ca_hot_fn fn,
+                    void *arg);
+/* One full flow of a ready capture; CA_ENOTFOUND otherwise. */
+int ca_ws_snap_flow(struct ca_ws_snap *s, uint64_t flow_id, struct ca_flow *out);
+/* Interned string by id ("" for 0 or unknown); valid while s is open. */
+const char *ca_ws_snap_str(struct ca_ws_snap *s, uint32_t id);
+/* Calls fn for every interned string of a kind (any order); stops on non-zero. */
+int ca_ws_snap_str_each(struct ca_ws_snap *s, int kind,
+                        int (*fn)(void *arg, uint32_t id, const char *str), void *arg);
+/* Largest string id given so far (bitset sizes). */
+uint32_t ca_ws_snap_str_max(struct ca_ws_snap *s);
+
+/* Fills a hot record from a flow (string ids zero: the store sets them). */
+void ca_hot_from_flow(const struct ca_flow *f, struct ca_hot *h);
+/* Path of a capture's original file, relative paths resolved against the workspace. */
+int ca_ws_capture_file(struct ca_ws *w, uint32_t capture_id, char *buf, size_t len);
 
 #endif

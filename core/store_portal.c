@@ -15,6 +15,18 @@
  *   jobs        u64 BE job id     -> job object (see store.h)
  *   jobq        u64 BE job id     -> "" for each job whose state is "queued", so that
  *                                    a claim reads the oldest one without a scan
+ *   tokens      sha256 hex of an API token (64 bytes)
+ *               -> {"id","user","name","readonly","created","expires","last_used"}
+ *   login_fail  user name as typed (bytes) -> {"fails","until","last"}: the account
+ *                                    lockout; kept for unknown names too, so a lockout
+ *                                    says nothing about whether the account exists
+ *   audit       u64 BE entry id   -> {"id","time","user","user_name","addr","action",
+ *                                    "target","detail"}
+ *
+ * Users also carry "quota" (bytes or null) and workspaces "shares"
+ * ({"<user id>": "viewer"|"editor"}) and "eol" (unix seconds or null).
+ * Sessions carry a small public "id" (from meta "next_session") so they
+ * can be listed and revoked without showing their digest.
  *
  * Transactions are short and never span password hashing or file system
  * work: a slow scrypt or rm -rf would otherwise hold the single writer lock.
@@ -41,16 +53,45 @@
 #define MAPSIZE_MAX ((size_t)1 << 40)
 #define SESSION_IDLE (12 * 3600)
 #define SESSION_MAX_AGE (7 * 24 * 3600)
+#define LOGIN_MAX_FAILS 5
+#define LOGIN_LOCK_BASE 30
+#define LOGIN_LOCK_MAX 3600
 /* last_seen is rewritten at most this often, so lookups rarely write. */
 #define SESSION_TOUCH 60
 #define WS_NAME_MAX 64
 #define WS_DESC_MAX 1000
 
-enum { DB_META, DB_USERS, DB_USER_NAMES, DB_SESSIONS, DB_WORKSPACES, DB_JOBS, DB_JOBQ, DB_COUNT };
+enum {
+    DB_META,
+    DB_USERS,
+    DB_USER_NAMES,
+    DB_SESSIONS,
+    DB_WORKSPACES,
+    DB_JOBS,
+    DB_JOBQ,
+    DB_TOKENS,
+    DB_LOGIN_FAIL,
+    DB_AUDIT,
+    DB_COUNT
+};
 
 static const char *const portal_dbnames[DB_COUNT] = {
-    "meta", "users", "user_names", "sessions", "workspaces", "jobs", "jobq",
+    "meta", "users", "user_names", "sessions",   "workspaces",
+    "jobs", "jobq",  "tokens",     "login_fail", "audit",
 };
+
+/* A positive number of seconds from the environment, or def (tests shorten expiries). */
+static int64_t env_seconds(const char *name, int64_t def)
+{
+    const char *v = getenv(name);
+    char *end;
+    long long n;
+
+    if (v == NULL || *v == '\0')
+        return def;
+    n = strtoll(v, &end, 10);
+    return *end == '\0' && n > 0 ? (int64_t)n : def;
+}
 
 struct ca_portal {
     MDB_env *env;
@@ -592,7 +633,14 @@ struct session_arg {
 static int session_put_txn(MDB_txn *txn, void *arg)
 {
     struct session_arg *a = arg;
+    uint64_t id;
+    int rc;
 
+    rc = ca_store_counter_next(txn, a->p->db[DB_META], "next_session", &id);
+    if (rc != 0)
+        return rc;
+    if (json_object_set_new(a->rec, "id", json_integer((json_int_t)id)) != 0)
+        return CA_ENOMEM;
     return ca_store_put_json(txn, a->p->db[DB_SESSIONS], a->digest, 64, a->rec);
 }
 
@@ -627,7 +675,8 @@ static int session_expired(json_t *rec, int64_t now)
     int64_t created = json_integer_value(json_object_get(rec, "created"));
     int64_t seen = json_integer_value(json_object_get(rec, "last_seen"));
 
-    return now - seen > SESSION_IDLE || now - created > SESSION_MAX_AGE;
+    return now - seen > env_seconds("CAPATLAS_SESSION_IDLE", SESSION_IDLE) ||
+           now - created > env_seconds("CAPATLAS_SESSION_MAX_AGE", SESSION_MAX_AGE);
 }
 
 /*
@@ -890,6 +939,7 @@ int ca_workspace_list(struct ca_portal *p, uint64_t user_id, json_t **out)
     MDB_cursor *cur = NULL;
     MDB_val k, v;
     json_t *arr = NULL, *rec;
+    const char *role;
     size_t i;
     int rc;
 
@@ -910,10 +960,12 @@ int ca_workspace_list(struct ca_portal *p, uint64_t user_id, json_t **out)
             rc = CA_ESTORE;
             goto out;
         }
-        if ((uint64_t)json_integer_value(json_object_get(rec, "owner")) != user_id) {
+        role = ca_workspace_role(rec, user_id);
+        if (role == NULL) {
             json_decref(rec);
             continue;
         }
+        json_object_set_new(rec, "role", json_string(role));
         if (json_array_append_new(arr, rec) != 0) {
             rc = CA_ENOMEM;
             goto out;
@@ -1237,4 +1289,844 @@ int ca_job_requeue_orphans(struct ca_portal *p, int *n_requeued)
     if (rc == 0 && n_requeued != NULL)
         *n_requeued = a.n;
     return rc;
+}
+
+/* ---- users: administration --------------------------------------------- */
+
+int ca_user_find(struct ca_portal *p, const char *name, uint64_t *id)
+{
+    MDB_txn *txn = NULL;
+    MDB_val k, v;
+    int rc;
+
+    if (name == NULL || *name == '\0' || strlen(name) > 64)
+        return CA_ENOTFOUND;
+    rc = ca_store_txn_begin(p->env, MDB_RDONLY, &txn);
+    if (rc != 0)
+        return ca_store_err(rc);
+    k.mv_data = (void *)name;
+    k.mv_size = strlen(name);
+    rc = mdb_get(txn, p->db[DB_USER_NAMES], &k, &v);
+    if (rc == 0 && v.mv_size == 8)
+        *id = ca_store_rd64(v.mv_data);
+    else if (rc == 0)
+        rc = CA_ESTORE;
+    mdb_txn_abort(txn);
+    return ca_store_err(rc);
+}
+
+/* Every record of one database as an array of parsed JSON values. */
+static int scan_all(struct ca_portal *p, int db, json_t **out)
+{
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    json_t *arr = json_array(), *rec;
+    int rc;
+
+    *out = NULL;
+    if (arr == NULL)
+        return CA_ENOMEM;
+    rc = ca_store_txn_begin(p->env, MDB_RDONLY, &txn);
+    if (rc != 0)
+        goto out;
+    rc = mdb_cursor_open(txn, p->db[db], &cur);
+    if (rc != 0)
+        goto out;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        rec = json_loadb(v.mv_data, v.mv_size, 0, NULL);
+        if (rec != NULL && json_array_append_new(arr, rec) != 0) {
+            rc = CA_ENOMEM;
+            break;
+        }
+    }
+    if (rc == MDB_NOTFOUND)
+        rc = 0;
+out:
+    if (cur != NULL)
+        mdb_cursor_close(cur);
+    if (txn != NULL)
+        mdb_txn_abort(txn);
+    if (rc == 0)
+        *out = arr;
+    else
+        json_decref(arr);
+    return ca_store_err(rc);
+}
+
+int ca_user_list(struct ca_portal *p, json_t **out)
+{
+    json_t *u;
+    size_t i;
+    int rc = scan_all(p, DB_USERS, out);
+
+    if (rc != 0)
+        return rc;
+    json_array_foreach(*out, i, u)
+    {
+        uint64_t used = 0;
+
+        json_object_del(u, "password");
+        (void)ca_user_usage(p, (uint64_t)json_integer_value(json_object_get(u, "id")), &used);
+        json_object_set_new(u, "used", json_integer((json_int_t)used));
+        if (json_object_get(u, "quota") == NULL)
+            json_object_set_new(u, "quota", json_null());
+    }
+    return 0;
+}
+
+struct user_upd_arg {
+    struct ca_portal *p;
+    uint64_t id;
+    json_t *fields;
+};
+
+static int user_upd_txn(MDB_txn *txn, void *arg)
+{
+    struct user_upd_arg *a = arg;
+    unsigned char key[8];
+    json_t *rec = NULL;
+    int rc;
+
+    ca_store_be64(a->id, key);
+    rc = ca_store_get_json(txn, a->p->db[DB_USERS], key, sizeof(key), &rec);
+    if (rc != 0)
+        return rc;
+    rc = json_object_update(rec, a->fields) != 0 ? CA_ENOMEM : 0;
+    if (rc == 0)
+        rc = ca_store_put_json(txn, a->p->db[DB_USERS], key, sizeof(key), rec);
+    json_decref(rec);
+    return rc;
+}
+
+int ca_user_update(struct ca_portal *p, uint64_t id, json_t *fields, char *err, size_t errlen)
+{
+    struct user_upd_arg a = {p, id, NULL};
+    const char *key;
+    json_t *v;
+    int rc;
+
+    if (!json_is_object(fields))
+        return ca_seterr(err, errlen, CA_EINVAL, "fields must be an object");
+    json_object_foreach(fields, key, v)
+    {
+        if (strcmp(key, "admin") == 0 || strcmp(key, "disabled") == 0) {
+            if (!json_is_boolean(v))
+                return ca_seterr(err, errlen, CA_EINVAL, "%s must be true or false", key);
+        } else if (strcmp(key, "quota") == 0) {
+            if (!json_is_null(v) && !(json_is_integer(v) && json_integer_value(v) >= 0))
+                return ca_seterr(err, errlen, CA_EINVAL,
+                                 "quota must be a number of bytes (0 or more) or null");
+        } else {
+            return ca_seterr(err, errlen, CA_EINVAL, "%s cannot be changed", key);
+        }
+    }
+    a.fields = fields;
+    rc = ca_store_err(ca_store_write(p->env, user_upd_txn, &a));
+    if (rc == CA_ENOTFOUND)
+        return ca_seterr(err, errlen, rc, "no such user");
+    if (rc != 0)
+        return ca_seterr(err, errlen, rc, "cannot store the user");
+    if (json_is_true(json_object_get(fields, "disabled")))
+        (void)ca_session_revoke_user(p, id, NULL);
+    return 0;
+}
+
+/* Deletes the user's records and sessions/tokens; workspaces are removed by the caller. */
+static int user_del_txn(MDB_txn *txn, void *arg)
+{
+    struct user_upd_arg *a = arg;
+    unsigned char key[8];
+    MDB_val k = {sizeof(key), key}, nk;
+    json_t *rec = NULL;
+    const char *name;
+    MDB_cursor *cur = NULL;
+    MDB_val ck, cv;
+    int rc;
+
+    ca_store_be64(a->id, key);
+    rc = ca_store_get_json(txn, a->p->db[DB_USERS], key, sizeof(key), &rec);
+    if (rc != 0)
+        return rc;
+    name = json_string_value(json_object_get(rec, "name"));
+    if (name != NULL) {
+        nk.mv_data = (void *)name;
+        nk.mv_size = strlen(name);
+        rc = mdb_del(txn, a->p->db[DB_USER_NAMES], &nk, NULL);
+        if (rc == MDB_NOTFOUND)
+            rc = 0;
+    }
+    json_decref(rec);
+    if (rc == 0)
+        rc = mdb_del(txn, a->p->db[DB_USERS], &k, NULL);
+    /* Tokens and sessions of the user. */
+    for (int db = DB_SESSIONS; rc == 0 && db <= DB_TOKENS; db += DB_TOKENS - DB_SESSIONS) {
+        rc = mdb_cursor_open(txn, a->p->db[db], &cur);
+        if (rc != 0)
+            break;
+        for (rc = mdb_cursor_get(cur, &ck, &cv, MDB_FIRST); rc == 0;
+             rc = mdb_cursor_get(cur, &ck, &cv, MDB_NEXT)) {
+            json_t *r = json_loadb(cv.mv_data, cv.mv_size, 0, NULL);
+
+            if (r == NULL || (uint64_t)json_integer_value(json_object_get(r, "user")) == a->id)
+                rc = mdb_cursor_del(cur, 0);
+            json_decref(r);
+            if (rc != 0)
+                break;
+        }
+        mdb_cursor_close(cur);
+        if (rc == MDB_NOTFOUND)
+            rc = 0;
+    }
+    return rc;
+}
+
+int ca_user_delete(struct ca_portal *p, uint64_t id)
+{
+    struct user_upd_arg a = {p, id, NULL};
+    json_t *all = NULL, *ws;
+    size_t i;
+    int rc;
+
+    rc = ca_store_err(ca_store_write(p->env, user_del_txn, &a));
+    if (rc != 0)
+        return rc;
+    /* Their workspaces go with them; shares given to them are dropped. */
+    rc = scan_all(p, DB_WORKSPACES, &all);
+    if (rc != 0)
+        return rc;
+    json_array_foreach(all, i, ws)
+    {
+        uint64_t wid = (uint64_t)json_integer_value(json_object_get(ws, "id"));
+
+        if ((uint64_t)json_integer_value(json_object_get(ws, "owner")) == id)
+            (void)ca_workspace_delete(p, wid);
+        else if (ca_workspace_role(ws, id) != NULL)
+            (void)ca_workspace_share(p, wid, id, NULL);
+    }
+    json_decref(all);
+    return 0;
+}
+
+int ca_user_usage(struct ca_portal *p, uint64_t id, uint64_t *bytes)
+{
+    json_t *all = NULL, *ws;
+    size_t i;
+    int rc = scan_all(p, DB_WORKSPACES, &all);
+
+    *bytes = 0;
+    if (rc != 0)
+        return rc;
+    json_array_foreach(all, i, ws)
+    {
+        if ((uint64_t)json_integer_value(json_object_get(ws, "owner")) != id)
+            continue;
+        ws_add_stats(p, ws);
+        *bytes += (uint64_t)json_integer_value(json_object_get(ws, "bytes"));
+    }
+    json_decref(all);
+    return 0;
+}
+
+/* ---- login throttle ------------------------------------------------------ */
+
+struct login_arg {
+    struct ca_portal *p;
+    const char *name;
+    int64_t now;
+    int failed; /* 1: count a failure, 0: clear */
+};
+
+static int login_txn(MDB_txn *txn, void *arg)
+{
+    struct login_arg *a = arg;
+    MDB_val k = {strlen(a->name), (void *)a->name};
+    json_t *rec = NULL;
+    int64_t fails, lock, maxf;
+    int rc;
+
+    if (!a->failed) {
+        rc = mdb_del(txn, a->p->db[DB_LOGIN_FAIL], &k, NULL);
+        return rc == MDB_NOTFOUND ? 0 : rc;
+    }
+    rc = ca_store_get_json(txn, a->p->db[DB_LOGIN_FAIL], a->name, k.mv_size, &rec);
+    if (rc == MDB_NOTFOUND) {
+        rec = json_object();
+        rc = rec != NULL ? 0 : CA_ENOMEM;
+    }
+    if (rc != 0)
+        return rc;
+    fails = json_integer_value(json_object_get(rec, "fails")) + 1;
+    maxf = env_seconds("CAPATLAS_LOGIN_MAX_FAILS", LOGIN_MAX_FAILS);
+    lock = 0;
+    if (fails >= maxf) {
+        /* Back-off: the base lock doubles with each further failure. */
+        int64_t shift = fails - maxf > 16 ? 16 : fails - maxf;
+
+        lock = env_seconds("CAPATLAS_LOGIN_LOCK_SECONDS", LOGIN_LOCK_BASE) << shift;
+        if (lock > LOGIN_LOCK_MAX)
+            lock = LOGIN_LOCK_MAX;
+    }
+    if (json_object_set_new(rec, "fails", json_integer(fails)) != 0 ||
+        json_object_set_new(rec, "until", json_integer(lock > 0 ? a->now + lock : 0)) != 0 ||
+        json_object_set_new(rec, "last", json_integer(a->now)) != 0)
+        rc = CA_ENOMEM;
+    else
+        rc = ca_store_put_json(txn, a->p->db[DB_LOGIN_FAIL], a->name, k.mv_size, rec);
+    json_decref(rec);
+    return rc;
+}
+
+int ca_login_check(struct ca_portal *p, const char *name, int64_t *retry_after)
+{
+    MDB_txn *txn = NULL;
+    json_t *rec = NULL;
+    int64_t until, now = ca_store_now();
+    int rc;
+
+    *retry_after = 0;
+    if (name == NULL || *name == '\0' || strlen(name) > 511)
+        return 0;
+    rc = ca_store_txn_begin(p->env, MDB_RDONLY, &txn);
+    if (rc != 0)
+        return ca_store_err(rc);
+    rc = ca_store_get_json(txn, p->db[DB_LOGIN_FAIL], name, strlen(name), &rec);
+    mdb_txn_abort(txn);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc != 0)
+        return ca_store_err(rc);
+    until = json_integer_value(json_object_get(rec, "until"));
+    json_decref(rec);
+    if (until > now) {
+        *retry_after = until - now;
+        return CA_EBUSY;
+    }
+    return 0;
+}
+
+int ca_login_record(struct ca_portal *p, const char *name, int failed)
+{
+    struct login_arg a = {p, name, ca_store_now(), failed != 0};
+
+    if (name == NULL || *name == '\0' || strlen(name) > 511)
+        return 0;
+    return ca_store_err(ca_store_write(p->env, login_txn, &a));
+}
+
+/* ---- sessions: listing and revocation ------------------------------------ */
+
+int ca_session_list(struct ca_portal *p, uint64_t user_id, const char *current, json_t **out)
+{
+    char cur_digest[65] = "";
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    json_t *arr = json_array(), *rec;
+    int64_t now = ca_store_now();
+    int rc;
+
+    *out = NULL;
+    if (arr == NULL)
+        return CA_ENOMEM;
+    if (current != NULL && strlen(current) == 64)
+        ca_cred_digest(current, cur_digest, sizeof(cur_digest));
+    rc = ca_store_txn_begin(p->env, MDB_RDONLY, &txn);
+    if (rc != 0)
+        goto out;
+    rc = mdb_cursor_open(txn, p->db[DB_SESSIONS], &cur);
+    if (rc != 0)
+        goto out;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        json_t *pub;
+
+        rec = json_loadb(v.mv_data, v.mv_size, 0, NULL);
+        if (rec == NULL || (uint64_t)json_integer_value(json_object_get(rec, "user")) != user_id ||
+            session_expired(rec, now)) {
+            json_decref(rec);
+            continue;
+        }
+        pub = json_pack(
+            "{s:O?, s:O?, s:O?, s:O?, s:b}", "id", json_object_get(rec, "id"), "created",
+            json_object_get(rec, "created"), "last_seen", json_object_get(rec, "last_seen"), "addr",
+            json_object_get(rec, "addr"), "current",
+            k.mv_size == 64 && cur_digest[0] != '\0' && memcmp(k.mv_data, cur_digest, 64) == 0);
+        json_decref(rec);
+        if (pub == NULL || json_array_append_new(arr, pub) != 0) {
+            rc = CA_ENOMEM;
+            break;
+        }
+    }
+    if (rc == MDB_NOTFOUND)
+        rc = 0;
+out:
+    if (cur != NULL)
+        mdb_cursor_close(cur);
+    if (txn != NULL)
+        mdb_txn_abort(txn);
+    if (rc == 0)
+        *out = arr;
+    else
+        json_decref(arr);
+    return ca_store_err(rc);
+}
+
+struct revoke_arg {
+    struct ca_portal *p;
+    int db;
+    uint64_t user;
+    uint64_t id;   /* 0: every record of the user */
+    char keep[65]; /* digest not to remove ("" = none) */
+    int n;
+};
+
+static int revoke_txn(MDB_txn *txn, void *arg)
+{
+    struct revoke_arg *a = arg;
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    int rc;
+
+    a->n = 0;
+    rc = mdb_cursor_open(txn, a->p->db[a->db], &cur);
+    if (rc != 0)
+        return rc;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        json_t *rec = json_loadb(v.mv_data, v.mv_size, 0, NULL);
+        int hit =
+            rec != NULL && (uint64_t)json_integer_value(json_object_get(rec, "user")) == a->user &&
+            (a->id == 0 || (uint64_t)json_integer_value(json_object_get(rec, "id")) == a->id) &&
+            !(a->keep[0] != '\0' && k.mv_size == 64 && memcmp(k.mv_data, a->keep, 64) == 0);
+
+        json_decref(rec);
+        if (hit) {
+            rc = mdb_cursor_del(cur, 0);
+            if (rc != 0)
+                break;
+            a->n++;
+        }
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+int ca_session_revoke(struct ca_portal *p, uint64_t user_id, uint64_t session_id)
+{
+    struct revoke_arg a = {.p = p, .db = DB_SESSIONS, .user = user_id, .id = session_id};
+    int rc;
+
+    if (session_id == 0)
+        return CA_ENOTFOUND;
+    rc = ca_store_err(ca_store_write(p->env, revoke_txn, &a));
+    return rc == 0 && a.n == 0 ? CA_ENOTFOUND : rc;
+}
+
+int ca_session_revoke_user(struct ca_portal *p, uint64_t user_id, const char *keep_token)
+{
+    struct revoke_arg a = {.p = p, .db = DB_SESSIONS, .user = user_id};
+
+    if (keep_token != NULL && strlen(keep_token) == 64)
+        ca_cred_digest(keep_token, a.keep, sizeof(a.keep));
+    return ca_store_err(ca_store_write(p->env, revoke_txn, &a));
+}
+
+/* ---- API tokens ------------------------------------------------------------ */
+
+struct token_arg {
+    struct ca_portal *p;
+    char digest[65];
+    json_t *rec;
+    int64_t now;
+};
+
+static int token_put_txn(MDB_txn *txn, void *arg)
+{
+    struct token_arg *a = arg;
+    uint64_t id;
+    int rc;
+
+    rc = ca_store_counter_next(txn, a->p->db[DB_META], "next_token", &id);
+    if (rc != 0)
+        return rc;
+    if (json_object_set_new(a->rec, "id", json_integer((json_int_t)id)) != 0)
+        return CA_ENOMEM;
+    return ca_store_put_json(txn, a->p->db[DB_TOKENS], a->digest, 64, a->rec);
+}
+
+int ca_token_create(struct ca_portal *p, uint64_t user_id, const char *name, int readonly,
+                    int64_t expires, char token_out[CA_TOKEN_LEN + 1], json_t **rec_out, char *err,
+                    size_t errlen)
+{
+    struct token_arg a = {.p = p};
+    char hex[65];
+    int rc;
+
+    if (name == NULL || !valid_ws_name(name, 100, 0))
+        return ca_seterr(err, errlen, CA_EINVAL,
+                         "name must be 1-100 characters, without control characters");
+    if (expires != 0 && expires <= ca_store_now())
+        return ca_seterr(err, errlen, CA_EINVAL, "expires must be in the future");
+    rc = ca_cred_random_token(hex, sizeof(hex));
+    if (rc != 0)
+        return ca_seterr(err, errlen, rc, "cannot make a token");
+    snprintf(token_out, CA_TOKEN_LEN + 1, "cat_%s", hex);
+    memset(hex, 0, sizeof(hex));
+    ca_cred_digest(token_out, a.digest, sizeof(a.digest));
+    a.rec = json_pack("{s:I, s:s, s:b, s:I, s:o, s:n}", "user", (json_int_t)user_id, "name", name,
+                      "readonly", readonly != 0, "created", (json_int_t)ca_store_now(), "expires",
+                      expires != 0 ? json_integer(expires) : json_null(), "last_used");
+    if (a.rec == NULL) {
+        memset(token_out, 0, CA_TOKEN_LEN + 1);
+        return ca_seterr(err, errlen, CA_EINVAL, "name must be UTF-8 text");
+    }
+    rc = ca_store_err(ca_store_write(p->env, token_put_txn, &a));
+    if (rc != 0) {
+        json_decref(a.rec);
+        memset(token_out, 0, CA_TOKEN_LEN + 1);
+        return ca_seterr(err, errlen, rc, "cannot store the token");
+    }
+    json_object_del(a.rec, "user");
+    if (rec_out != NULL)
+        *rec_out = a.rec;
+    else
+        json_decref(a.rec);
+    return 0;
+}
+
+static int token_touch_txn(MDB_txn *txn, void *arg)
+{
+    struct token_arg *a = arg;
+    json_t *rec = NULL;
+    int rc = ca_store_get_json(txn, a->p->db[DB_TOKENS], a->digest, 64, &rec);
+
+    if (rc != 0)
+        return rc;
+    rc = json_object_set_new(rec, "last_used", json_integer(a->now)) != 0 ? CA_ENOMEM : 0;
+    if (rc == 0)
+        rc = ca_store_put_json(txn, a->p->db[DB_TOKENS], a->digest, 64, rec);
+    json_decref(rec);
+    return rc;
+}
+
+int ca_token_lookup(struct ca_portal *p, const char *token, uint64_t *user_id, int *readonly)
+{
+    struct token_arg a = {.p = p, .now = ca_store_now()};
+    MDB_txn *txn = NULL;
+    json_t *rec = NULL, *exp;
+    int64_t last;
+    int rc;
+
+    if (token == NULL || strlen(token) != CA_TOKEN_LEN || strncmp(token, "cat_", 4) != 0)
+        return CA_EAUTH;
+    ca_cred_digest(token, a.digest, sizeof(a.digest));
+    rc = ca_store_txn_begin(p->env, MDB_RDONLY, &txn);
+    if (rc != 0)
+        return ca_store_err(rc);
+    rc = ca_store_get_json(txn, p->db[DB_TOKENS], a.digest, 64, &rec);
+    mdb_txn_abort(txn);
+    if (rc == MDB_NOTFOUND)
+        return CA_EAUTH;
+    if (rc != 0)
+        return ca_store_err(rc);
+    exp = json_object_get(rec, "expires");
+    if (json_is_integer(exp) && json_integer_value(exp) <= a.now) {
+        json_decref(rec);
+        return CA_EAUTH;
+    }
+    *user_id = (uint64_t)json_integer_value(json_object_get(rec, "user"));
+    *readonly = json_is_true(json_object_get(rec, "readonly"));
+    last = json_integer_value(json_object_get(rec, "last_used"));
+    json_decref(rec);
+    if (a.now - last >= SESSION_TOUCH)
+        (void)ca_store_write(p->env, token_touch_txn, &a);
+    return 0;
+}
+
+int ca_token_list(struct ca_portal *p, uint64_t user_id, json_t **out)
+{
+    json_t *all = NULL, *arr, *t;
+    size_t i;
+    int rc = scan_all(p, DB_TOKENS, &all);
+
+    *out = NULL;
+    if (rc != 0)
+        return rc;
+    arr = json_array();
+    json_array_foreach(all, i, t)
+    {
+        if ((uint64_t)json_integer_value(json_object_get(t, "user")) != user_id)
+            continue;
+        json_object_del(t, "user");
+        json_array_append(arr, t);
+    }
+    json_decref(all);
+    if (arr == NULL)
+        return CA_ENOMEM;
+    *out = arr;
+    return 0;
+}
+
+int ca_token_revoke(struct ca_portal *p, uint64_t user_id, uint64_t token_id)
+{
+    struct revoke_arg a = {.p = p, .db = DB_TOKENS, .user = user_id, .id = token_id};
+    int rc;
+
+    if (token_id == 0)
+        return CA_ENOTFOUND;
+    rc = ca_store_err(ca_store_write(p->env, revoke_txn, &a));
+    return rc == 0 && a.n == 0 ? CA_ENOTFOUND : rc;
+}
+
+/* ---- workspaces: settings, sharing, end of life ---------------------------- */
+
+const char *ca_workspace_role(json_t *ws, uint64_t user_id)
+{
+    char key[24];
+    json_t *eol = json_object_get(ws, "eol");
+    const char *role;
+
+    if (user_id == 0)
+        return NULL;
+    /* Past its end of life a workspace is gone for everyone, even before the purge. */
+    if (json_is_integer(eol) && json_integer_value(eol) <= ca_store_now())
+        return NULL;
+    if ((uint64_t)json_integer_value(json_object_get(ws, "owner")) == user_id)
+        return "owner";
+    snprintf(key, sizeof(key), "%llu", (unsigned long long)user_id);
+    role = json_string_value(json_object_get(json_object_get(ws, "shares"), key));
+    if (role != NULL && (strcmp(role, "viewer") == 0 || strcmp(role, "editor") == 0))
+        return role;
+    return NULL;
+}
+
+struct ws_upd_arg {
+    struct ca_portal *p;
+    uint64_t id;
+    json_t *fields; /* merged into the record */
+    uint64_t share_user;
+    const char *role; /* share: role, or NULL to remove */
+    int share;
+};
+
+static int ws_upd_txn(MDB_txn *txn, void *arg)
+{
+    struct ws_upd_arg *a = arg;
+    unsigned char key[8];
+    json_t *rec = NULL, *shares;
+    int rc;
+
+    ca_store_be64(a->id, key);
+    rc = ca_store_get_json(txn, a->p->db[DB_WORKSPACES], key, sizeof(key), &rec);
+    if (rc != 0)
+        return rc;
+    if (a->fields != NULL && json_object_update(rec, a->fields) != 0)
+        rc = CA_ENOMEM;
+    shares = json_object_get(rec, "shares");
+    if (rc == 0 && !json_is_object(shares)) {
+        shares = json_object();
+        if (shares == NULL || json_object_set_new(rec, "shares", shares) != 0)
+            rc = CA_ENOMEM;
+    }
+    if (rc == 0 && a->share) {
+        char k[24];
+
+        snprintf(k, sizeof(k), "%llu", (unsigned long long)a->share_user);
+        if (a->role != NULL)
+            rc = json_object_set_new(shares, k, json_string(a->role)) != 0 ? CA_ENOMEM : 0;
+        else if (json_object_del(shares, k) != 0)
+            rc = MDB_NOTFOUND;
+    }
+    if (rc == 0 && a->fields != NULL && json_object_get(a->fields, "owner") != NULL) {
+        /* The new owner no longer needs a share. */
+        char k[24];
+
+        snprintf(k, sizeof(k), "%llu",
+                 (unsigned long long)json_integer_value(json_object_get(a->fields, "owner")));
+        json_object_del(shares, k);
+    }
+    if (rc == 0)
+        rc = ca_store_put_json(txn, a->p->db[DB_WORKSPACES], key, sizeof(key), rec);
+    json_decref(rec);
+    return rc;
+}
+
+int ca_workspace_update(struct ca_portal *p, uint64_t id, json_t *fields, char *err, size_t errlen)
+{
+    struct ws_upd_arg a = {.p = p, .id = id, .fields = fields};
+    const char *key;
+    json_t *v;
+    int rc;
+
+    if (!json_is_object(fields))
+        return ca_seterr(err, errlen, CA_EINVAL, "fields must be an object");
+    json_object_foreach(fields, key, v)
+    {
+        if (strcmp(key, "name") == 0) {
+            if (!json_is_string(v) || !valid_ws_name(json_string_value(v), WS_NAME_MAX, 0))
+                return ca_seterr(err, errlen, CA_EINVAL,
+                                 "name must be 1-%d characters, without control characters",
+                                 WS_NAME_MAX);
+        } else if (strcmp(key, "description") == 0) {
+            if (!json_is_string(v) || !valid_ws_name(json_string_value(v), WS_DESC_MAX, 1))
+                return ca_seterr(err, errlen, CA_EINVAL,
+                                 "description must be at most %d characters, without control "
+                                 "characters",
+                                 WS_DESC_MAX);
+        } else if (strcmp(key, "eol") == 0) {
+            if (!json_is_null(v) && !(json_is_integer(v) && json_integer_value(v) > ca_store_now()))
+                return ca_seterr(err, errlen, CA_EINVAL,
+                                 "eol must be a time in the future (unix seconds) or null");
+        } else if (strcmp(key, "owner") == 0) {
+            if (!json_is_integer(v) || json_integer_value(v) <= 0)
+                return ca_seterr(err, errlen, CA_EINVAL, "owner must be a user id");
+        } else {
+            return ca_seterr(err, errlen, CA_EINVAL, "%s cannot be changed", key);
+        }
+    }
+    rc = ca_store_err(ca_store_write(p->env, ws_upd_txn, &a));
+    if (rc == CA_ENOTFOUND)
+        return ca_seterr(err, errlen, rc, "no such workspace");
+    if (rc != 0)
+        return ca_seterr(err, errlen, rc, "cannot store the workspace");
+    return 0;
+}
+
+int ca_workspace_share(struct ca_portal *p, uint64_t id, uint64_t user_id, const char *role)
+{
+    struct ws_upd_arg a = {.p = p, .id = id, .share_user = user_id, .role = role, .share = 1};
+
+    if (role != NULL && strcmp(role, "viewer") != 0 && strcmp(role, "editor") != 0)
+        return CA_EINVAL;
+    return ca_store_err(ca_store_write(p->env, ws_upd_txn, &a));
+}
+
+int ca_workspace_purge_eol(struct ca_portal *p, int *n_purged)
+{
+    json_t *all = NULL, *ws;
+    int64_t now = ca_store_now();
+    size_t i;
+    int n = 0, rc = scan_all(p, DB_WORKSPACES, &all);
+
+    if (rc != 0)
+        return rc;
+    json_array_foreach(all, i, ws)
+    {
+        json_t *eol = json_object_get(ws, "eol");
+
+        if (json_is_integer(eol) && json_integer_value(eol) <= now &&
+            ca_workspace_delete(p, (uint64_t)json_integer_value(json_object_get(ws, "id"))) == 0)
+            n++;
+    }
+    json_decref(all);
+    if (n_purged != NULL)
+        *n_purged = n;
+    return 0;
+}
+
+/* ---- audit log ------------------------------------------------------------- */
+
+struct audit_arg {
+    struct ca_portal *p;
+    json_t *rec;
+};
+
+static int audit_put_txn(MDB_txn *txn, void *arg)
+{
+    struct audit_arg *a = arg;
+    unsigned char key[8];
+    uint64_t id;
+    int rc;
+
+    rc = ca_store_counter_next(txn, a->p->db[DB_META], "next_audit", &id);
+    if (rc != 0)
+        return rc;
+    if (json_object_set_new(a->rec, "id", json_integer((json_int_t)id)) != 0)
+        return CA_ENOMEM;
+    ca_store_be64(id, key);
+    return ca_store_put_json(txn, a->p->db[DB_AUDIT], key, sizeof(key), a->rec);
+}
+
+int ca_audit_add(struct ca_portal *p, uint64_t user_id, const char *user_name, const char *addr,
+                 const char *action, const char *target, json_t *detail)
+{
+    struct audit_arg a = {p, NULL};
+    int rc;
+
+    a.rec = json_pack("{s:I, s:o, s:s?, s:s, s:s, s:s, s:O?}", "time", (json_int_t)ca_store_now(),
+                      "user", user_id != 0 ? json_integer((json_int_t)user_id) : json_null(),
+                      "user_name", user_name, "addr", addr != NULL ? addr : "", "action",
+                      action != NULL ? action : "", "target", target != NULL ? target : "",
+                      "detail", detail);
+    if (a.rec == NULL)
+        return CA_ENOMEM;
+    if (json_object_get(a.rec, "user_name") == NULL)
+        json_object_set_new(a.rec, "user_name", json_null());
+    if (json_object_get(a.rec, "detail") == NULL)
+        json_object_set_new(a.rec, "detail", json_null());
+    rc = ca_store_err(ca_store_write(p->env, audit_put_txn, &a));
+    json_decref(a.rec);
+    return rc;
+}
+
+int ca_audit_list(struct ca_portal *p, uint64_t before, size_t limit, json_t **out,
+                  uint64_t *next_before)
+{
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    unsigned char key[8];
+    json_t *arr = json_array(), *rec;
+    uint64_t last = 0;
+    int rc;
+
+    *out = NULL;
+    *next_before = 0;
+    if (arr == NULL)
+        return CA_ENOMEM;
+    rc = ca_store_txn_begin(p->env, MDB_RDONLY, &txn);
+    if (rc != 0)
+        goto out;
+    rc = mdb_cursor_open(txn, p->db[DB_AUDIT], &cur);
+    if (rc != 0)
+        goto out;
+    /* Newest first: start at `before` (exclusive) or at the end. */
+    if (before != 0) {
+        ca_store_be64(before, key);
+        k.mv_data = key;
+        k.mv_size = sizeof(key);
+        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+        rc =
+            rc == 0 ? mdb_cursor_get(cur, &k, &v, MDB_PREV) : mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    } else {
+        rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    }
+    for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_PREV)) {
+        if (json_array_size(arr) >= limit) {
+            *next_before = last;
+            break;
+        }
+        rec = json_loadb(v.mv_data, v.mv_size, 0, NULL);
+        if (rec == NULL)
+            continue;
+        last = k.mv_size == 8 ? ca_store_rd64(k.mv_data) : 0;
+        if (json_array_append_new(arr, rec) != 0) {
+            rc = CA_ENOMEM;
+            break;
+        }
+    }
+    if (rc == MDB_NOTFOUND)
+        rc = 0;
+out:
+    if (cur != NULL)
+        mdb_cursor_close(cur);
+    if (txn != NULL)
+        mdb_txn_abort(txn);
+    if (rc == 0)
+        *out = arr;
+    else
+        json_decref(arr);
+    return ca_store_err(rc);
 }
