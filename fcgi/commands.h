@@ -12,5 +12,7 @@ int cmd_serve(int argc, char **argv);
 int cmd_flows(int argc, char **argv);
 /* capatlasd user add|init-admin|passwd ... (fcgi/cmd_user.c) */
 int cmd_user(int argc, char **argv);
+/* capatlasd check [--config F] [--print-env]: validate the configuration (fcgi/cmd_check.c) */
+int cmd_check(int argc, char **argv);
 
 #endif

@@ -14,11 +14,14 @@ static void usage(FILE *f)
     fputs("usage: capatlasd <command> [options]\n"
           "\n"
           "commands:\n"
-          "  serve [--data DIR] [--socket PATH] [--api-workers N] [--import-workers N]\n"
+          "  serve [--config FILE] [--data DIR] [--socket PATH] [--api-workers N] "
+          "[--import-workers N]\n"
           "        [--geo-db FILE] [--socket-group GROUP]\n"
           "        run the FastCGI API and import workers (environment: CAPATLAS_DATA,\n"
           "        CAPATLAS_SOCKET, CAPATLAS_API_WORKERS, CAPATLAS_IMPORT_WORKERS,\n"
           "        CAPATLAS_GEO_DB, CAPATLAS_SOCKET_GROUP)\n"
+          "  check [--config FILE] [--print-env] [--SETTING VALUE...]\n"
+          "        validate the configuration (file, environment, flags); name what is wrong\n"
           "  flows [--report] [--geo-db FILE] FILE\n"
           "        print the flows of a capture file, one JSON object per line\n"
           "  user init-admin [--data DIR] [--name NAME]\n"
@@ -43,6 +46,8 @@ int main(int argc, char **argv)
         return cmd_flows(argc - 1, argv + 1);
     if (strcmp(cmd, "user") == 0)
         return cmd_user(argc - 1, argv + 1);
+    if (strcmp(cmd, "check") == 0)
+        return cmd_check(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("capatlasd %s\n", CAPATLAS_VERSION);
         return 0;
