@@ -21,6 +21,7 @@ void request_free(struct request *r)
     http_kv_free(r->cookies, r->ncookies);
     free(r->body);
     json_decref(r->user);
+    json_decref(r->audit);
     free(r->set_cookie);
     memset(r, 0, sizeof(*r));
 }

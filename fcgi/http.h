@@ -54,6 +54,10 @@ struct request {
     json_t *user;     /* {"id","name","admin"} of the session's user */
     char session[65]; /* the cookie's token, for logout */
     char csrf[65];
+    int via_token;      /* authenticated by an API token (no cookie, no CSRF) */
+    int token_readonly; /* ... a read-only one */
+    char role[8];       /* "owner"/"editor"/"viewer" on the route's workspace, or "" */
+    json_t *audit;      /* optional detail a handler adds to the audit entry (owned) */
     /* response extras set by handlers */
     char *set_cookie;
     /* per-process context */
