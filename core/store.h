@@ -255,7 +255,7 @@ struct ca_hot {
     uint8_t ip_version;
     uint8_t tcp_state;
     uint8_t nrisks;
-    uint8_t pad[6];
+    uint8_t pad[14]; /* room for fields to come; zero */
 };
 
 enum ca_str_kind { CA_STR_HOST = 1, CA_STR_PROTO, CA_STR_CATEGORY, CA_STR_RISKS };

@@ -11,6 +11,17 @@
  *   flows     u64 BE flow id            -> ca_flow_encode() bytes
  *             (capture id << 32 | seq, so one capture is one key range)
  *   capseq    u32 BE capture id         -> u32 BE next seq for that capture
+ *   hot       u32 BE capture id, u32 BE first seq of the chunk
+ *                                       -> array of struct ca_hot (store.h),
+ *                                          one per flow of one ca_ws_flows_put
+ *                                          batch, seqs consecutive
+ *   strs      u8 kind (enum ca_str_kind) + name bytes -> u32 BE string id
+ *   strid     u32 BE string id          -> u8 kind + name bytes + NUL
+ *   meta      "next_str"                -> u64 BE, last string id given
+ *
+ * Capture records of ready captures also carry "first_ns"/"last_ns", the
+ * span of their flows, computed from the hot chunks in the finishing commit
+ * (relative times in filters count from it).
  *
  * Visibility: flow batches are committed as they come, but readers only
  * return flows whose capture is "ready", a state set in the same commit
@@ -40,9 +51,10 @@
 
 #define WS_MAPSIZE ((size_t)256 << 20)
 
-enum { WDB_META, WDB_CAPTURES, WDB_FLOWS, WDB_CAPSEQ, WDB_COUNT };
+enum { WDB_META, WDB_CAPTURES, WDB_FLOWS, WDB_CAPSEQ, WDB_HOT, WDB_STRS, WDB_STRID, WDB_COUNT };
 
-static const char *const ws_dbnames[WDB_COUNT] = {"meta", "captures", "flows", "capseq"};
+static const char *const ws_dbnames[WDB_COUNT] = {"meta", "captures", "flows", "capseq",
+                                                  "hot",  "strs",     "strid"};
 
 struct ca_ws {
     MDB_env *env;
@@ -96,7 +108,7 @@ static int ws_open(const char *datadir, uint64_t ws_id, int create, struct ca_ws
             goto out;
         }
     }
-    rc = ca_store_env_open(w->dbdir, create, WS_MAPSIZE, 8, MDB_NOMETASYNC, &w->env, err, errlen);
+    rc = ca_store_env_open(w->dbdir, create, WS_MAPSIZE, 12, MDB_NOMETASYNC, &w->env, err, errlen);
     if (rc == CA_ENOTFOUND) {
         rc = ca_seterr(err, errlen, CA_ENOTFOUND, "no such workspace");
         goto out;
@@ -363,6 +375,30 @@ int ca_ws_stats(struct ca_ws *w, uint64_t *captures, uint64_t *bytes)
  */
 #define PURGE_CHUNK 10000
 
+/* Hot chunks of one capture (a few hundred per million flows). */
+static int purge_hot(struct ca_ws *w, MDB_txn *txn, uint32_t cap)
+{
+    MDB_cursor *cur = NULL;
+    unsigned char start[8];
+    MDB_val k = {sizeof(start), start}, v;
+    int rc;
+
+    rc = mdb_cursor_open(txn, w->db[WDB_HOT], &cur);
+    if (rc != 0)
+        return rc;
+    ca_store_be64((uint64_t)cap << 32, start);
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size != 8 || ca_store_rd32(k.mv_data) != cap)
+            break;
+        rc = mdb_cursor_del(cur, 0);
+        if (rc != 0)
+            break;
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND || rc == 0 ? 0 : rc;
+}
+
 static int purge_in_txn(struct ca_ws *w, MDB_txn *txn, uint32_t cap, int *more)
 {
     MDB_cursor *cur = NULL;
@@ -396,6 +432,9 @@ static int purge_in_txn(struct ca_ws *w, MDB_txn *txn, uint32_t cap, int *more)
         return rc;
     if (*more)
         return 0;
+    rc = purge_hot(w, txn, cap);
+    if (rc != 0)
+        return rc;
     ca_store_be32(cap, ckey);
     rc = mdb_del(txn, w->db[WDB_CAPSEQ], &ck, NULL);
     return rc == MDB_NOTFOUND ? 0 : rc;
@@ -463,14 +502,137 @@ static int capseq_get(struct ca_ws *w, MDB_txn *txn, uint32_t cap, uint32_t *seq
     return 0;
 }
 
+/*
+ * String interning.  A small per-transaction cache spares most lookups
+ * (names repeat a lot within a batch); it lives and dies with one attempt
+ * of the transaction, so ids of an aborted attempt never leak out of it.
+ */
+#define ICACHE_SIZE 512
+
+struct icache {
+    uint32_t id[ICACHE_SIZE];
+    uint32_t hash[ICACHE_SIZE];
+    char str[ICACHE_SIZE][CA_HOST_MAX + 2]; /* kind byte + name + NUL */
+};
+
+static uint32_t str_hash(int kind, const char *s)
+{
+    uint32_t h = 2166136261u ^ (uint32_t)kind;
+
+    for (; *s != '\0'; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return h;
+}
+
+static int intern(struct ca_ws *w, MDB_txn *txn, struct icache *ic, int kind, const char *name,
+                  uint32_t *id)
+{
+    unsigned char kbuf[CA_HOST_MAX + 2], idb[4];
+    MDB_val k, v;
+    size_t len = strnlen(name, CA_HOST_MAX);
+    uint32_t h, slot;
+    uint64_t nid;
+    int rc;
+
+    *id = 0;
+    if (len == 0)
+        return 0;
+    h = str_hash(kind, name);
+    slot = h % ICACHE_SIZE;
+    if (ic->id[slot] != 0 && ic->hash[slot] == h && ic->str[slot][0] == (char)kind &&
+        strncmp(ic->str[slot] + 1, name, len) == 0 && ic->str[slot][len + 1] == '\0') {
+        *id = ic->id[slot];
+        return 0;
+    }
+    kbuf[0] = (unsigned char)kind;
+    memcpy(kbuf + 1, name, len);
+    k.mv_data = kbuf;
+    k.mv_size = len + 1;
+    rc = mdb_get(txn, w->db[WDB_STRS], &k, &v);
+    if (rc == 0 && v.mv_size == 4) {
+        *id = ca_store_rd32(v.mv_data);
+    } else if (rc == MDB_NOTFOUND) {
+        rc = ca_store_counter_next(txn, w->db[WDB_META], "next_str", &nid);
+        if (rc != 0)
+            return rc;
+        if (nid > UINT32_MAX)
+            return CA_EQUOTA;
+        *id = (uint32_t)nid;
+        ca_store_be32(*id, idb);
+        v.mv_data = idb;
+        v.mv_size = 4;
+        rc = mdb_put(txn, w->db[WDB_STRS], &k, &v, 0);
+        if (rc != 0)
+            return rc;
+        kbuf[len + 1] = '\0';
+        k.mv_data = idb;
+        k.mv_size = 4;
+        v.mv_data = kbuf;
+        v.mv_size = len + 2;
+        rc = mdb_put(txn, w->db[WDB_STRID], &k, &v, 0);
+        if (rc != 0)
+            return rc;
+    } else {
+        return rc != 0 ? rc : CA_ESTORE;
+    }
+    ic->id[slot] = *id;
+    ic->hash[slot] = h;
+    ic->str[slot][0] = (char)kind;
+    memcpy(ic->str[slot] + 1, name, len);
+    ic->str[slot][len + 1] = '\0';
+    return 0;
+}
+
+void ca_hot_from_flow(const struct ca_flow *f, struct ca_hot *h)
+{
+    uint64_t r = f->risk;
+
+    memset(h, 0, sizeof(*h));
+    memcpy(h->src, f->cli_ip, 16);
+    memcpy(h->dst, f->srv_ip, 16);
+    h->first_ns = f->first_ns;
+    h->last_ns = f->last_ns;
+    h->sent_bytes = f->bytes[0];
+    h->recv_bytes = f->bytes[1];
+    h->sent_pkts = f->pkts[0] > UINT32_MAX ? UINT32_MAX : (uint32_t)f->pkts[0];
+    h->recv_pkts = f->pkts[1] > UINT32_MAX ? UINT32_MAX : (uint32_t)f->pkts[1];
+    h->src_asn = f->cli_asn;
+    h->dst_asn = f->srv_asn;
+    h->src_port = f->cli_port;
+    h->dst_port = f->srv_port;
+    h->vlan = f->vlan;
+    memcpy(h->src_cc, f->cli_cc, 2);
+    memcpy(h->dst_cc, f->srv_cc, 2);
+    h->l4 = f->l4;
+    h->ip_version = f->ip_version;
+    h->tcp_state = f->tcp_state;
+    for (; r != 0; r &= r - 1)
+        h->nrisks++;
+}
+
+static int hot_intern(struct ca_ws *w, MDB_txn *txn, struct icache *ic, const struct ca_flow *f,
+                      struct ca_hot *h)
+{
+    int rc;
+
+    if ((rc = intern(w, txn, ic, CA_STR_HOST, f->host, &h->host_id)) != 0 ||
+        (rc = intern(w, txn, ic, CA_STR_HOST, f->dns_name, &h->dns_id)) != 0 ||
+        (rc = intern(w, txn, ic, CA_STR_PROTO, f->l7_name, &h->proto_id)) != 0 ||
+        (rc = intern(w, txn, ic, CA_STR_CATEGORY, f->category_name, &h->cat_id)) != 0)
+        return rc;
+    return intern(w, txn, ic, CA_STR_RISKS, f->risks, &h->risks_id);
+}
+
 static int flows_put_txn(MDB_txn *txn, void *arg)
 {
     struct cap_arg *a = arg;
     struct ca_ws *w = a->w;
     struct ca_flow *f = NULL;
+    struct icache *ic = NULL;
+    struct ca_hot *hot;
     uint8_t *buf = NULL;
-    unsigned char key[8], skey[4], sval[4];
-    MDB_val k = {sizeof(key), key}, v;
+    unsigned char key[8], skey[4], sval[4], hkey[8];
+    MDB_val k = {sizeof(key), key}, v, hk = {sizeof(hkey), hkey}, hv;
     uint32_t seq;
     int rc;
 
@@ -481,14 +643,21 @@ static int flows_put_txn(MDB_txn *txn, void *arg)
         return CA_EQUOTA;
     f = malloc(sizeof(*f));
     buf = malloc(CA_FLOW_ENC_MAX);
-    if (f == NULL || buf == NULL) {
+    ic = calloc(1, sizeof(*ic));
+    if (f == NULL || buf == NULL || ic == NULL) {
         rc = CA_ENOMEM;
         goto out;
     }
-    for (size_t i = 0; i < a->n; i++, seq++) {
+    /* The hot chunk is written in place (MDB_RESERVE); fill it after the
+     * flow records, whose puts would move the reserved space. */
+    ca_store_be32(a->id, hkey);
+    ca_store_be32(seq, hkey + 4);
+    for (size_t i = 0; i < a->n; i++) {
+        uint32_t s2 = seq + (uint32_t)i;
+
         *f = a->flows[i];
         f->capture_id = a->id;
-        f->id = (uint64_t)a->id << 32 | seq;
+        f->id = (uint64_t)a->id << 32 | s2;
         ca_store_be64(f->id, key);
         v.mv_data = buf;
         v.mv_size = ca_flow_encode(f, buf);
@@ -496,6 +665,24 @@ static int flows_put_txn(MDB_txn *txn, void *arg)
         if (rc != 0)
             goto out;
     }
+    hot = malloc(a->n * sizeof(*hot));
+    if (hot == NULL) {
+        rc = CA_ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < a->n && rc == 0; i++) {
+        ca_hot_from_flow(&a->flows[i], &hot[i]);
+        rc = hot_intern(w, txn, ic, &a->flows[i], &hot[i]);
+    }
+    if (rc == 0) {
+        hv.mv_data = hot;
+        hv.mv_size = a->n * sizeof(*hot);
+        rc = mdb_put(txn, w->db[WDB_HOT], &hk, &hv, 0);
+    }
+    free(hot);
+    if (rc != 0)
+        goto out;
+    seq += (uint32_t)a->n;
     ca_store_be32(a->id, skey);
     ca_store_be32(seq, sval);
     k.mv_data = skey;
@@ -504,6 +691,7 @@ static int flows_put_txn(MDB_txn *txn, void *arg)
     v.mv_size = sizeof(sval);
     rc = mdb_put(txn, w->db[WDB_CAPSEQ], &k, &v, 0);
 out:
+    free(ic);
     free(buf);
     free(f);
     return rc;
@@ -520,11 +708,43 @@ int ca_ws_flows_put(struct ca_ws *w, uint32_t capture_id, const struct ca_flow *
     return ca_store_err(ca_store_write(w->env, flows_put_txn, &a));
 }
 
+/* Earliest first_ns and latest last_ns of a capture's flows (0, 0 if none). */
+static int hot_span(struct ca_ws *w, MDB_txn *txn, uint32_t cap, int64_t *first, int64_t *last)
+{
+    MDB_cursor *cur = NULL;
+    unsigned char start[8];
+    MDB_val k = {sizeof(start), start}, v;
+    struct ca_hot h;
+    int rc, any = 0;
+
+    *first = *last = 0;
+    rc = mdb_cursor_open(txn, w->db[WDB_HOT], &cur);
+    if (rc != 0)
+        return rc;
+    ca_store_be64((uint64_t)cap << 32, start);
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size != 8 || ca_store_rd32(k.mv_data) != cap)
+            break;
+        for (size_t i = 0; i + sizeof(h) <= v.mv_size; i += sizeof(h)) {
+            memcpy(&h, (const char *)v.mv_data + i, sizeof(h));
+            if (!any || h.first_ns < *first)
+                *first = h.first_ns;
+            if (!any || h.last_ns > *last)
+                *last = h.last_ns;
+            any = 1;
+        }
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND || rc == 0 ? 0 : rc;
+}
+
 static int finish_txn(MDB_txn *txn, void *arg)
 {
     struct cap_arg *a = arg;
     unsigned char key[4];
     json_t *rec = NULL;
+    int64_t first = 0, last = 0;
     uint32_t seq;
     int rc;
 
@@ -533,9 +753,13 @@ static int finish_txn(MDB_txn *txn, void *arg)
     if (rc != 0)
         return rc;
     rc = capseq_get(a->w, txn, a->id, &seq);
+    if (rc == 0)
+        rc = hot_span(a->w, txn, a->id, &first, &last);
     if (rc != 0)
         goto out;
-    if (json_object_set_new(rec, "state", json_string("ready")) != 0 ||
+    if (json_object_set_new(rec, "first_ns", json_integer(first)) != 0 ||
+        json_object_set_new(rec, "last_ns", json_integer(last)) != 0 ||
+        json_object_set_new(rec, "state", json_string("ready")) != 0 ||
         json_object_set_new(rec, "error", json_null()) != 0 ||
         json_object_set(rec, "report", a->rec != NULL ? a->rec : json_null()) != 0 ||
         json_object_set_new(rec, "flows", json_integer(seq - 1)) != 0) {
@@ -802,4 +1026,293 @@ out:
     mdb_txn_abort(txn);
     json_decref(cap);
     return ca_store_err(rc);
+}
+
+/* ---- snapshots for the query engine ------------------------------------ */
+
+_Static_assert(sizeof(struct ca_hot) == 128, "hot record layout is part of the stored format");
+
+struct ca_ws_snap {
+    struct ca_ws *w;
+    MDB_txn *txn;
+    struct ca_snap_capture *caps;
+    size_t ncaps, capcap;
+    struct ca_hot *align; /* copy of a chunk that LMDB stored unaligned */
+    size_t align_n;
+};
+
+static int snap_cap_one(json_t *rec, void *arg)
+{
+    struct ca_ws_snap *s = arg;
+    const char *state = json_string_value(json_object_get(rec, "state"));
+    const char *name = json_string_value(json_object_get(rec, "name"));
+    json_int_t id = json_integer_value(json_object_get(rec, "id"));
+    json_int_t flows = json_integer_value(json_object_get(rec, "flows"));
+    struct ca_snap_capture *c;
+
+    if (state == NULL || strcmp(state, "ready") != 0 || id <= 0 || id > UINT32_MAX) {
+        json_decref(rec);
+        return 0;
+    }
+    if (s->ncaps == s->capcap) {
+        size_t nc = s->capcap ? s->capcap * 2 : 16;
+        struct ca_snap_capture *g = realloc(s->caps, nc * sizeof(*g));
+
+        if (g == NULL) {
+            json_decref(rec);
+            return CA_ENOMEM;
+        }
+        s->caps = g;
+        s->capcap = nc;
+    }
+    c = &s->caps[s->ncaps++];
+    memset(c, 0, sizeof(*c));
+    c->id = (uint32_t)id;
+    c->flows = flows > 0 ? (uint64_t)flows : 0;
+    c->first_ns = json_integer_value(json_object_get(rec, "first_ns"));
+    c->last_ns = json_integer_value(json_object_get(rec, "last_ns"));
+    snprintf(c->name, sizeof(c->name), "%s", name != NULL ? name : "");
+    json_decref(rec);
+    return 0;
+}
+
+int ca_ws_snap_open(struct ca_ws *w, struct ca_ws_snap **out)
+{
+    struct ca_ws_snap *s;
+    int rc;
+
+    *out = NULL;
+    s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return CA_ENOMEM;
+    s->w = w;
+    rc = ca_store_txn_begin(w->env, MDB_RDONLY, &s->txn);
+    if (rc == 0)
+        rc = cap_foreach(w, s->txn, snap_cap_one, s);
+    if (rc != 0) {
+        ca_ws_snap_close(s);
+        return ca_store_err(rc);
+    }
+    *out = s;
+    return 0;
+}
+
+void ca_ws_snap_close(struct ca_ws_snap *s)
+{
+    if (s == NULL)
+        return;
+    if (s->txn != NULL)
+        mdb_txn_abort(s->txn);
+    free(s->caps);
+    free(s->align);
+    free(s);
+}
+
+const struct ca_snap_capture *ca_ws_snap_captures(const struct ca_ws_snap *s, size_t *n)
+{
+    *n = s->ncaps;
+    return s->caps;
+}
+
+static const struct ca_snap_capture *snap_cap(const struct ca_ws_snap *s, uint32_t id, size_t *idx)
+{
+    size_t lo = 0, hi = s->ncaps;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+
+        if (s->caps[mid].id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *idx = lo;
+    return lo < s->ncaps && s->caps[lo].id == id ? &s->caps[lo] : NULL;
+}
+
+int ca_ws_snap_scan(struct ca_ws_snap *s, uint64_t after_id, size_t max_chunks, ca_hot_fn fn,
+                    void *arg)
+{
+    MDB_cursor *cur = NULL;
+    unsigned char key[8];
+    MDB_val k = {sizeof(key), key}, v;
+    uint64_t want = after_id + 1; /* first flow id of interest */
+    size_t idx, chunks = 0;
+    int rc;
+
+    if (after_id == UINT64_MAX || s->ncaps == 0)
+        return 0;
+    rc = mdb_cursor_open(s->txn, s->w->db[WDB_HOT], &cur);
+    if (rc != 0)
+        return ca_store_err(rc);
+    snap_cap(s, (uint32_t)(want >> 32), &idx);
+    if (idx == s->ncaps)
+        goto out;
+    if (s->caps[idx].id != (uint32_t)(want >> 32))
+        want = (uint64_t)s->caps[idx].id << 32;
+    ca_store_be64(want, key);
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    /* The chunk holding `want` may start before it. */
+    if (rc == 0 && (k.mv_size != 8 || ca_store_rd64(k.mv_data) != want)) {
+        MDB_val pk, pv;
+
+        if (mdb_cursor_get(cur, &pk, &pv, MDB_PREV) == 0 && pk.mv_size == 8 &&
+            ca_store_rd32(pk.mv_data) == (uint32_t)(want >> 32)) {
+            k = pk;
+            v = pv;
+        } else {
+            rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+        }
+    } else if (rc == MDB_NOTFOUND) {
+        /* want is past every chunk, but the last chunk may hold it */
+        rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    }
+    while (rc == 0) {
+        uint32_t cap, seq0;
+        const struct ca_hot *h;
+        size_t n, skip = 0;
+
+        if (k.mv_size != 8) {
+            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+            continue;
+        }
+        cap = ca_store_rd32(k.mv_data);
+        seq0 = ca_store_rd32((const char *)k.mv_data + 4);
+        if (snap_cap(s, cap, &idx) == NULL) {
+            if (idx == s->ncaps)
+                break;
+            ca_store_be64((uint64_t)s->caps[idx].id << 32, key);
+            k.mv_data = key;
+            k.mv_size = sizeof(key);
+            rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+            continue;
+        }
+        n = v.mv_size / sizeof(struct ca_hot);
+        if (((uint64_t)cap << 32 | seq0) < want)
+            skip = (size_t)(want - ((uint64_t)cap << 32 | seq0));
+        if (skip < n) {
+            if (((uintptr_t)v.mv_data & 7) != 0) {
+                if (s->align_n < n) {
+                    free(s->align);
+                    s->align = malloc(n * sizeof(struct ca_hot));
+                    s->align_n = s->align != NULL ? n : 0;
+                    if (s->align == NULL) {
+                        rc = CA_ENOMEM;
+                        break;
+                    }
+                }
+                memcpy(s->align, v.mv_data, n * sizeof(struct ca_hot));
+                h = s->align;
+            } else {
+                h = v.mv_data;
+            }
+            rc = fn(arg, cap, seq0 + (uint32_t)skip, h + skip, n - skip);
+            if (rc != 0)
+                break;
+            if (max_chunks != 0 && ++chunks >= max_chunks)
+                break;
+        }
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+out:
+    mdb_cursor_close(cur);
+    if (rc == MDB_NOTFOUND)
+        rc = 0;
+    return rc < -1000 || rc > 0 ? ca_store_err(rc) : rc;
+}
+
+int ca_ws_snap_flow(struct ca_ws_snap *s, uint64_t flow_id, struct ca_flow *out)
+{
+    unsigned char key[8];
+    MDB_val k = {sizeof(key), key}, v;
+    size_t idx;
+    int rc;
+
+    if (snap_cap(s, (uint32_t)(flow_id >> 32), &idx) == NULL)
+        return CA_ENOTFOUND;
+    ca_store_be64(flow_id, key);
+    rc = mdb_get(s->txn, s->w->db[WDB_FLOWS], &k, &v);
+    if (rc == 0)
+        rc = flow_from_val(flow_id, &v, out);
+    return ca_store_err(rc);
+}
+
+const char *ca_ws_snap_str(struct ca_ws_snap *s, uint32_t id)
+{
+    unsigned char key[4];
+    MDB_val k = {sizeof(key), key}, v;
+
+    if (id == 0)
+        return "";
+    ca_store_be32(id, key);
+    if (mdb_get(s->txn, s->w->db[WDB_STRID], &k, &v) != 0 || v.mv_size < 2 ||
+        ((const char *)v.mv_data)[v.mv_size - 1] != '\0')
+        return "";
+    return (const char *)v.mv_data + 1;
+}
+
+int ca_ws_snap_str_each(struct ca_ws_snap *s, int kind,
+                        int (*fn)(void *arg, uint32_t id, const char *str), void *arg)
+{
+    MDB_cursor *cur = NULL;
+    unsigned char kb[1] = {(unsigned char)kind};
+    MDB_val k = {1, kb}, v;
+    char name[CA_HOST_MAX + 1];
+    int rc;
+
+    rc = mdb_cursor_open(s->txn, s->w->db[WDB_STRS], &cur);
+    if (rc != 0)
+        return ca_store_err(rc);
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        size_t len = k.mv_size - 1;
+
+        if (k.mv_size < 1 || ((const unsigned char *)k.mv_data)[0] != (unsigned char)kind)
+            break;
+        if (v.mv_size != 4 || len > CA_HOST_MAX)
+            continue;
+        memcpy(name, (const char *)k.mv_data + 1, len);
+        name[len] = '\0';
+        rc = fn(arg, ca_store_rd32(v.mv_data), name);
+        if (rc != 0)
+            break;
+    }
+    mdb_cursor_close(cur);
+    if (rc == MDB_NOTFOUND)
+        rc = 0;
+    return rc < -1000 || rc > 0 ? ca_store_err(rc) : rc;
+}
+
+uint32_t ca_ws_snap_str_max(struct ca_ws_snap *s)
+{
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    uint32_t max = 0;
+
+    if (mdb_cursor_open(s->txn, s->w->db[WDB_STRID], &cur) != 0)
+        return 0;
+    if (mdb_cursor_get(cur, &k, &v, MDB_LAST) == 0 && k.mv_size == 4)
+        max = ca_store_rd32(k.mv_data);
+    mdb_cursor_close(cur);
+    return max;
+}
+
+int ca_ws_capture_file(struct ca_ws *w, uint32_t capture_id, char *buf, size_t len)
+{
+    json_t *rec = NULL;
+    const char *path;
+    int rc;
+
+    rc = ca_ws_capture_get(w, capture_id, &rec);
+    if (rc != 0)
+        return rc;
+    path = json_string_value(json_object_get(rec, "path"));
+    if (path == NULL)
+        rc = CA_ENOTFOUND;
+    else if (path[0] == '/')
+        rc = snprintf(buf, len, "%s", path) >= (int)len ? CA_EINVAL : 0;
+    else
+        rc = snprintf(buf, len, "%s/%s", w->dir, path) >= (int)len ? CA_EINVAL : 0;
+    json_decref(rec);
+    return rc;
 }
