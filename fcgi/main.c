@@ -22,11 +22,16 @@ static void usage(FILE *f)
           "        CAPATLAS_GEO_DB, CAPATLAS_SOCKET_GROUP)\n"
           "  check [--config FILE] [--print-env] [--SETTING VALUE...]\n"
           "        validate the configuration (file, environment, flags); name what is wrong\n"
+          "  backup --data DIR --out BACKUP_DIR\n"
+          "        consistent hot copy of every LMDB environment and the capture files\n"
+          "  restore --from BACKUP_DIR --data NEW_DIR\n"
+          "        a backup into a new data folder; interrupted imports are re-queued\n"
           "  flows [--report] [--geo-db FILE] FILE\n"
           "        print the flows of a capture file, one JSON object per line\n"
           "  user init-admin [--data DIR] [--name NAME]\n"
           "  user add NAME [--admin] [--data DIR]     (password on stdin)\n"
           "  user passwd NAME [--data DIR]            (password on stdin)\n"
+          "  routes                                   the API route table and its actions (JSON)\n"
           "  version\n"
           "  help\n",
           f);
@@ -46,8 +51,14 @@ int main(int argc, char **argv)
         return cmd_flows(argc - 1, argv + 1);
     if (strcmp(cmd, "user") == 0)
         return cmd_user(argc - 1, argv + 1);
+    if (strcmp(cmd, "routes") == 0)
+        return cmd_routes(argc - 1, argv + 1);
     if (strcmp(cmd, "check") == 0)
         return cmd_check(argc - 1, argv + 1);
+    if (strcmp(cmd, "backup") == 0)
+        return cmd_backup(argc - 1, argv + 1);
+    if (strcmp(cmd, "restore") == 0)
+        return cmd_restore(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("capatlasd %s\n", CAPATLAS_VERSION);
         return 0;
