@@ -3,30 +3,38 @@
  * known path (404), allowed method (405), size (done while reading, 413),
  * session (401), CSRF token (403), content type (415).
  */
+#include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
+#include "authz.h"
 #include "ca_error.h"
+#include "commands.h"
 #include "errmap.h"
 #include "handlers.h"
 #include "router.h"
 #include "store.h"
 
-#define SESSION_COOKIE "__Host-capatlas"
-
+/*
+ * Every route names the action it needs (router.h, authz.h); the router
+ * checks it before the handler runs.  tests/e2e/authz_matrix.test.mjs
+ * reads this table (capatlasd routes) and fails for a route without an
+ * entry there: add one when you add a route.
+ */
 static const struct route router_table[] = {
-    {"GET", "/api/health", 0, h_health},
-    {"POST", "/api/login", ROUTE_JSON, h_login},
-    {"POST", "/api/logout", ROUTE_AUTH | ROUTE_CSRF, h_logout},
-    {"GET", "/api/me", ROUTE_AUTH, h_me},
-    {"GET", "/api/workspaces", ROUTE_AUTH, h_workspace_list},
-    {"POST", "/api/workspaces", ROUTE_AUTH | ROUTE_CSRF | ROUTE_JSON, h_workspace_create},
-    {"GET", "/api/workspaces/{ws}", ROUTE_AUTH, h_workspace_get},
-    {"GET", "/api/workspaces/{ws}/captures", ROUTE_AUTH, h_capture_list},
+    {"GET", "/api/health", 0, h_health, ACT_PUBLIC},
+    {"POST", "/api/login", ROUTE_JSON, h_login, ACT_PUBLIC},
+    {"POST", "/api/logout", ROUTE_AUTH | ROUTE_CSRF, h_logout, ACT_USER},
+    {"GET", "/api/me", ROUTE_AUTH, h_me, ACT_USER},
+    {"GET", "/api/workspaces", ROUTE_AUTH, h_workspace_list, ACT_USER},
+    {"POST", "/api/workspaces", ROUTE_AUTH | ROUTE_CSRF | ROUTE_JSON, h_workspace_create, ACT_USER},
+    {"GET", "/api/workspaces/{ws}", ROUTE_AUTH, h_workspace_get, ACT_READ},
+    {"GET", "/api/workspaces/{ws}/captures", ROUTE_AUTH, h_capture_list, ACT_READ},
     {"POST", "/api/workspaces/{ws}/captures", ROUTE_AUTH | ROUTE_CSRF | ROUTE_UPLOAD,
-     h_capture_upload},
-    {"GET", "/api/jobs/{job}", ROUTE_AUTH, h_job_get},
-    {"GET", "/api/workspaces/{ws}/flows", ROUTE_AUTH, h_flow_list},
-    {"GET", "/api/workspaces/{ws}/flows/{flow}", ROUTE_AUTH, h_flow_get},
+     h_capture_upload, ACT_IMPORT},
+    {"GET", "/api/jobs/{job}", ROUTE_AUTH, h_job_get, ACT_READ},
+    {"GET", "/api/workspaces/{ws}/flows", ROUTE_AUTH, h_flow_list, ACT_READ},
+    {"GET", "/api/workspaces/{ws}/flows/{flow}", ROUTE_AUTH, h_flow_get, ACT_READ},
 };
 
 const struct route *router_find(const char *method, const char *path, uint64_t ids[HTTP_PATH_IDS],
@@ -53,64 +61,28 @@ const struct route *router_find(const char *method, const char *path, uint64_t i
     return NULL;
 }
 
-static int is_hex64(const char *s)
-{
-    if (strlen(s) != 64)
-        return 0;
-    for (; *s != '\0'; s++)
-        if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
-            return 0;
-    return 1;
-}
-
-/* Sets r->user_id, r->user, r->session, r->csrf from the session cookie. */
-static int router_auth(struct request *r, json_t **out)
-{
-    const char *tok = http_kv_get(r->cookies, r->ncookies, SESSION_COOKIE);
-    uint64_t uid = 0;
-    json_t *u = NULL;
-    int rc;
-
-    if (tok == NULL || !is_hex64(tok))
-        goto denied;
-    rc = ca_session_lookup(r->portal, tok, &uid, r->csrf);
-    if (rc == CA_EAUTH || rc == CA_ENOTFOUND)
-        goto denied;
-    if (rc < 0)
-        return errmap_reply(out, rc, NULL, "session lookup failed");
-    rc = ca_user_get(r->portal, uid, &u);
-    if (rc == CA_ENOTFOUND)
-        goto denied;
-    if (rc < 0)
-        return errmap_reply(out, rc, NULL, "user lookup failed");
-    if (json_is_true(json_object_get(u, "disabled"))) {
-        json_decref(u);
-        goto denied;
-    }
-    r->user = h_user_public(uid, u);
-    json_decref(u);
-    if (r->user == NULL)
-        return errmap_reply(out, CA_ENOMEM, NULL, NULL);
-    r->user_id = uid;
-    memcpy(r->session, tok, 65);
-    return 0;
-denied:
-    memset(r->csrf, 0, sizeof(r->csrf));
-    return errmap_fail(out, 401, NULL, "authentication required");
-}
-
 int router_dispatch(const struct route *rt, struct request *r, json_t **out)
 {
     int status;
 
-    if (rt->flags & ROUTE_AUTH) {
-        status = router_auth(r, out);
+    authz_housekeeping(r->portal);
+    if ((rt->flags & ROUTE_AUTH) || (rt->action != ACT_PUBLIC && rt->action != ACT_UNSET)) {
+        status = authz_authenticate(r, out);
         if (status != 0)
             return status;
     }
-    if (rt->flags & ROUTE_CSRF) {
+    /* A token is no ambient credential, so it needs no CSRF defence. */
+    if ((rt->flags & ROUTE_CSRF) && !r->via_token) {
         if (r->csrf_header == NULL || !http_token_eq(r->csrf_header, r->csrf))
             return errmap_fail(out, 403, "X-CSRF-Token", "missing or wrong CSRF token");
+    }
+    status = authz_route(rt, r, out);
+    if (status != 0)
+        return status;
+    if (rt->flags & ROUTE_UPLOAD) {
+        status = authz_quota(r, out);
+        if (status != 0)
+            return status;
     }
     if (rt->flags & ROUTE_JSON) {
         const char *ct = r->content_type;
@@ -125,5 +97,44 @@ int router_dispatch(const struct route *rt, struct request *r, json_t **out)
     status = rt->fn(r, out);
     if (*out == NULL) /* a handler that forgot its body, or ENOMEM building it */
         status = errmap_reply(out, CA_EINTERNAL, NULL, "handler returned no body");
+    authz_audit(rt, r, status);
     return status;
+}
+
+json_t *router_table_json(void)
+{
+    static const struct {
+        unsigned bit;
+        const char *name;
+    } flag_names[] = {
+        {ROUTE_AUTH, "auth"}, {ROUTE_CSRF, "csrf"}, {ROUTE_UPLOAD, "upload"}, {ROUTE_JSON, "json"}};
+    json_t *arr = json_array();
+
+    for (size_t i = 0; arr != NULL && i < sizeof(router_table) / sizeof(router_table[0]); i++) {
+        const struct route *rt = &router_table[i];
+        json_t *flags = json_array();
+
+        for (size_t k = 0; k < sizeof(flag_names) / sizeof(flag_names[0]); k++)
+            if (rt->flags & flag_names[k].bit)
+                json_array_append_new(flags, json_string(flag_names[k].name));
+        json_array_append_new(arr, json_pack("{s:s, s:s, s:o, s:s}", "method", rt->method,
+                                             "pattern", rt->pattern, "flags", flags, "action",
+                                             authz_action_name(rt->action)));
+    }
+    return arr;
+}
+
+int cmd_routes(int argc, char **argv)
+{
+    json_t *t = router_table_json();
+
+    (void)argc;
+    (void)argv;
+    if (t == NULL || json_dumpf(t, stdout, JSON_INDENT(1)) != 0) {
+        json_decref(t);
+        return 1;
+    }
+    putchar('\n');
+    json_decref(t);
+    return 0;
 }

@@ -19,6 +19,22 @@ enum {
     ROUTE_JSON = 8,   /* body must be application/json */
 };
 
+/*
+ * The authorisation action a route needs (see authz.h).  Workspace actions
+ * apply to the route's {ws}, or to the workspace of its {job}.
+ */
+enum route_action {
+    ACT_UNSET = 0, /* a route nobody classified: the matrix test fails on it */
+    ACT_PUBLIC,    /* no authentication (health, login) */
+    ACT_USER,      /* any signed-in user, on their own things (me, tokens, workspace list) */
+    ACT_READ,      /* viewer+ on the workspace */
+    ACT_EXPORT,    /* viewer+ on the workspace, audited */
+    ACT_IMPORT,    /* editor+ (uploads, URL imports, job cancel) */
+    ACT_DELETE,    /* editor+ (capture delete) */
+    ACT_MANAGE,    /* owner only (settings, shares, transfer, workspace delete) */
+    ACT_ADMIN,     /* portal admins (users, quotas, audit log) */
+};
+
 typedef int (*route_fn)(struct request *r, json_t **out);
 
 struct route {
@@ -26,6 +42,7 @@ struct route {
     const char *pattern;
     unsigned flags;
     route_fn fn;
+    int action; /* enum route_action */
 };
 
 /*
@@ -38,5 +55,8 @@ const struct route *router_find(const char *method, const char *path, uint64_t i
 
 /* Front-line checks, then the handler.  Returns the status; *out is set. */
 int router_dispatch(const struct route *rt, struct request *r, json_t **out);
+
+/* The route table as JSON: [{"method","pattern","flags":[...],"action"}] (capatlasd routes). */
+json_t *router_table_json(void);
 
 #endif
