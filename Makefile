@@ -4,12 +4,14 @@
 #   make test    install what is missing, build (normal and ASan/UBSan), run every test
 #   make lint    clang-format check and cppcheck
 #   make SAN=1   build with AddressSanitizer + UBSan into build/san/
+#   make fuzz    libFuzzer target over the capture decoder, FUZZ_TIME seconds (600)
+#   make bench   every tests/bench/*.sh (long benchmarks)
 #
 # Everything builds out of tree into build/ (build/san/ with SAN=1).
 
 CC      ?= cc
 SAN     ?= 0
-PKGS    := libndpi libpcap libcurl openssl lmdb libmaxminddb jansson zlib
+PKGS    := libndpi libpcap libcurl openssl lmdb libmaxminddb jansson zlib libarchive
 
 ifeq ($(SAN),1)
 BUILD   := build/san
@@ -37,7 +39,7 @@ CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o)
 FCGI_OBJ := $(FCGI_SRC:%.c=$(BUILD)/%.o)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all build deps deps-test run test test-only lint format frontend clean fuzz bench
+.PHONY: all build deps deps-test run test test-only lint format frontend clean fuzz fuzz-build bench
 
 all: build
 
@@ -60,6 +62,26 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/tests/unit/unit.o $(BUILD)/li
 
 -include $(CORE_OBJ:.o=.d) $(FCGI_OBJ:.o=.d) $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%.d)
 
+# Fuzz target (clang, libFuzzer + ASan + UBSan): the capture reader, decoder
+# and flow engine without the store.
+FUZZ_SRC  := core/ca_error.c core/capture.c core/decode.c core/dpi.c core/engine.c \
+             core/flowtab.c core/geo.c core/pdns.c core/flow_codec.c core/flow_json.c \
+             tests/fuzz/fuzz_capture.c
+FUZZ_TIME ?= 600
+
+build/fuzz/fuzz_capture: $(FUZZ_SRC) $(wildcard core/*.h)
+	@mkdir -p $(dir $@)
+	clang -O1 -g -std=c17 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
+	    -fno-sanitize-recover=undefined -Icore $(PKG_CFLAGS) -o $@ $(FUZZ_SRC) $(PKG_LIBS) -lpthread
+
+fuzz-build: build/fuzz/fuzz_capture
+
+fuzz: build/fuzz/fuzz_capture
+	sh tests/fuzz/run.sh $(FUZZ_TIME)
+
+bench: build
+	@for b in tests/bench/*.sh; do echo "== $$b"; sh "$$b" || exit 1; done
+
 # Debian packages and npm modules the project needs; a no-op when present.
 deps:
 	@sh docker/install-deps.sh
@@ -79,6 +101,7 @@ run: deps
 test: deps-test
 	$(MAKE) build frontend
 	$(MAKE) SAN=1 build
+	$(MAKE) fuzz-build
 	sh tests/run.sh
 
 # Tests only, on what is already built.

@@ -15,9 +15,9 @@ WANT_TEST=${1:-}
 
 PKGS="build-essential pkg-config ca-certificates openssl curl procps
 libfcgi-dev libfcgi-bin libpcap-dev libcurl4-openssl-dev libssl-dev liblmdb-dev lmdb-utils
-libmaxminddb-dev libjansson-dev libndpi-dev zlib1g-dev nginx"
+libmaxminddb-dev libjansson-dev libndpi-dev zlib1g-dev libarchive-dev nginx"
 if [ "$WANT_TEST" = test ]; then
-    PKGS="$PKGS chromium libndpi-bin tshark clang libclang-rt-14-dev"
+    PKGS="$PKGS chromium libndpi-bin tshark clang libclang-rt-14-dev zip"
 fi
 
 missing=""
