@@ -50,6 +50,18 @@ struct config {
     uint64_t max_upload;                /* bytes, default 20g */
     char run_user[64];                  /* unprivileged user when started as root */
     char admin_password_file[PATH_MAX]; /* first admin's password */
+    /* URL imports (core/fetch.c) and the inbox watcher (issue 6) */
+    struct config_list fetch_allow_hosts; /* hosts exempt from the internal-address check */
+    struct config_list fetch_deny_hosts;  /* hosts (and subdomains) never fetched */
+    int fetch_allow_http;                 /* also http:// URLs, default no */
+    int fetch_connect_timeout;            /* seconds, default 15 */
+    int fetch_timeout;                    /* seconds for a whole download, default 6h */
+    uint64_t fetch_max_size;              /* bytes, default 20g */
+    int fetch_retries;                    /* retries after the first attempt, default 5 */
+    char fetch_ca_file[PATH_MAX];         /* extra CA bundle for downloads */
+    int azure_list_max;                   /* List Blobs page size, default 5000 */
+    struct config_list inbox;             /* "WORKSPACE_ID:/folder" watched folders */
+    int inbox_settle_ms;                  /* quiet time before a dropped file is taken */
 
     /* Where each setting came from (index = table position), and the file. */
     enum config_origin origin[CONFIG_SETTINGS_MAX];
