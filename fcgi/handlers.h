@@ -19,6 +19,26 @@ int h_me(struct request *r, json_t **out);
 int h_workspace_list(struct request *r, json_t **out);
 int h_workspace_create(struct request *r, json_t **out);
 int h_workspace_get(struct request *r, json_t **out);
+int h_workspace_update(struct request *r, json_t **out);
+int h_workspace_delete(struct request *r, json_t **out);
+int h_workspace_transfer(struct request *r, json_t **out);
+
+/* Account (h_auth.c), users (h_users.c), tokens, shares, audit (issue 5). */
+int h_password_change(struct request *r, json_t **out);
+int h_session_list(struct request *r, json_t **out);
+int h_session_revoke(struct request *r, json_t **out);
+int h_user_list(struct request *r, json_t **out);
+int h_user_create(struct request *r, json_t **out);
+int h_user_get(struct request *r, json_t **out);
+int h_user_update(struct request *r, json_t **out);
+int h_user_delete(struct request *r, json_t **out);
+int h_token_list(struct request *r, json_t **out);
+int h_token_create(struct request *r, json_t **out);
+int h_token_revoke(struct request *r, json_t **out);
+int h_share_list(struct request *r, json_t **out);
+int h_share_set(struct request *r, json_t **out);
+int h_share_delete(struct request *r, json_t **out);
+int h_audit_list(struct request *r, json_t **out);
 
 int h_capture_list(struct request *r, json_t **out);
 int h_capture_upload(struct request *r, json_t **out);
