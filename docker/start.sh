@@ -5,7 +5,11 @@
 # SIGINT/SIGTERM stop both cleanly; running it again reuses the data folder
 # and the certificate.
 #
-# Settings (environment):
+# Settings: environment variables, or the configuration file named by
+# CAPATLAS_CONFIG (keys = the names below without CAPATLAS_, in lower case;
+# the environment wins).  `capatlasd check` validates them all first and
+# names any bad one; see `capatlasd check --help` for the full list.
+#   CAPATLAS_CONFIG          configuration file          (none)
 #   CAPATLAS_DATA            data folder                 (default: <repo>/var)
 #   CAPATLAS_PORT            HTTPS port                  (9877)
 #   CAPATLAS_LISTEN          listen address              (0.0.0.0)
@@ -14,6 +18,7 @@
 #   CAPATLAS_API_WORKERS     FastCGI workers             (2)
 #   CAPATLAS_IMPORT_WORKERS  import workers              (1)
 #   CAPATLAS_MAX_UPLOAD      largest upload, nginx size  (20g)
+#   CAPATLAS_ACCESS_LOG      nginx access log            (<data>/log/access.log; /dev/stdout in the image)
 #   CAPATLAS_ADMIN_PASSWORD / CAPATLAS_ADMIN_PASSWORD_FILE
 #                            first admin's password      (generated and printed once)
 #   CAPATLAS_RUN_USER        when started as root, the unprivileged user
@@ -22,20 +27,32 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BIN=${CAPATLAS_BIN:-$ROOT/build/capatlasd}
+
+say() { echo "capatlas: $*" >&2; }
+die() { say "$*"; exit 1; }
+
+[ -x "$BIN" ] || die "no capatlasd binary at $BIN (run make build)"
+# One configuration for this script and capatlasd: check validates the
+# file, the environment and the files they name, and prints the settings
+# that are not defaults as assignments (environment over file).
+CHECKED=$("$BIN" check --print-env) || die "fix the configuration above (capatlasd check)"
+set -a
+eval "$CHECKED"
+set +a
+# capatlasd gets every setting through the environment now; the file may
+# not be readable by the unprivileged user.
+unset CAPATLAS_CONFIG
+
 DATA=${CAPATLAS_DATA:-$ROOT/var}
 PORT=${CAPATLAS_PORT:-9877}
 LISTEN=${CAPATLAS_LISTEN:-0.0.0.0}
-BIN=${CAPATLAS_BIN:-$ROOT/build/capatlasd}
 WEBROOT=${CAPATLAS_WEBROOT:-$ROOT/frontend/dist}
 GEO_DB=${CAPATLAS_GEO_DB-$ROOT/docker/node_modules/@ip-location-db/geo-whois-asn-country-mmdb/geo-whois-asn-country.mmdb}
 MAX_UPLOAD=${CAPATLAS_MAX_UPLOAD:-20g}
 RUN_USER=${CAPATLAS_RUN_USER:-capatlas}
 
-say() { echo "capatlas: $*" >&2; }
-die() { say "$*"; exit 1; }
-
 case "$PORT" in ''|*[!0-9]*) die "CAPATLAS_PORT must be a port number, not '$PORT'" ;; esac
-[ -x "$BIN" ] || die "no capatlasd binary at $BIN (run make build)"
 [ -f "$WEBROOT/index.html" ] || die "no built frontend at $WEBROOT (run make frontend)"
 command -v nginx >/dev/null 2>&1 || PATH=$PATH:/usr/sbin
 command -v nginx >/dev/null 2>&1 || die "nginx is not installed"
@@ -53,6 +70,7 @@ if [ -z "${CAPATLAS_CERT:-}" ] && [ ! -s "$CERT" ]; then
         -keyout "$KEY" -out "$CERT" 2>/dev/null
     chmod 600 "$KEY"
 fi
+[ -n "${CAPATLAS_CERT:-}" ] && [ -z "${CAPATLAS_KEY:-}" ] && die "CAPATLAS_KEY: set it with CAPATLAS_CERT"
 [ -r "$CERT" ] || die "CAPATLAS_CERT: cannot read $CERT"
 [ -r "$KEY" ] || die "CAPATLAS_KEY: cannot read $KEY"
 
@@ -83,6 +101,7 @@ chmod 700 "$DATA/run"
 sed -e "s|@DATA@|$DATA|g" -e "s|@PORT@|$PORT|g" -e "s|@LISTEN@|$LISTEN|g" \
     -e "s|@CERT@|$CERT|g" -e "s|@KEY@|$KEY|g" -e "s|@WEBROOT@|$DATA/www|g" \
     -e "s|@SOCKET@|$DATA/run/fcgi.sock|g" -e "s|@MAX_UPLOAD@|$MAX_UPLOAD|g" \
+    -e "s|@ACCESS_LOG@|${CAPATLAS_ACCESS_LOG:-$DATA/log/access.log}|g" \
     -e "s|@USER_LINE@|$USER_LINE|g" "$ROOT/nginx/capatlas.conf.in" >"$DATA/nginx/nginx.conf"
 nginx -e stderr -t -q -p "$DATA/nginx" -c "$DATA/nginx/nginx.conf" -g 'daemon off;' ||
     die "nginx rejected the configuration ($DATA/nginx/nginx.conf)"
@@ -90,8 +109,15 @@ nginx -e stderr -t -q -p "$DATA/nginx" -c "$DATA/nginx/nginx.conf" -g 'daemon of
 export CAPATLAS_DATA="$DATA" CAPATLAS_SOCKET="$DATA/run/fcgi.sock" CAPATLAS_GEO_DB="$GEO_DB"
 export CAPATLAS_API_WORKERS=${CAPATLAS_API_WORKERS:-2} CAPATLAS_IMPORT_WORKERS=${CAPATLAS_IMPORT_WORKERS:-1}
 
-# The first admin account (prints its credentials once).
-"${AS_USER[@]}" "$DATA/bin/capatlasd" user init-admin --data "$DATA"
+# The first admin account (prints its credentials once).  A password file
+# (e.g. a Docker secret) that only root may read is passed through a pipe.
+if [ -n "${CAPATLAS_ADMIN_PASSWORD_FILE:-}" ] && [ -z "${CAPATLAS_ADMIN_PASSWORD:-}" ] && [ ${#AS_USER[@]} -gt 0 ]; then
+    [ -r "$CAPATLAS_ADMIN_PASSWORD_FILE" ] || die "CAPATLAS_ADMIN_PASSWORD_FILE: cannot read $CAPATLAS_ADMIN_PASSWORD_FILE"
+    cat "$CAPATLAS_ADMIN_PASSWORD_FILE" |
+        "${AS_USER[@]}" env CAPATLAS_ADMIN_PASSWORD_FILE=/dev/stdin "$DATA/bin/capatlasd" user init-admin --data "$DATA"
+else
+    "${AS_USER[@]}" "$DATA/bin/capatlasd" user init-admin --data "$DATA"
+fi
 
 PIDS=()
 stop() {

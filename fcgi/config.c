@@ -57,6 +57,8 @@ static const struct config_setting settings[] = {
      "unprivileged user for capatlasd and nginx workers when started as root"},
     {"admin_password_file", CONFIG_PATH, FIELD(admin_password_file), NULL, 0, 0, NULL,
      "file holding the first admin's password (e.g. a Docker secret)"},
+    {"access_log", CONFIG_PATH, FIELD(access_log), NULL, 0, 0, NULL,
+     "nginx access log (no query strings); /dev/stdout in a container; default DATA/log/access.log"},
     {"fetch_allow_hosts", CONFIG_LIST, FIELD(fetch_allow_hosts), NULL, 0, 0, NULL,
      "URL imports: hosts that may resolve to internal addresses (loopback, private...)"},
     {"fetch_deny_hosts", CONFIG_LIST, FIELD(fetch_deny_hosts), NULL, 0, 0, NULL,
