@@ -21,6 +21,7 @@
 #   CAPATLAS_ACCESS_LOG      nginx access log            (<data>/log/access.log; /dev/stdout in the image)
 #   CAPATLAS_ADMIN_PASSWORD / CAPATLAS_ADMIN_PASSWORD_FILE
 #                            first admin's password      (generated and printed once)
+#   CAPATLAS_LOGIN_RATE, _BURST  nginx limit on logins per client address (30r/m, 10)
 #   CAPATLAS_RUN_USER        when started as root, the unprivileged user
 #                            that runs capatlasd and nginx's workers (capatlas)
 #   CAPATLAS_BIN, CAPATLAS_WEBROOT   build outputs to use (build/capatlasd, frontend/dist)
@@ -102,6 +103,7 @@ sed -e "s|@DATA@|$DATA|g" -e "s|@PORT@|$PORT|g" -e "s|@LISTEN@|$LISTEN|g" \
     -e "s|@CERT@|$CERT|g" -e "s|@KEY@|$KEY|g" -e "s|@WEBROOT@|$DATA/www|g" \
     -e "s|@SOCKET@|$DATA/run/fcgi.sock|g" -e "s|@MAX_UPLOAD@|$MAX_UPLOAD|g" \
     -e "s|@ACCESS_LOG@|${CAPATLAS_ACCESS_LOG:-$DATA/log/access.log}|g" \
+    -e "s|@LOGIN_RATE@|${CAPATLAS_LOGIN_RATE:-30r/m}|g" -e "s|@LOGIN_BURST@|${CAPATLAS_LOGIN_BURST:-10}|g" \
     -e "s|@USER_LINE@|$USER_LINE|g" "$ROOT/nginx/capatlas.conf.in" >"$DATA/nginx/nginx.conf"
 nginx -e stderr -t -q -p "$DATA/nginx" -c "$DATA/nginx/nginx.conf" -g 'daemon off;' ||
     die "nginx rejected the configuration ($DATA/nginx/nginx.conf)"
