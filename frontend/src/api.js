@@ -5,11 +5,12 @@ let csrf = null;
 let onUnauthorized = null;
 
 export class ApiError extends Error {
-  constructor(status, message, field = null) {
+  constructor(status, message, field = null, position = null) {
     super(message);
     this.name = 'ApiError';
     this.status = status;
     this.field = field;
+    this.position = position; // a bad filter's 0-based column (400 from the query endpoints)
   }
 }
 
@@ -23,7 +24,9 @@ export function clearSession() {
 }
 
 function errorFrom(status, data, fallbackText) {
-  if (data && typeof data.error === 'string') return new ApiError(status, data.error, data.field ?? null);
+  if (data && typeof data.error === 'string') {
+    return new ApiError(status, data.error, data.field ?? null, typeof data.position === 'number' ? data.position : null);
+  }
   const detail = fallbackText && fallbackText.length < 200 && !/^\s*</.test(fallbackText) ? `: ${fallbackText.trim()}` : '';
   const words = {
     400: 'bad request', 401: 'authentication required', 403: 'forbidden', 404: 'not found',

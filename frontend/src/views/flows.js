@@ -1,0 +1,271 @@
+// Flows view: a virtualised grid over the filtered flows. Pages of 500 come from GET /flows with
+// filter/sort/order/cursor (only the shown columns); only the rows in sight are in the DOM, so
+// scrolling through millions of flows stays smooth. Click or Enter on a row opens its detail.
+import { h, replace, fmtInt, fmtBytes, fmtTime, fmtDuration, text } from '../dom.js';
+import { get } from '../api.js';
+import { qs, kv } from './common.js';
+import { reportLines } from './captures.js';
+import { cond } from '../filter/lang.js';
+
+export const FIELDS = ['id', 'capture', 'first', 'last', 'first_ns', 'last_ns', 'duration', 'ip_version', 'l4', 'src', 'src_port',
+  'dst', 'dst_port', 'icmp_type', 'icmp_code', 'vlan', 'src_mac', 'dst_mac', 'packets', 'bytes', 'sent_packets', 'recv_packets',
+  'sent_bytes', 'recv_bytes', 'sent_payload', 'recv_payload', 'sent_retrans', 'recv_retrans', 'sent_gap', 'recv_gap',
+  'tcp_flags_sent', 'tcp_flags_recv', 'tcp_state', 'proto', 'proto_master', 'proto_app', 'category', 'host', 'dns_name',
+  'user_agent', 'tls_version', 'risks', 'src_country', 'dst_country', 'src_asn', 'dst_asn', 'encap', 'first_packet', 'first_offset'];
+
+const DEFAULT_COLS = ['first', 'src', 'src_port', 'dst', 'dst_port', 'l4', 'proto', 'host', 'dst_country', 'packets', 'bytes', 'duration'];
+const BYTES = new Set(['bytes', 'sent_bytes', 'recv_bytes', 'sent_payload', 'recv_payload']);
+const NUM = new Set(['id', 'capture', 'first_ns', 'last_ns', 'duration', 'ip_version', 'src_port', 'dst_port', 'icmp_type', 'icmp_code',
+  'vlan', 'packets', 'bytes', 'sent_packets', 'recv_packets', 'sent_bytes', 'recv_bytes', 'sent_payload', 'recv_payload',
+  'sent_retrans', 'recv_retrans', 'sent_gap', 'recv_gap', 'src_asn', 'dst_asn', 'first_packet', 'first_offset']);
+const WIDTH = { first: 200, last: 200, src: 170, dst: 170, host: 200, dns_name: 200, user_agent: 220, proto: 130, encap: 180, risks: 180, src_mac: 140, dst_mac: 140, first_ns: 170, last_ns: 170 };
+const ROW_H = 28;
+const PAGE = 500;
+const LS_KEY = 'capatlas.flowColumns';
+
+export function fmtField(f, k) {
+  const v = f[k];
+  if (v === null || v === undefined) return '';
+  if (k === 'first' || k === 'last') return fmtTime(v);
+  if (k === 'duration') return fmtDuration(v);
+  if (BYTES.has(k)) return fmtBytes(v);
+  if (Array.isArray(v)) return v.map(text).join(', ');
+  if (typeof v === 'number' && NUM.has(k) && !/_ns$|port|asn|id$|capture|offset|packet$|vlan|icmp/.test(k)) return fmtInt(v);
+  return text(v);
+}
+
+function loadCols() {
+  try {
+    const c = JSON.parse(localStorage.getItem(LS_KEY) || 'null');
+    if (Array.isArray(c) && c.length && c.every((x) => FIELDS.includes(x))) return c;
+  } catch { /* default */ }
+  return [...DEFAULT_COLS];
+}
+
+export function flowsView(ctx) {
+  let cols = loadCols();
+  let sort = 'first';
+  let order = 'asc';
+  let rows = [];
+  let next = null;
+  let total = 0;
+  let fetching = null;
+  let gen = 0;
+  let activeRow = 0;
+
+  const totalEl = h('span', { testid: 'flows-total' }, '…');
+  const status = h('p', { class: 'muted', testid: 'flows-status', 'aria-live': 'polite' });
+  const head = h('div', { class: 'vgrid-head', role: 'row' });
+  const win = h('div', { class: 'vgrid-window', role: 'rowgroup' });
+  const spacer = h('div', { class: 'vgrid-spacer' }, win);
+  const scroller = h('div', {
+    class: 'vgrid-scroll', tabindex: 0, testid: 'flows-scroll', 'aria-label': 'Flows; arrow keys move, Enter opens the detail',
+    onScroll: () => schedule(), onKeydown: (ev) => key(ev),
+  }, spacer);
+  const grid = h('div', { class: 'vgrid', role: 'grid', testid: 'flows-table', 'aria-rowcount': '0' }, head, scroller);
+  const detail = h('div', { class: 'flow-detail card', testid: 'flow-detail', hidden: true });
+
+  const chooser = h('details', { class: 'col-chooser', testid: 'column-chooser' },
+    h('summary', null, 'Columns'),
+    h('div', { class: 'col-list' }, FIELDS.map((f) => {
+      const cb = h('input', {
+        type: 'checkbox', id: `col-${f}`, checked: cols.includes(f), testid: `col-${f}`,
+        onChange: () => {
+          cols = cb.checked ? FIELDS.filter((x) => x === f || cols.includes(x)) : cols.filter((x) => x !== f);
+          if (!cols.length) cols = ['first'];
+          try { localStorage.setItem(LS_KEY, JSON.stringify(cols)); } catch { /* private mode */ }
+          reload();
+        },
+      });
+      return h('label', { for: `col-${f}` }, cb, ` ${f}`);
+    })));
+
+  const widthOf = (c) => WIDTH[c] || (NUM.has(c) ? 90 : 110);
+
+  function drawHead() {
+    replace(head, cols.map((c) => {
+      const cell = h('div', {
+        class: `vcell hcell${NUM.has(c) ? ' num' : ''}`, role: 'columnheader', tabindex: 0, testid: `sort-${c}`,
+        'aria-sort': sort === c ? (order === 'asc' ? 'ascending' : 'descending') : 'none',
+        onClick: () => setSort(c),
+        onKeydown: (ev) => { if (ev.key === 'Enter' || ev.key === ' ') { ev.preventDefault(); setSort(c); } },
+      }, c, sort === c ? (order === 'asc' ? ' ▲' : ' ▼') : '');
+      cell.style.width = `${widthOf(c)}px`;
+      return cell;
+    }));
+    const w = cols.reduce((a, c) => a + widthOf(c), 0);
+    head.style.width = `${w}px`;
+    spacer.style.width = `${w}px`;
+  }
+
+  function setSort(c) {
+    if (sort === c) order = order === 'asc' ? 'desc' : 'asc';
+    else { sort = c; order = 'asc'; }
+    reload();
+  }
+
+  let raf = 0;
+  function schedule() {
+    if (raf) return;
+    raf = requestAnimationFrame(() => { raf = 0; draw(); });
+  }
+
+  function draw() {
+    const top = scroller.scrollTop;
+    const height = scroller.clientHeight || 560;
+    const first = Math.max(0, Math.floor(top / ROW_H) - 5);
+    const last = Math.min(rowsShown() , Math.ceil((top + height) / ROW_H) + 5);
+    const frag = [];
+    for (let i = first; i < last; i++) {
+      const f = rows[i];
+      const r = h('div', {
+        class: `vrow${i === activeRow ? ' active' : ''}${i % 2 ? ' alt' : ''}`, role: 'row', 'aria-rowindex': String(i + 1),
+        testid: f ? 'flow-row' : 'flow-row-pending', 'data-index': String(i),
+      }, cols.map((c) => {
+        const cell = h('div', { class: `vcell${NUM.has(c) ? ' num' : ''}`, role: 'gridcell' }, f ? fmtField(f, c) : i === rows.length ? '…' : '');
+        cell.style.width = `${widthOf(c)}px`;
+        return cell;
+      }));
+      if (f) r.addEventListener('click', () => { activeRow = i; open(f); schedule(); });
+      frag.push(r);
+    }
+    win.style.transform = `translateY(${first * ROW_H}px)`;
+    replace(win, frag);
+    if (next !== null && last > rows.length - 200) more();
+  }
+
+  function rowsShown() {
+    return next !== null ? Math.min(Math.max(total, rows.length + 1), rows.length + 1000) : rows.length;
+  }
+
+  function sizeSpacer() {
+    spacer.style.height = `${rowsShown() * ROW_H}px`;
+    grid.setAttribute('aria-rowcount', String(total));
+  }
+
+  function params(cursor) {
+    const p = { filter: ctx.filter || undefined, sort, order, limit: PAGE, columns: [...new Set(['id', 'capture', ...cols])].join(',') };
+    if (cursor !== null && cursor !== undefined) {
+      if (typeof cursor === 'number') p.after = cursor; // id-order paging of the first server version
+      else p.cursor = cursor;
+    }
+    return p;
+  }
+
+  async function more() {
+    if (fetching || next === null) return fetching;
+    const my = gen;
+    fetching = (async () => {
+      try {
+        const d = await get(`${ctx.base}/flows${qs(params(next))}`);
+        if (my !== gen) return;
+        rows = rows.concat(d.flows || []);
+        next = d.next ?? null;
+        if (typeof d.total === 'number') total = d.total;
+        sizeSpacer();
+        schedule();
+      } catch (e) {
+        if (my === gen) { status.className = 'error'; status.textContent = `Cannot load more flows: ${e.message}`; next = null; sizeSpacer(); }
+      } finally {
+        if (my === gen) fetching = null;
+      }
+    })();
+    return fetching;
+  }
+
+  async function reload() {
+    const my = ++gen;
+    fetching = null;
+    drawHead();
+    status.className = 'muted';
+    status.textContent = 'Loading…';
+    status.hidden = false;
+    try {
+      const d = await get(`${ctx.base}/flows${qs(params(null))}`);
+      if (my !== gen) return;
+      rows = d.flows || [];
+      next = d.next ?? null;
+      total = typeof d.total === 'number' ? d.total : rows.length;
+      totalEl.textContent = String(total);
+      totalEl.setAttribute('data-value', String(total));
+      activeRow = 0;
+      scroller.scrollTop = 0;
+      sizeSpacer();
+      draw();
+      if (!rows.length) status.textContent = ctx.filter ? 'No flows match the filter.' : 'No flows yet: add a capture above.';
+      else status.hidden = true;
+    } catch (e) {
+      if (my !== gen) return;
+      rows = [];
+      next = null;
+      total = 0;
+      totalEl.textContent = '–';
+      sizeSpacer();
+      draw();
+      status.className = 'error';
+      status.textContent = `Cannot load flows: ${e.message}`;
+      throw e;
+    }
+  }
+
+  function key(ev) {
+    const page = Math.max(1, Math.floor(scroller.clientHeight / ROW_H) - 1);
+    let i = activeRow;
+    if (ev.key === 'ArrowDown') i++;
+    else if (ev.key === 'ArrowUp') i--;
+    else if (ev.key === 'PageDown') i += page;
+    else if (ev.key === 'PageUp') i -= page;
+    else if (ev.key === 'Home') i = 0;
+    else if (ev.key === 'End') i = rows.length - 1;
+    else if (ev.key === 'Enter') { if (rows[activeRow]) open(rows[activeRow]); ev.preventDefault(); return; }
+    else return;
+    ev.preventDefault();
+    activeRow = Math.max(0, Math.min(rows.length - 1, i));
+    const y = activeRow * ROW_H;
+    if (y < scroller.scrollTop) scroller.scrollTop = y;
+    else if (y + ROW_H > scroller.scrollTop + scroller.clientHeight) scroller.scrollTop = y + ROW_H - scroller.clientHeight;
+    schedule();
+  }
+
+  async function open(f0) {
+    detail.hidden = false;
+    replace(detail, h('p', { class: 'muted' }, 'Loading the flow…'));
+    let f = f0;
+    try {
+      f = (await get(`${ctx.base}/flows/${encodeURIComponent(f0.id)}`)).flow || f0;
+    } catch (e) {
+      replace(detail, h('p', { class: 'error' }, `Cannot load flow ${f0.id}: ${e.message}`));
+      return;
+    }
+    const cap = (ctx.captures || []).find((c) => c.id === f.capture);
+    const filt = (label, term) => h('button', { type: 'button', class: 'secondary small', onClick: () => ctx.add(term) }, label);
+    replace(detail,
+      h('div', { class: 'chart-head' },
+        h('h3', null, `Flow ${text(f.id)}: ${text(f.src)} → ${text(f.dst)}`),
+        h('div', { class: 'tools' },
+          h('a', { class: 'button small', href: `${ctx.base}/flows/${encodeURIComponent(f.id)}/pcap`, download: `flow-${text(f.id)}.pcap`, testid: 'flow-pcap' }, 'Download pcap'),
+          h('button', { type: 'button', class: 'secondary small', testid: 'flow-detail-close', onClick: () => { detail.hidden = true; scroller.focus(); } }, 'Close'))),
+      h('div', { class: 'tools' },
+        f.src ? filt(`Filter src ${text(f.src)}`, cond('src', '==', f.src)) : null,
+        f.dst ? filt(`Filter dst ${text(f.dst)}`, cond('dst', '==', f.dst)) : null,
+        f.proto ? filt(`Filter ${text(f.proto)}`, cond('proto', '==', f.proto)) : null,
+        f.src ? h('button', { type: 'button', class: 'secondary small', onClick: () => ctx.openIp(f.src) }, `IP detail ${text(f.src)}`) : null,
+        f.dst ? h('button', { type: 'button', class: 'secondary small', onClick: () => ctx.openIp(f.dst) }, `IP detail ${text(f.dst)}`) : null),
+      h('h4', null, 'Encapsulation'),
+      h('p', { testid: 'flow-encap' }, f.encap === null || f.encap === undefined || f.encap === '' ? 'none' : text(f.encap)),
+      h('h4', null, 'Import report of its capture'),
+      cap ? h('div', { testid: 'flow-capture-report' }, h('p', null, `${text(cap.name)} (${text(cap.state)})`),
+        reportLines(cap.report).map((l) => h('p', { class: 'muted' }, l)), reportLines(cap.report).length ? null : h('p', { class: 'muted' }, 'clean: nothing skipped'))
+        : h('p', { class: 'muted' }, `capture ${text(f.capture)}`),
+      h('h4', null, 'All fields'),
+      kv(FIELDS.filter((k) => k in f).map((k) => [k, h('span', { testid: `flow-field-${k}` }, text(f[k]))])));
+  }
+
+  drawHead();
+  return {
+    node: h('div', null,
+      h('div', { class: 'view-head' }, h('p', { class: 'summary' }, totalEl, ' flows'), chooser),
+      status, grid, detail),
+    load: () => { detail.hidden = true; return reload(); },
+  };
+}
