@@ -134,7 +134,7 @@ export class Client {
 export async function startServer(opts = {}) {
   const port = opts.port || (await freePort());
   const dataDir = opts.dataDir || fs.mkdtempSync(path.join(os.tmpdir(), 'capatlas-test-'));
-  const password = crypto.randomBytes(12).toString('base64url');
+  const password = opts.adminPassword || crypto.randomBytes(12).toString('base64url');
   const logFile = path.join(os.tmpdir(), `capatlas-test-${port}.log`);
   const log = fs.openSync(logFile, 'w');
   const env = {
@@ -145,9 +145,12 @@ export async function startServer(opts = {}) {
     CAPATLAS_ADMIN_PASSWORD: password,
     ...(opts.env || {}),
   };
-  if (process.env.CAPATLAS_BIN) env.CAPATLAS_BIN = process.env.CAPATLAS_BIN;
-  const child = spawn('bash', [path.join(ROOT, 'docker/start.sh')], {
+  if (process.env.CAPATLAS_BIN && !(opts.env && opts.env.CAPATLAS_BIN)) env.CAPATLAS_BIN = process.env.CAPATLAS_BIN;
+  for (const k of Object.keys(env)) if (env[k] === undefined) delete env[k];
+  // opts.script: another start script (an image layout); opts.uid/gid: run it as that user.
+  const child = spawn('bash', [opts.script || path.join(ROOT, 'docker/start.sh')], {
     env,
+    ...(opts.uid !== undefined ? { uid: opts.uid, gid: opts.gid } : {}),
     stdio: ['ignore', log, log],
     detached: true,
   });
