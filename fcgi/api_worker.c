@@ -143,6 +143,17 @@ static int spool_body(FCGX_Request *q, struct request *r, json_t **out)
     return 0;
 }
 
+/* ROUTE_STREAM: the body as nginx passes it on (fastcgi_request_buffering off). */
+static long stream_read(struct request *r, char *buf, size_t len)
+{
+    FCGX_Stream *in = r->body_stream;
+    int n = FCGX_GetStr(buf, (int)(len > 1 << 20 ? 1 << 20 : len), in);
+
+    if (n > 0)
+        return n;
+    return FCGX_GetError(in) != 0 ? -1 : 0;
+}
+
 static void write_response(FCGX_Request *q, int status, json_t *body, const char *cookie)
 {
     char *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
@@ -225,7 +236,10 @@ static void serve_one(FCGX_Request *q, struct ca_portal *portal, const struct co
     rt = router_find(r.method, r.path, r.ids, &status, &out);
     if (rt == NULL)
         goto respond;
-    if (rt->flags & ROUTE_UPLOAD) {
+    if (rt->flags & ROUTE_STREAM) {
+        r.body_stream = q->in;
+        r.body_read = stream_read;
+    } else if (rt->flags & ROUTE_UPLOAD) {
         if (r.body_file == NULL && r.content_length > 0)
             status = spool_body(q, &r, &out);
     } else {

@@ -93,7 +93,8 @@ json_t *h_job_public(json_t *job)
 {
     static const char *const keys[] = {
         "id",          "workspace",  "capture",      "kind",    "source",  "state",    "error",
-        "bytes_total", "bytes_done", "packets_done", "created", "started", "finished", NULL};
+        "bytes_total", "bytes_done", "packets_done", "created", "started", "finished",
+        "percent",     "rate",       "eta",          "result",  NULL};
 
     return pick(job, keys);
 }
@@ -101,7 +102,8 @@ json_t *h_job_public(json_t *job)
 json_t *h_capture_public(json_t *cap)
 {
     static const char *const keys[] = {"id",    "name",   "source",  "size", "state",
-                                       "error", "report", "created", "job",  NULL};
+                                       "error", "report", "created", "job",  "labels",
+                                       NULL};
 
     return pick(cap, keys);
 }

@@ -42,6 +42,13 @@ int h_audit_list(struct request *r, json_t **out);
 
 int h_capture_list(struct request *r, json_t **out);
 int h_capture_upload(struct request *r, json_t **out);
+/* PUT .../captures?name=: a streamed body (curl -T -), imported while it flows. */
+int h_capture_stream(struct request *r, json_t **out);
+
+/* h_imports.c: URL and Azure imports, container listings, cancelling jobs. */
+int h_import_url(struct request *r, json_t **out);
+int h_import_list(struct request *r, json_t **out);
+int h_job_cancel(struct request *r, json_t **out);
 
 int h_job_get(struct request *r, json_t **out);
 

@@ -48,6 +48,10 @@ struct request {
     size_t body_len;
     char *body_file;   /* REQUEST_BODY_FILE or a spooled upload */
     int body_consumed; /* set when a handler moved body_file away */
+    /* ROUTE_STREAM: reads the next bytes of the body as they arrive; the
+     * count, 0 at the end, -1 on an error.  NULL for other routes. */
+    long (*body_read)(struct request *r, char *buf, size_t len);
+    void *body_stream; /* the FastCGI input stream behind body_read */
     /* filled by the router */
     uint64_t ids[HTTP_PATH_IDS];
     uint64_t user_id; /* 0 when not authenticated */

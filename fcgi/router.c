@@ -32,7 +32,14 @@ static const struct route router_table[] = {
     {"GET", "/api/workspaces/{ws}/captures", ROUTE_AUTH, h_capture_list, ACT_READ},
     {"POST", "/api/workspaces/{ws}/captures", ROUTE_AUTH | ROUTE_CSRF | ROUTE_UPLOAD,
      h_capture_upload, ACT_IMPORT},
+    {"PUT", "/api/workspaces/{ws}/captures", ROUTE_AUTH | ROUTE_CSRF | ROUTE_STREAM,
+     h_capture_stream, ACT_IMPORT},
+    {"POST", "/api/workspaces/{ws}/imports", ROUTE_AUTH | ROUTE_CSRF | ROUTE_JSON, h_import_url,
+     ACT_IMPORT},
+    {"POST", "/api/workspaces/{ws}/imports/list", ROUTE_AUTH | ROUTE_CSRF | ROUTE_JSON,
+     h_import_list, ACT_IMPORT},
     {"GET", "/api/jobs/{job}", ROUTE_AUTH, h_job_get, ACT_READ},
+    {"POST", "/api/jobs/{job}/cancel", ROUTE_AUTH | ROUTE_CSRF, h_job_cancel, ACT_IMPORT},
     {"GET", "/api/workspaces/{ws}/flows", ROUTE_AUTH, h_flow_list, ACT_READ},
     {"GET", "/api/workspaces/{ws}/flows/{flow}", ROUTE_AUTH, h_flow_get, ACT_READ},
     /* accounts, tokens, users, sharing, audit (issue 5) */
@@ -130,7 +137,8 @@ json_t *router_table_json(void)
         unsigned bit;
         const char *name;
     } flag_names[] = {
-        {ROUTE_AUTH, "auth"}, {ROUTE_CSRF, "csrf"}, {ROUTE_UPLOAD, "upload"}, {ROUTE_JSON, "json"}};
+        {ROUTE_AUTH, "auth"}, {ROUTE_CSRF, "csrf"}, {ROUTE_UPLOAD, "upload"}, {ROUTE_JSON, "json"},
+        {ROUTE_STREAM, "stream"}};
     json_t *arr = json_array();
 
     for (size_t i = 0; arr != NULL && i < sizeof(router_table) / sizeof(router_table[0]); i++) {
