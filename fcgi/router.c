@@ -136,9 +136,11 @@ json_t *router_table_json(void)
     static const struct {
         unsigned bit;
         const char *name;
-    } flag_names[] = {
-        {ROUTE_AUTH, "auth"}, {ROUTE_CSRF, "csrf"}, {ROUTE_UPLOAD, "upload"}, {ROUTE_JSON, "json"},
-        {ROUTE_STREAM, "stream"}};
+    } flag_names[] = {{ROUTE_AUTH, "auth"},
+                      {ROUTE_CSRF, "csrf"},
+                      {ROUTE_UPLOAD, "upload"},
+                      {ROUTE_JSON, "json"},
+                      {ROUTE_STREAM, "stream"}};
     json_t *arr = json_array();
 
     for (size_t i = 0; arr != NULL && i < sizeof(router_table) / sizeof(router_table[0]); i++) {

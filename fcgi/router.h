@@ -13,10 +13,10 @@
 #include "http.h"
 
 enum {
-    ROUTE_AUTH = 1,   /* needs a session */
-    ROUTE_CSRF = 2,   /* needs X-CSRF-Token equal to the session's */
-    ROUTE_UPLOAD = 4, /* body is a file (REQUEST_BODY_FILE), never read into memory */
-    ROUTE_JSON = 8,   /* body must be application/json */
+    ROUTE_AUTH = 1,    /* needs a session */
+    ROUTE_CSRF = 2,    /* needs X-CSRF-Token equal to the session's */
+    ROUTE_UPLOAD = 4,  /* body is a file (REQUEST_BODY_FILE), never read into memory */
+    ROUTE_JSON = 8,    /* body must be application/json */
     ROUTE_STREAM = 16, /* body is read by the handler as it arrives (r->body_read) */
 };
 
