@@ -136,7 +136,8 @@ export async function startServer(opts = {}) {
   const dataDir = opts.dataDir || fs.mkdtempSync(path.join(os.tmpdir(), 'capatlas-test-'));
   const password = opts.adminPassword || crypto.randomBytes(12).toString('base64url');
   const logFile = path.join(os.tmpdir(), `capatlas-test-${port}.log`);
-  const log = fs.openSync(logFile, 'w');
+  fs.writeFileSync(logFile, '');
+  const log = fs.openSync(logFile, 'a'); // O_APPEND: nginx may reopen it as /dev/stdout
   const env = {
     ...process.env,
     CAPATLAS_DATA: dataDir,
