@@ -1,0 +1,2047 @@
+/*
+ * The query engine (see query.h).  Everything is one pass (two for
+ * histograms of an unknown span) over the hot records of the snapshot,
+ * with the compiled filter deciding per record; group-bys go through one
+ * open-addressing hash table keyed by up to two group values; flows pages
+ * keep a bounded heap of the best limit+1 sort keys after the cursor, so a
+ * page costs one scan and `limit` record decodes whatever the sort column.
+ *
+ * Sort keys are 32 bytes compared with memcmp: 17 bytes of order-preserving
+ * value (numbers big-endian with the sign flipped, addresses as version +
+ * 16 bytes, names as their rank in sorted order), then the flow id, so the
+ * order is total and a cursor (the last key, in hex) resumes exactly after
+ * the last row shown.  New captures becoming ready never reorder rows
+ * already shown; their flows show up in their place on later pages.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ca_error.h"
+#include "filter.h"
+#include "query.h"
+
+#define NS_PER_S 1000000000LL
+
+struct ca_query {
+    struct ca_ws *w;
+    struct ca_ws_snap *s;
+    struct ca_filter *f;
+    /* extra condition of per-IP detail */
+    int has_ip;
+    uint8_t ip[16];
+    int ip_ver;
+};
+
+/* ---- the filter's view of the snapshot ----------------------------------- */
+
+static int env_strings(void *arg, int kind, int (*fn)(void *a, uint32_t id, const char *s), void *a)
+{
+    return ca_ws_snap_str_each(arg, kind, fn, a);
+}
+
+static uint32_t env_str_max(void *arg)
+{
+    return ca_ws_snap_str_max(arg);
+}
+
+static int env_capture(void *arg, const char *name, uint32_t *id)
+{
+    size_t n;
+    const struct ca_snap_capture *c = ca_ws_snap_captures(arg, &n);
+
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(c[i].name, name) == 0) {
+            *id = c[i].id;
+            return 0;
+        }
+    }
+    return CA_ENOTFOUND;
+}
+
+int ca_query_open(struct ca_ws *w, const char *filter, struct ca_query **out, char *err,
+                  size_t errlen, int *errpos)
+{
+    struct ca_query *q;
+    struct ca_filter_env env;
+    int rc;
+
+    *out = NULL;
+    if (errpos != NULL)
+        *errpos = -1;
+    q = calloc(1, sizeof(*q));
+    if (q == NULL)
+        return CA_ENOMEM;
+    q->w = w;
+    rc = ca_ws_snap_open(w, &q->s);
+    if (rc != 0)
+        goto bad;
+    env.arg = q->s;
+    env.strings = env_strings;
+    env.str_max = env_str_max;
+    env.capture_by_name = env_capture;
+    rc = ca_filter_compile(filter, &env, &q->f, err, errlen, errpos);
+    if (rc != 0)
+        goto bad;
+    *out = q;
+    return 0;
+bad:
+    ca_query_close(q);
+    return rc;
+}
+
+void ca_query_close(struct ca_query *q)
+{
+    if (q == NULL)
+        return;
+    ca_ws_snap_close(q->s);
+    ca_filter_free(q->f);
+    free(q);
+}
+
+struct ca_ws_snap *ca_query_snap(struct ca_query *q)
+{
+    return q->s;
+}
+
+void ca_query_release(struct ca_query *q)
+{
+    ca_ws_snap_close(q->s);
+    q->s = NULL;
+}
+
+int ca_query_refresh(struct ca_query *q)
+{
+    ca_query_release(q);
+    return ca_ws_snap_open(q->w, &q->s);
+}
+
+/* ---- scanning ------------------------------------------------------------ */
+
+typedef int (*row_fn)(void *arg, uint32_t cap, uint32_t seq, const struct ca_hot *h);
+
+struct scan {
+    struct ca_query *q;
+    row_fn fn;
+    void *arg;
+    const struct ca_snap_capture *caps;
+    size_t ncaps;
+    uint64_t last;
+};
+
+static int pfx_eq(const struct ca_query *q, const struct ca_hot *h)
+{
+    return h->ip_version == q->ip_ver &&
+           (memcmp(h->src, q->ip, 16) == 0 || memcmp(h->dst, q->ip, 16) == 0);
+}
+
+static int scan_chunk(void *arg, uint32_t cap, uint32_t seq0, const struct ca_hot *h, size_t n)
+{
+    struct scan *sc = arg;
+    struct ca_filter_row row = {NULL, cap, 0};
+    int all = ca_filter_is_all(sc->q->f);
+    int rc;
+
+    if (ca_filter_uses_cap_start(sc->q->f)) {
+        for (size_t i = 0; i < sc->ncaps; i++)
+            if (sc->caps[i].id == cap)
+                row.cap_start = sc->caps[i].first_ns;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (sc->q->has_ip && !pfx_eq(sc->q, &h[i]))
+            continue;
+        row.h = &h[i];
+        if (!all && !ca_filter_match(sc->q->f, &row))
+            continue;
+        rc = sc->fn(sc->arg, cap, seq0 + (uint32_t)i, &h[i]);
+        if (rc != 0)
+            return rc;
+    }
+    sc->last = (uint64_t)cap << 32 | (seq0 + (uint32_t)n - 1);
+    return 0;
+}
+
+static int scan(struct ca_query *q, uint64_t after, size_t max_chunks, row_fn fn, void *arg,
+                uint64_t *last)
+{
+    struct scan sc = {q, fn, arg, NULL, 0, 0};
+    int rc;
+
+    if (q->s == NULL)
+        return CA_EINTERNAL;
+    sc.caps = ca_ws_snap_captures(q->s, &sc.ncaps);
+    rc = ca_ws_snap_scan(q->s, after, max_chunks, scan_chunk, &sc);
+    if (last != NULL)
+        *last = sc.last;
+    return rc;
+}
+
+struct each_arg {
+    struct ca_query *q;
+    ca_query_row_fn fn;
+    void *arg;
+    size_t chunks;
+};
+
+static int each_row(void *arg, uint32_t cap, uint32_t seq, const struct ca_hot *h)
+{
+    struct each_arg *e = arg;
+
+    return e->fn(e->arg, e->q->s, (uint64_t)cap << 32 | seq, h);
+}
+
+int ca_query_each(struct ca_query *q, uint64_t after, size_t max_chunks, ca_query_row_fn fn,
+                  void *arg, uint64_t *last)
+{
+    struct each_arg e = {q, fn, arg, 0};
+    uint64_t l = 0;
+    int rc = scan(q, after, max_chunks, each_row, &e, &l);
+
+    /* Fewer chunks than asked for means the end was reached. */
+    if (last != NULL)
+        *last = l == after ? 0 : l;
+    return rc;
+}
+
+/* ---- hash table ---------------------------------------------------------- */
+
+struct htab {
+    size_t ksz, vsz, slot, cap, n;
+    uint8_t *mem; /* slots: u64 hash (0 = empty), key, value */
+};
+
+static uint64_t hash_bytes(const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    uint64_t h = 0x9e3779b97f4a7c15ULL ^ n;
+
+    for (size_t i = 0; i < n; i += 8) {
+        uint64_t w = 0;
+
+        memcpy(&w, b + i, n - i >= 8 ? 8 : n - i);
+        h ^= w;
+        h *= 0xff51afd7ed558ccdULL;
+        h ^= h >> 33;
+    }
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 29;
+    return h != 0 ? h : 1;
+}
+
+static int ht_init(struct htab *t, size_t ksz, size_t vsz, size_t cap)
+{
+    memset(t, 0, sizeof(*t));
+    t->ksz = ksz;
+    t->vsz = vsz;
+    t->slot = (8 + ksz + vsz + 7) & ~(size_t)7;
+    t->cap = cap;
+    t->mem = calloc(cap, t->slot);
+    return t->mem != NULL ? 0 : CA_ENOMEM;
+}
+
+static void ht_free(struct htab *t)
+{
+    free(t->mem);
+    t->mem = NULL;
+}
+
+static int ht_grow(struct htab *t)
+{
+    struct htab g;
+
+    if (ht_init(&g, t->ksz, t->vsz, t->cap * 2) != 0)
+        return CA_ENOMEM;
+    for (size_t i = 0; i < t->cap; i++) {
+        uint8_t *s = t->mem + i * t->slot;
+        uint64_t h;
+        size_t j;
+
+        memcpy(&h, s, 8);
+        if (h == 0)
+            continue;
+        for (j = h & (g.cap - 1);; j = (j + 1) & (g.cap - 1)) {
+            uint64_t gh;
+
+            memcpy(&gh, g.mem + j * g.slot, 8);
+            if (gh == 0)
+                break;
+        }
+        memcpy(g.mem + j * g.slot, s, t->slot);
+    }
+    g.n = t->n;
+    free(t->mem);
+    *t = g;
+    return 0;
+}
+
+/* Value of key (zeroed when new; *created set).  NULL on ENOMEM. */
+static void *ht_get(struct htab *t, const void *key, int *created)
+{
+    uint64_t h = hash_bytes(key, t->ksz);
+
+    if (t->n * 2 >= t->cap && ht_grow(t) != 0)
+        return NULL;
+    for (size_t j = h & (t->cap - 1);; j = (j + 1) & (t->cap - 1)) {
+        uint8_t *s = t->mem + j * t->slot;
+        uint64_t sh;
+
+        memcpy(&sh, s, 8);
+        if (sh == 0) {
+            memcpy(s, &h, 8);
+            memcpy(s + 8, key, t->ksz);
+            t->n++;
+            if (created != NULL)
+                *created = 1;
+            return s + 8 + t->ksz;
+        }
+        if (sh == h && memcmp(s + 8, key, t->ksz) == 0) {
+            if (created != NULL)
+                *created = 0;
+            return s + 8 + t->ksz;
+        }
+    }
+}
+
+#define HT_EACH(t, i, s)                                                                           \
+    for (size_t i = 0; i < (t)->cap; i++)                                                          \
+        if ((s = (t)->mem + i * (t)->slot), *(const uint64_t *)(const void *)s != 0)
+
+/* ---- group fields -------------------------------------------------------- */
+
+enum gfield {
+    GF_SRC,
+    GF_DST,
+    GF_IP,
+    GF_PORT,
+    GF_SPORT,
+    GF_DPORT,
+    GF_PORT_BUCKET,
+    GF_PROTO,
+    GF_PROTO_MASTER,
+    GF_L4,
+    GF_CATEGORY,
+    GF_COUNTRY,
+    GF_SCC,
+    GF_DCC,
+    GF_ASN,
+    GF_SASN,
+    GF_DASN,
+    GF_HOST,
+    GF_CAPTURE,
+    GF_VLAN,
+    GF_HOUR,
+    GF_DAY,
+    GF_WEEKDAY,
+    GF_DUR_BUCKET,
+    GF_TCPSTATE,
+    GF_COUNT
+};
+
+static const char *const gfield_names[GF_COUNT] = {
+    "src",         "dst",         "ip",           "port",    "src.port", "dst.port",
+    "port.bucket", "proto",       "proto.master", "l4",      "category", "country",
+    "src.country", "dst.country", "asn",          "src.asn", "dst.asn",  "host",
+    "capture",     "vlan",        "hour",         "day",     "weekday",  "duration.bucket",
+    "tcp.state"};
+
+static int gfield_find(const char *s, size_t n)
+{
+    for (int i = 0; i < GF_COUNT; i++)
+        if (strlen(gfield_names[i]) == n && strncasecmp(gfield_names[i], s, n) == 0)
+            return i;
+    return -1;
+}
+
+/* One group value: 16 bytes of data and a tag (address version). */
+struct gv {
+    uint8_t b[16];
+    uint32_t tag;
+};
+
+static const int64_t dur_bounds[] = {NS_PER_S, 10 * NS_PER_S, 60 * NS_PER_S, 600 * NS_PER_S,
+                                     3600 * NS_PER_S};
+static const char *const dur_labels[] = {"<1s", "1-10s", "10s-1m", "1-10m", "10m-1h", ">1h"};
+static const char *const port_bucket_labels[] = {"0-1023", "1024-49151", "49152-65535", "none"};
+static const char *const weekday_labels[] = {"mon", "tue", "wed", "thu", "fri", "sat", "sun"};
+
+static int64_t fdiv(int64_t a, int64_t b)
+{
+    return a / b - (a % b != 0 && (a < 0) != (b < 0));
+}
+
+static void gv_u64(struct gv *v, uint64_t x)
+{
+    memset(v, 0, sizeof(*v));
+    memcpy(v->b, &x, 8);
+}
+
+static uint64_t gv_get_u64(const struct gv *v)
+{
+    uint64_t x;
+
+    memcpy(&x, v->b, 8);
+    return x;
+}
+
+static void gv_addr(struct gv *v, const uint8_t *a, int ver)
+{
+    memcpy(v->b, a, 16);
+    v->tag = (uint32_t)ver;
+}
+
+static void gv_cc(struct gv *v, const char *cc)
+{
+    memset(v, 0, sizeof(*v));
+    memcpy(v->b, cc, 2);
+}
+
+/* Values of field f for one flow (1 or 2, distinct). */
+static int gvals(int f, uint32_t cap, const struct ca_hot *h, const uint32_t *master,
+                 uint32_t nmaster, struct gv out[2])
+{
+    int64_t d;
+    int n = 1;
+
+    memset(out, 0, 2 * sizeof(*out));
+    switch (f) {
+    case GF_SRC:
+        gv_addr(&out[0], h->src, h->ip_version);
+        break;
+    case GF_DST:
+        gv_addr(&out[0], h->dst, h->ip_version);
+        break;
+    case GF_IP:
+        gv_addr(&out[0], h->src, h->ip_version);
+        gv_addr(&out[1], h->dst, h->ip_version);
+        n = memcmp(h->src, h->dst, 16) != 0 ? 2 : 1;
+        break;
+    case GF_PORT:
+        gv_u64(&out[0], h->src_port);
+        gv_u64(&out[1], h->dst_port);
+        n = h->src_port != h->dst_port ? 2 : 1;
+        break;
+    case GF_SPORT:
+        gv_u64(&out[0], h->src_port);
+        break;
+    case GF_DPORT:
+        gv_u64(&out[0], h->dst_port);
+        break;
+    case GF_PORT_BUCKET:
+        gv_u64(&out[0], h->l4 != 6 && h->l4 != 17 && h->l4 != 132 ? 3
+                        : h->dst_port < 1024                      ? 0
+                        : h->dst_port < 49152                     ? 1
+                                                                  : 2);
+        break;
+    case GF_PROTO:
+        gv_u64(&out[0], h->proto_id);
+        break;
+    case GF_PROTO_MASTER:
+        gv_u64(&out[0], h->proto_id < nmaster ? master[h->proto_id] : h->proto_id);
+        break;
+    case GF_L4:
+        gv_u64(&out[0], h->l4);
+        break;
+    case GF_CATEGORY:
+        gv_u64(&out[0], h->cat_id);
+        break;
+    case GF_COUNTRY:
+        gv_cc(&out[0], h->src_cc);
+        gv_cc(&out[1], h->dst_cc);
+        n = memcmp(h->src_cc, h->dst_cc, 2) != 0 ? 2 : 1;
+        break;
+    case GF_SCC:
+        gv_cc(&out[0], h->src_cc);
+        break;
+    case GF_DCC:
+        gv_cc(&out[0], h->dst_cc);
+        break;
+    case GF_ASN:
+        gv_u64(&out[0], h->src_asn);
+        gv_u64(&out[1], h->dst_asn);
+        n = h->src_asn != h->dst_asn ? 2 : 1;
+        break;
+    case GF_SASN:
+        gv_u64(&out[0], h->src_asn);
+        break;
+    case GF_DASN:
+        gv_u64(&out[0], h->dst_asn);
+        break;
+    case GF_HOST:
+        gv_u64(&out[0], h->host_id != 0 ? h->host_id : h->dns_id);
+        break;
+    case GF_CAPTURE:
+        gv_u64(&out[0], cap);
+        break;
+    case GF_VLAN:
+        gv_u64(&out[0], h->vlan);
+        break;
+    case GF_HOUR:
+        gv_u64(&out[0], (uint64_t)(fdiv(h->first_ns, 3600 * NS_PER_S) % 24 + 24) % 24);
+        break;
+    case GF_DAY:
+        gv_u64(&out[0], (uint64_t)fdiv(h->first_ns, 86400 * NS_PER_S));
+        break;
+    case GF_WEEKDAY:
+        gv_u64(&out[0], (uint64_t)(((fdiv(h->first_ns, 86400 * NS_PER_S) + 3) % 7 + 7) % 7));
+        break;
+    case GF_DUR_BUCKET:
+        d = h->last_ns - h->first_ns;
+        {
+            uint64_t b = 0;
+
+            while (b < 5 && d >= dur_bounds[b])
+                b++;
+            gv_u64(&out[0], b);
+        }
+        break;
+    case GF_TCPSTATE:
+        gv_u64(&out[0], h->tcp_state);
+        break;
+    }
+    return n;
+}
+
+static json_t *addr_json(int ver, const uint8_t *a)
+{
+    char buf[64];
+
+    return json_string(ca_addr_str((uint8_t)ver, a, buf, sizeof(buf)));
+}
+
+static json_t *gv_json(struct ca_query *q, int f, const struct gv *v)
+{
+    uint64_t x = gv_get_u64(v);
+    char buf[32];
+
+    switch (f) {
+    case GF_SRC:
+    case GF_DST:
+    case GF_IP:
+        return addr_json((int)v->tag, v->b);
+    case GF_PORT_BUCKET:
+        return json_string(port_bucket_labels[x < 4 ? x : 3]);
+    case GF_PROTO:
+    case GF_PROTO_MASTER:
+    case GF_CATEGORY:
+    case GF_HOST: {
+        const char *s = ca_ws_snap_str(q->s, (uint32_t)x);
+
+        if (f == GF_PROTO_MASTER) {
+            size_t n = strcspn(s, ".");
+
+            return json_stringn(n > 0 ? s : "Unknown", n > 0 ? n : 7);
+        }
+        return json_string(s[0] != '\0' ? s : (f == GF_HOST ? "" : "Unknown"));
+    }
+    case GF_L4: {
+        const char *s = ca_l4_name((int)x);
+
+        if (s != NULL)
+            return json_string(s);
+        snprintf(buf, sizeof(buf), "%llu", (unsigned long long)x);
+        return json_string(buf);
+    }
+    case GF_COUNTRY:
+    case GF_SCC:
+    case GF_DCC:
+        return json_stringn((const char *)v->b, strnlen((const char *)v->b, 2));
+    case GF_DAY: {
+        time_t t = (time_t)((int64_t)x * 86400);
+        struct tm tm;
+
+        gmtime_r(&t, &tm);
+        strftime(buf, sizeof(buf), "%Y-%m-%d", &tm);
+        return json_string(buf);
+    }
+    case GF_WEEKDAY:
+        return json_string(weekday_labels[x % 7]);
+    case GF_DUR_BUCKET:
+        return json_string(dur_labels[x < 6 ? x : 5]);
+    case GF_TCPSTATE: {
+        const char *s = ca_tcp_state_name((int)x);
+
+        return json_string(s != NULL ? s : "none");
+    }
+    }
+    return json_integer((json_int_t)x);
+}
+
+/* ---- metrics ------------------------------------------------------------- */
+
+enum metric { M_FLOWS, M_BYTES, M_SENT, M_RECV, M_PACKETS, M_DUR, M_DUR_AVG, M_SRC, M_DST, M_N };
+
+static const char *const metric_names[M_N] = {
+    "flows", "bytes", "sent", "recv", "packets", "duration", "duration.avg", "src_ips", "dst_ips"};
+
+struct acc {
+    uint64_t flows, bytes, sent, recv, packets;
+    int64_t dur_ns;
+    uint64_t src_ips, dst_ips;
+};
+
+static void acc_add(struct acc *a, const struct ca_hot *h)
+{
+    a->flows++;
+    a->sent += h->sent_bytes;
+    a->recv += h->recv_bytes;
+    a->bytes += h->sent_bytes + h->recv_bytes;
+    a->packets += (uint64_t)h->sent_pkts + h->recv_pkts;
+    a->dur_ns += h->last_ns - h->first_ns;
+}
+
+static double acc_metric(const struct acc *a, int m)
+{
+    switch (m) {
+    case M_FLOWS:
+        return (double)a->flows;
+    case M_BYTES:
+        return (double)a->bytes;
+    case M_SENT:
+        return (double)a->sent;
+    case M_RECV:
+        return (double)a->recv;
+    case M_PACKETS:
+        return (double)a->packets;
+    case M_DUR:
+        return (double)a->dur_ns / 1e9;
+    case M_DUR_AVG:
+        return a->flows ? (double)a->dur_ns / 1e9 / (double)a->flows : 0;
+    case M_SRC:
+        return (double)a->src_ips;
+    case M_DST:
+        return (double)a->dst_ips;
+    }
+    return 0;
+}
+
+static json_t *acc_json(const struct acc *a, const int *ms, int nm)
+{
+    json_t *o = json_object();
+
+    for (int i = 0; o != NULL && i < nm; i++) {
+        json_t *v = ms[i] == M_DUR || ms[i] == M_DUR_AVG
+                        ? json_real(acc_metric(a, ms[i]))
+                        : json_integer((json_int_t)acc_metric(a, ms[i]));
+
+        json_object_set_new(o, metric_names[ms[i]], v);
+    }
+    return o;
+}
+
+/* ---- aggregation --------------------------------------------------------- */
+
+struct gkey {
+    struct gv v[2];
+};
+
+struct agg {
+    struct ca_query *q;
+    int by[2], nby;
+    int want_distinct;
+    struct htab groups; /* gkey -> struct acc (value: acc + index) */
+    struct htab pairs;  /* u64 group slot ordinal? we use the key hash */
+    struct acc total;
+    struct htab tsrc, tdst;
+    uint32_t *master;
+    uint32_t nmaster;
+    int err;
+};
+
+struct gval {
+    struct acc a;
+    uint64_t ord; /* creation ordinal, for distinct pairs */
+};
+
+struct pairkey {
+    uint64_t ord;
+    uint8_t side;
+    uint8_t ver;
+    uint8_t addr[16];
+    uint8_t pad[6];
+};
+
+static int distinct_add(struct htab *t, uint64_t ord, int side, int ver, const uint8_t *addr)
+{
+    struct pairkey k;
+    int created = 0;
+
+    memset(&k, 0, sizeof(k));
+    k.ord = ord;
+    k.side = (uint8_t)side;
+    k.ver = (uint8_t)ver;
+    memcpy(k.addr, addr, 16);
+    if (ht_get(t, &k, &created) == NULL)
+        return -1;
+    return created;
+}
+
+static int agg_row(void *arg, uint32_t cap, uint32_t seq, const struct ca_hot *h)
+{
+    struct agg *g = arg;
+    struct gv a[2], b[2];
+    int na, nb;
+
+    na = gvals(g->by[0], cap, h, g->master, g->nmaster, a);
+    nb = g->nby > 1 ? gvals(g->by[1], cap, h, g->master, g->nmaster, b) : 1;
+    if (g->nby == 1)
+        memset(b, 0, sizeof(b));
+    acc_add(&g->total, h);
+    if (g->want_distinct) {
+        int c;
+
+        if ((c = distinct_add(&g->tsrc, 0, 1, h->ip_version, h->src)) < 0 ||
+            (g->total.src_ips += (uint64_t)c, 0) ||
+            (c = distinct_add(&g->tdst, 0, 2, h->ip_version, h->dst)) < 0)
+            return CA_ENOMEM;
+        g->total.dst_ips += (uint64_t)c;
+    }
+    for (int i = 0; i < na; i++) {
+        for (int j = 0; j < nb; j++) {
+            struct gkey k;
+            struct gval *v;
+            int created = 0, c;
+
+            k.v[0] = a[i];
+            k.v[1] = b[j];
+            v = ht_get(&g->groups, &k, &created);
+            if (v == NULL)
+                return CA_ENOMEM;
+            if (created)
+                v->ord = g->groups.n;
+            acc_add(&v->a, h);
+            if (g->want_distinct) {
+                if ((c = distinct_add(&g->pairs, v->ord, 1, h->ip_version, h->src)) < 0)
+                    return CA_ENOMEM;
+                v->a.src_ips += (uint64_t)c;
+                if ((c = distinct_add(&g->pairs, v->ord, 2, h->ip_version, h->dst)) < 0)
+                    return CA_ENOMEM;
+                v->a.dst_ips += (uint64_t)c;
+            }
+        }
+    }
+    return 0;
+}
+
+struct master_arg {
+    uint32_t *master;
+    uint32_t n;
+    struct htab names; /* master name (64 bytes) -> u32 id */
+};
+
+static int master_each(void *arg, uint32_t id, const char *s)
+{
+    struct master_arg *m = arg;
+    char key[64];
+    uint32_t *v;
+    int created = 0;
+    size_t n = strcspn(s, ".");
+
+    memset(key, 0, sizeof(key));
+    memcpy(key, s, n < sizeof(key) ? n : sizeof(key) - 1);
+    v = ht_get(&m->names, key, &created);
+    if (v == NULL)
+        return CA_ENOMEM;
+    if (created)
+        *v = id; /* the first proto id with this master names the group */
+    if (id < m->n)
+        m->master[id] = *v;
+    return 0;
+}
+
+static int build_master(struct ca_query *q, uint32_t **out, uint32_t *n)
+{
+    struct master_arg m;
+    int rc;
+
+    m.n = ca_ws_snap_str_max(q->s) + 1;
+    m.master = calloc(m.n, sizeof(uint32_t));
+    if (m.master == NULL || ht_init(&m.names, 64, 4, 256) != 0) {
+        free(m.master);
+        return CA_ENOMEM;
+    }
+    rc = ca_ws_snap_str_each(q->s, CA_STR_PROTO, master_each, &m);
+    ht_free(&m.names);
+    if (rc != 0) {
+        free(m.master);
+        return rc;
+    }
+    *out = m.master;
+    *n = m.n;
+    return 0;
+}
+
+struct row_ref {
+    const struct gkey *k;
+    const struct gval *v;
+    double order;
+};
+
+static int row_cmp(const void *a, const void *b)
+{
+    const struct row_ref *x = a, *y = b;
+
+    if (x->order != y->order)
+        return x->order > y->order ? -1 : 1;
+    return memcmp(x->k, y->k, sizeof(struct gkey));
+}
+
+static int parse_list(const char *s, int (*find)(const char *, size_t), int *out, int max, int *n)
+{
+    *n = 0;
+    while (s != NULL && *s != '\0') {
+        size_t len = strcspn(s, ",");
+        int v;
+
+        while (len > 0 && *s == ' ')
+            s++, len--;
+        v = find(s, len);
+        if (v < 0 || *n >= max)
+            return -1;
+        out[(*n)++] = v;
+        s += len;
+        if (*s == ',')
+            s++;
+    }
+    return 0;
+}
+
+static int metric_find(const char *s, size_t n)
+{
+    for (int i = 0; i < M_N; i++)
+        if (strlen(metric_names[i]) == n && strncasecmp(metric_names[i], s, n) == 0)
+            return i;
+    return -1;
+}
+
+/* Runs the aggregation; the caller frees g (agg_free). */
+static int agg_run(struct ca_query *q, struct agg *g, const int *by, int nby, int distinct)
+{
+    int rc;
+
+    memset(g, 0, sizeof(*g));
+    g->q = q;
+    g->nby = nby;
+    memcpy(g->by, by, (size_t)nby * sizeof(int));
+    g->want_distinct = distinct;
+    if (ht_init(&g->groups, sizeof(struct gkey), sizeof(struct gval), 1024) != 0 ||
+        (distinct && (ht_init(&g->pairs, sizeof(struct pairkey), 0, 4096) != 0 ||
+                      ht_init(&g->tsrc, sizeof(struct pairkey), 0, 4096) != 0 ||
+                      ht_init(&g->tdst, sizeof(struct pairkey), 0, 4096) != 0)))
+        return CA_ENOMEM;
+    if (by[0] == GF_PROTO_MASTER || (nby > 1 && by[1] == GF_PROTO_MASTER)) {
+        rc = build_master(q, &g->master, &g->nmaster);
+        if (rc != 0)
+            return rc;
+    }
+    return scan(q, 0, 0, agg_row, g, NULL);
+}
+
+static void agg_free(struct agg *g)
+{
+    ht_free(&g->groups);
+    ht_free(&g->pairs);
+    ht_free(&g->tsrc);
+    ht_free(&g->tdst);
+    free(g->master);
+}
+
+/* Rows of g sorted by metric `order` (descending); caller frees. */
+static struct row_ref *agg_rows(struct agg *g, int order, size_t *n)
+{
+    struct row_ref *rows = malloc((g->groups.n + 1) * sizeof(*rows));
+    const uint8_t *s;
+    size_t k = 0;
+
+    if (rows == NULL)
+        return NULL;
+    HT_EACH(&g->groups, i, s)
+    {
+        rows[k].k = (const struct gkey *)(const void *)(s + 8);
+        rows[k].v = (const struct gval *)(const void *)(s + 8 + sizeof(struct gkey));
+        rows[k].order = acc_metric(&rows[k].v->a, order);
+        k++;
+    }
+    qsort(rows, k, sizeof(*rows), row_cmp);
+    *n = k;
+    return rows;
+}
+
+int ca_query_aggregate(struct ca_query *q, const char *by, const char *metrics, long top,
+                       const char *order, json_t **out, char *err, size_t errlen,
+                       const char **param)
+{
+    int byv[2], nby, ms[M_N], nm, ord;
+    struct agg g;
+    struct row_ref *rows = NULL;
+    struct acc other;
+    size_t n = 0;
+    json_t *res = NULL, *arr, *jby, *jm;
+    int rc, distinct = 0;
+
+    *out = NULL;
+    if (by == NULL || parse_list(by, gfield_find, byv, 2, &nby) < 0 || nby == 0) {
+        if (param != NULL)
+            *param = "by";
+        return ca_seterr(err, errlen, CA_EINVAL,
+                         "by must be one or two of: src, dst, ip, port, src.port, dst.port, "
+                         "port.bucket, proto, proto.master, l4, category, country, src.country, "
+                         "dst.country, asn, src.asn, dst.asn, host, capture, vlan, hour, day, "
+                         "weekday, duration.bucket, tcp.state");
+    }
+    if (metrics == NULL || *metrics == '\0') {
+        ms[0] = M_FLOWS;
+        ms[1] = M_BYTES;
+        nm = 2;
+    } else if (parse_list(metrics, metric_find, ms, M_N, &nm) < 0 || nm == 0) {
+        if (param != NULL)
+            *param = "metrics";
+        return ca_seterr(err, errlen, CA_EINVAL,
+                         "metrics must be a list of: flows, bytes, sent, recv, packets, "
+                         "duration, duration.avg, src_ips, dst_ips");
+    }
+    ord = ms[0];
+    if (order != NULL && *order != '\0' && (ord = metric_find(order, strlen(order))) < 0) {
+        if (param != NULL)
+            *param = "order";
+        return ca_seterr(err, errlen, CA_EINVAL, "order must be a metric");
+    }
+    if (top < 0) {
+        if (param != NULL)
+            *param = "top";
+        return ca_seterr(err, errlen, CA_EINVAL, "top must be 0 or more");
+    }
+    for (int i = 0; i < nm; i++)
+        distinct |= ms[i] == M_SRC || ms[i] == M_DST;
+    distinct |= ord == M_SRC || ord == M_DST;
+    rc = agg_run(q, &g, byv, nby, distinct);
+    if (rc != 0)
+        goto out;
+    rows = agg_rows(&g, ord, &n);
+    if (rows == NULL) {
+        rc = CA_ENOMEM;
+        goto out;
+    }
+    arr = json_array();
+    jby = json_array();
+    jm = json_array();
+    for (int i = 0; i < nby; i++)
+        json_array_append_new(jby, json_string(gfield_names[byv[i]]));
+    for (int i = 0; i < nm; i++)
+        json_array_append_new(jm, json_string(metric_names[ms[i]]));
+    memset(&other, 0, sizeof(other));
+    for (size_t i = 0; i < n; i++) {
+        json_t *row, *key;
+
+        if (top > 0 && i >= (size_t)top) {
+            other.flows += rows[i].v->a.flows;
+            other.bytes += rows[i].v->a.bytes;
+            other.sent += rows[i].v->a.sent;
+            other.recv += rows[i].v->a.recv;
+            other.packets += rows[i].v->a.packets;
+            other.dur_ns += rows[i].v->a.dur_ns;
+            /* distinct counts of "other" are not additive; sums are an upper bound */
+            other.src_ips += rows[i].v->a.src_ips;
+            other.dst_ips += rows[i].v->a.dst_ips;
+            continue;
+        }
+        row = acc_json(&rows[i].v->a, ms, nm);
+        key = json_array();
+        for (int j = 0; j < nby; j++)
+            json_array_append_new(key, gv_json(q, byv[j], &rows[i].k->v[j]));
+        json_object_set_new(row, "key", key);
+        json_array_append_new(arr, row);
+    }
+    res = json_pack("{s:o, s:o, s:o, s:o, s:o}", "by", jby, "metrics", jm, "rows", arr, "other",
+                    top > 0 && n > (size_t)top ? acc_json(&other, ms, nm) : json_null(), "total",
+                    acc_json(&g.total, ms, nm));
+    if (res == NULL)
+        rc = CA_ENOMEM;
+out:
+    free(rows);
+    agg_free(&g);
+    *out = res;
+    return rc;
+}
+
+/* ---- summary ------------------------------------------------------------- */
+
+struct sum {
+    struct acc a;
+    struct htab src, dst, ips;
+    int64_t first, last;
+    uint64_t caps_seen[4]; /* small bitmap of capture ids < 256, else counted via set */
+    struct htab caps;
+};
+
+struct addrkey {
+    uint8_t addr[16];
+    uint32_t ver;
+};
+
+static int set_addr(struct htab *t, int ver, const uint8_t *a)
+{
+    struct addrkey k;
+
+    memcpy(k.addr, a, 16);
+    k.ver = (uint32_t)ver;
+    return ht_get(t, &k, NULL) != NULL ? 0 : CA_ENOMEM;
+}
+
+static int sum_row(void *arg, uint32_t cap, uint32_t seq, const struct ca_hot *h)
+{
+    struct sum *s = arg;
+
+    if (s->a.flows == 0 || h->first_ns < s->first)
+        s->first = h->first_ns;
+    if (s->a.flows == 0 || h->last_ns > s->last)
+        s->last = h->last_ns;
+    acc_add(&s->a, h);
+    if (set_addr(&s->src, h->ip_version, h->src) != 0 ||
+        set_addr(&s->dst, h->ip_version, h->dst) != 0 ||
+        set_addr(&s->ips, h->ip_version, h->src) != 0 ||
+        set_addr(&s->ips, h->ip_version, h->dst) != 0 || ht_get(&s->caps, &cap, NULL) == NULL)
+        return CA_ENOMEM;
+    return 0;
+}
+
+int ca_query_summary(struct ca_query *q, json_t **out)
+{
+    struct sum s;
+    int rc;
+
+    *out = NULL;
+    memset(&s, 0, sizeof(s));
+    if (ht_init(&s.src, sizeof(struct addrkey), 0, 4096) != 0 ||
+        ht_init(&s.dst, sizeof(struct addrkey), 0, 4096) != 0 ||
+        ht_init(&s.ips, sizeof(struct addrkey), 0, 4096) != 0 ||
+        ht_init(&s.caps, sizeof(uint32_t), 0, 64) != 0) {
+        rc = CA_ENOMEM;
+        goto out;
+    }
+    rc = scan(q, 0, 0, sum_row, &s, NULL);
+    if (rc != 0)
+        goto out;
+    *out = json_pack(
+        "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o, s:I}", "flows", (json_int_t)s.a.flows,
+        "src_ips", (json_int_t)s.src.n, "dst_ips", (json_int_t)s.dst.n, "ips", (json_int_t)s.ips.n,
+        "bytes", (json_int_t)s.a.bytes, "sent", (json_int_t)s.a.sent, "recv", (json_int_t)s.a.recv,
+        "packets", (json_int_t)s.a.packets, "first_ns",
+        s.a.flows ? json_integer(s.first) : json_null(), "last_ns",
+        s.a.flows ? json_integer(s.last) : json_null(), "captures", (json_int_t)s.caps.n);
+    if (*out == NULL)
+        rc = CA_ENOMEM;
+out:
+    ht_free(&s.src);
+    ht_free(&s.dst);
+    ht_free(&s.ips);
+    ht_free(&s.caps);
+    return rc;
+}
+
+/* ---- timeline ------------------------------------------------------------ */
+
+static const int64_t bin_sizes[] = {NS_PER_S,          5 * NS_PER_S,      15 * NS_PER_S,
+                                    60 * NS_PER_S,     300 * NS_PER_S,    900 * NS_PER_S,
+                                    3600 * NS_PER_S,   21600 * NS_PER_S,  86400 * NS_PER_S,
+                                    604800 * NS_PER_S, 2592000 * NS_PER_S};
+
+struct span {
+    int64_t first, last;
+    int any;
+};
+
+static int span_row(void *arg, uint32_t cap, uint32_t seq, const struct ca_hot *h)
+{
+    struct span *s = arg;
+
+    if (!s->any || h->first_ns < s->first)
+        s->first = h->first_ns;
+    if (!s->any || h->first_ns > s->last)
+        s->last = h->first_ns;
+    s->any = 1;
+    return 0;
+}
+
+struct tl {
+    int64_t start, end, bin;
+    size_t n;
+    struct acc *bins;
+};
+
+static int tl_row(void *arg, uint32_t cap, uint32_t seq, const struct ca_hot *h)
+{
+    struct tl *t = arg;
+    int64_t i;
+
+    if (h->first_ns < t->start || h->first_ns > t->end)
+        return 0;
+    i = (h->first_ns - t->start) / t->bin;
+    if (i >= 0 && (size_t)i < t->n)
+        acc_add(&t->bins[i], h);
+    return 0;
+}
+
+/* Timeline of what q matches (plus [from,to]); *out is the answer object. */
+static int timeline(struct ca_query *q, int bins, int64_t from, int64_t to, json_t **out)
+{
+    struct span sp = {0, 0, 0};
+    struct tl t;
+    json_t *arr;
+    size_t k;
+    int rc;
+
+    *out = NULL;
+    if (ca_filter_is_all(q->f) && !q->has_ip) {
+        size_t nc;
+        const struct ca_snap_capture *c = ca_ws_snap_captures(q->s, &nc);
+
+        for (size_t i = 0; i < nc; i++) {
+            if (c[i].flows == 0)
+                continue;
+            if (!sp.any || c[i].first_ns < sp.first)
+                sp.first = c[i].first_ns;
+            if (!sp.any || c[i].last_ns > sp.last)
+                sp.last = c[i].last_ns;
+            sp.any = 1;
+        }
+    } else {
+        rc = scan(q, 0, 0, span_row, &sp, NULL);
+        if (rc != 0)
+            return rc;
+    }
+    if (from != 0)
+        sp.first = from, sp.any = 1;
+    if (to != 0)
+        sp.last = to, sp.any = 1;
+    if (!sp.any) {
+        *out = json_pack("{s:I, s:n, s:n, s:[]}", "bin_ns", (json_int_t)NS_PER_S, "start_ns",
+                         "end_ns", "bins");
+        return *out != NULL ? 0 : CA_ENOMEM;
+    }
+    if (sp.last < sp.first)
+        sp.last = sp.first;
+    for (k = 0; k + 1 < sizeof(bin_sizes) / sizeof(bin_sizes[0]); k++)
+        if ((sp.last - sp.first) / bin_sizes[k] < bins)
+            break;
+    t.bin = bin_sizes[k];
+    t.start = fdiv(sp.first, t.bin) * t.bin;
+    t.end = sp.last;
+    t.n = (size_t)((sp.last - t.start) / t.bin + 1);
+    if (t.n > 100000)
+        t.n = 100000;
+    t.bins = calloc(t.n, sizeof(*t.bins));
+    if (t.bins == NULL)
+        return CA_ENOMEM;
+    rc = scan(q, 0, 0, tl_row, &t, NULL);
+    if (rc == 0) {
+        arr = json_array();
+        for (size_t i = 0; i < t.n; i++) {
+            const struct acc *a = &t.bins[i];
+
+            json_array_append_new(arr, json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "t",
+                                                 (json_int_t)(t.start + (int64_t)i * t.bin),
+                                                 "flows", (json_int_t)a->flows, "bytes",
+                                                 (json_int_t)a->bytes, "sent", (json_int_t)a->sent,
+                                                 "recv", (json_int_t)a->recv, "packets",
+                                                 (json_int_t)a->packets));
+        }
+        *out = json_pack("{s:I, s:I, s:I, s:o}", "bin_ns", (json_int_t)t.bin, "start_ns",
+                         (json_int_t)t.start, "end_ns",
+                         (json_int_t)(t.start + (int64_t)t.n * t.bin), "bins", arr);
+        if (*out == NULL)
+            rc = CA_ENOMEM;
+    }
+    free(t.bins);
+    return rc;
+}
+
+int ca_query_timeline(struct ca_query *q, int bins, int64_t from_ns, int64_t to_ns, json_t **out,
+                      char *err, size_t errlen, const char **param)
+{
+    if (bins < 1 || bins > 10000) {
+        if (param != NULL)
+            *param = "bins";
+        return ca_seterr(err, errlen, CA_EINVAL, "bins must be from 1 to 10000");
+    }
+    if (from_ns != 0 && to_ns != 0 && to_ns < from_ns) {
+        if (param != NULL)
+            *param = "to_ns";
+        return ca_seterr(err, errlen, CA_EINVAL, "to_ns is before from_ns");
+    }
+    return timeline(q, bins, from_ns, to_ns, out);
+}
+
+/* ---- flows pages --------------------------------------------------------- */
+
+enum sfield {
+    SF_ID,
+    SF_FIRST,
+    SF_LAST,
+    SF_DURATION,
+    SF_SRC,
+    SF_DST,
+    SF_SPORT,
+    SF_DPORT,
+    SF_L4,
+    SF_PROTO,
+    SF_CATEGORY,
+    SF_HOST,
+    SF_BYTES,
+    SF_PACKETS,
+    SF_SBYTES,
+    SF_RBYTES,
+    SF_SPKTS,
+    SF_RPKTS,
+    SF_SCC,
+    SF_DCC,
+    SF_SASN,
+    SF_DASN,
+    SF_VLAN,
+    SF_CAPTURE,
+    SF_TCPSTATE,
+    SF_IPVER,
+    SF_COUNT
+};
+
+static const char *const sfield_names[SF_COUNT] = {
+    "id",          "first",       "last",       "duration",   "src",          "dst",
+    "src_port",    "dst_port",    "l4",         "proto",      "category",     "host",
+    "bytes",       "packets",     "sent_bytes", "recv_bytes", "sent_packets", "recv_packets",
+    "src_country", "dst_country", "src_asn",    "dst_asn",    "vlan",         "capture",
+    "tcp_state",   "ip_version"};
+
+/* Accepted synonyms (the flow object's own names for the same columns). */
+static int sfield_find(const char *s)
+{
+    if (s == NULL || *s == '\0')
+        return SF_FIRST;
+    for (int i = 0; i < SF_COUNT; i++)
+        if (strcasecmp(sfield_names[i], s) == 0)
+            return i;
+    if (strcasecmp(s, "first_ns") == 0 || strcasecmp(s, "start") == 0)
+        return SF_FIRST;
+    if (strcasecmp(s, "last_ns") == 0 || strcasecmp(s, "end") == 0)
+        return SF_LAST;
+    if (strcasecmp(s, "sent") == 0)
+        return SF_SBYTES;
+    if (strcasecmp(s, "recv") == 0)
+        return SF_RBYTES;
+    return -1;
+}
+
+struct skey {
+    uint8_t b[32]; /* 17 value bytes, 7 zero, 8 flow id (big-endian) */
+};
+
+static void put_be64(uint8_t *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (uint8_t)v;
+}
+
+static void sk_num(struct skey *k, int64_t v)
+{
+    put_be64(k->b, (uint64_t)v ^ 0x8000000000000000ULL);
+}
+
+struct rank {
+    uint32_t *of; /* string id -> rank */
+    uint32_t n;
+};
+
+static void make_key(int sf, const struct rank *rk, uint32_t cap, uint32_t seq,
+                     const struct ca_hot *h, struct skey *k)
+{
+    memset(k, 0, sizeof(*k));
+    switch (sf) {
+    case SF_ID:
+        break;
+    case SF_FIRST:
+        sk_num(k, h->first_ns);
+        break;
+    case SF_LAST:
+        sk_num(k, h->last_ns);
+        break;
+    case SF_DURATION:
+        sk_num(k, h->last_ns - h->first_ns);
+        break;
+    case SF_SRC:
+    case SF_DST:
+        k->b[0] = h->ip_version;
+        memcpy(k->b + 1, sf == SF_SRC ? h->src : h->dst, 16);
+        break;
+    case SF_SPORT:
+        sk_num(k, h->src_port);
+        break;
+    case SF_DPORT:
+        sk_num(k, h->dst_port);
+        break;
+    case SF_L4:
+        sk_num(k, h->l4);
+        break;
+    case SF_PROTO:
+    case SF_CATEGORY:
+    case SF_HOST: {
+        uint32_t id = sf == SF_PROTO      ? h->proto_id
+                      : sf == SF_CATEGORY ? h->cat_id
+                                          : (h->host_id != 0 ? h->host_id : h->dns_id);
+
+        sk_num(k, id < rk->n ? rk->of[id] : 0);
+        break;
+    }
+    case SF_BYTES:
+        sk_num(k, (int64_t)(h->sent_bytes + h->recv_bytes));
+        break;
+    case SF_PACKETS:
+        sk_num(k, (int64_t)h->sent_pkts + h->recv_pkts);
+        break;
+    case SF_SBYTES:
+        sk_num(k, (int64_t)h->sent_bytes);
+        break;
+    case SF_RBYTES:
+        sk_num(k, (int64_t)h->recv_bytes);
+        break;
+    case SF_SPKTS:
+        sk_num(k, h->sent_pkts);
+        break;
+    case SF_RPKTS:
+        sk_num(k, h->recv_pkts);
+        break;
+    case SF_SCC:
+        memcpy(k->b, h->src_cc, 2);
+        break;
+    case SF_DCC:
+        memcpy(k->b, h->dst_cc, 2);
+        break;
+    case SF_SASN:
+        sk_num(k, h->src_asn);
+        break;
+    case SF_DASN:
+        sk_num(k, h->dst_asn);
+        break;
+    case SF_VLAN:
+        sk_num(k, h->vlan);
+        break;
+    case SF_CAPTURE:
+        sk_num(k, cap);
+        break;
+    case SF_TCPSTATE:
+        sk_num(k, h->tcp_state);
+        break;
+    case SF_IPVER:
+        sk_num(k, h->ip_version);
+        break;
+    }
+    put_be64(k->b + 24, (uint64_t)cap << 32 | seq);
+}
+
+struct rank_arg {
+    struct ca_ws_snap *s;
+    uint32_t *ids;
+    size_t n, cap;
+};
+
+static int rank_each(void *arg, uint32_t id, const char *str)
+{
+    struct rank_arg *r = arg;
+
+    if (r->n == r->cap) {
+        size_t nc = r->cap ? r->cap * 2 : 256;
+        uint32_t *g = realloc(r->ids, nc * sizeof(*g));
+
+        if (g == NULL)
+            return CA_ENOMEM;
+        r->ids = g;
+        r->cap = nc;
+    }
+    r->ids[r->n++] = id;
+    return 0;
+}
+
+static struct ca_ws_snap *rank_snap; /* qsort has no argument; single-threaded */
+
+static int rank_cmp(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    int c = strcasecmp(ca_ws_snap_str(rank_snap, x), ca_ws_snap_str(rank_snap, y));
+
+    return c != 0 ? c : (x > y) - (x < y);
+}
+
+static int build_rank(struct ca_query *q, int kind, struct rank *rk)
+{
+    struct rank_arg r = {q->s, NULL, 0, 0};
+    int rc;
+
+    rk->n = ca_ws_snap_str_max(q->s) + 1;
+    rk->of = calloc(rk->n, sizeof(uint32_t));
+    if (rk->of == NULL)
+        return CA_ENOMEM;
+    rc = ca_ws_snap_str_each(q->s, kind, rank_each, &r);
+    if (rc == 0) {
+        rank_snap = q->s;
+        qsort(r.ids, r.n, sizeof(*r.ids), rank_cmp);
+        for (size_t i = 0; i < r.n; i++)
+            if (r.ids[i] < rk->n)
+                rk->of[r.ids[i]] = (uint32_t)i + 1;
+    }
+    free(r.ids);
+    return rc;
+}
+
+struct page {
+    int sf, desc;
+    struct rank rk;
+    int has_cursor;
+    struct skey cursor;
+    struct skey *heap; /* worst key at heap[0] */
+    size_t n, k;
+    uint64_t total;
+};
+
+/* <0 when a comes first in the requested order. */
+static int key_cmp(const struct page *p, const struct skey *a, const struct skey *b)
+{
+    int c = memcmp(a->b, b->b, 24);
+
+    if (c == 0)
+        c = memcmp(a->b + 24, b->b + 24, 8); /* ties: flow id ascending either way */
+    else if (p->desc)
+        c = -c;
+    return c;
+}
+
+static void heap_down(struct page *p, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, w = i;
+        struct skey t;
+
+        if (l < p->n && key_cmp(p, &p->heap[l], &p->heap[w]) > 0)
+            w = l;
+        if (r < p->n && key_cmp(p, &p->heap[r], &p->heap[w]) > 0)
+            w = r;
+        if (w == i)
+            return;
+        t = p->heap[i];
+        p->heap[i] = p->heap[w];
+        p->heap[w] = t;
+        i = w;
+    }
+}
+
+static void heap_up(struct page *p, size_t i)
+{
+    while (i > 0) {
+        size_t par = (i - 1) / 2;
+        struct skey t;
+
+        if (key_cmp(p, &p->heap[i], &p->heap[par]) <= 0)
+            return;
+        t = p->heap[i];
+        p->heap[i] = p->heap[par];
+        p->heap[par] = t;
+        i = par;
+    }
+}
+
+static int page_row(void *arg, uint32_t cap, uint32_t seq, const struct ca_hot *h)
+{
+    struct page *p = arg;
+    struct skey k;
+
+    p->total++;
+    make_key(p->sf, &p->rk, cap, seq, h, &k);
+    if (p->has_cursor && key_cmp(p, &k, &p->cursor) <= 0)
+        return 0;
+    if (p->n < p->k) {
+        p->heap[p->n++] = k;
+        heap_up(p, p->n - 1);
+    } else if (key_cmp(p, &k, &p->heap[0]) < 0) {
+        p->heap[0] = k;
+        heap_down(p, 0);
+    }
+    return 0;
+}
+
+static const struct page *sort_page;
+
+static int page_cmp(const void *a, const void *b)
+{
+    return key_cmp(sort_page, a, b);
+}
+
+static int hexval(int c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+static int column_keep(const char *cols, const char *name)
+{
+    size_t n = strlen(name);
+
+    for (const char *c = cols; *c != '\0';) {
+        size_t len = strcspn(c, ",");
+
+        while (len > 0 && *c == ' ')
+            c++, len--;
+        if (len == n && strncmp(c, name, n) == 0)
+            return 1;
+        c += len;
+        if (*c == ',')
+            c++;
+    }
+    return 0;
+}
+
+int ca_query_flows(struct ca_query *q, const char *sort, int desc, size_t limit, const char *cursor,
+                   const char *columns, json_t **out, char *err, size_t errlen, const char **param)
+{
+    struct page p;
+    struct ca_flow *f = NULL;
+    json_t *arr = NULL, *next = NULL;
+    char cbuf[128];
+    int rc = 0;
+
+    *out = NULL;
+    memset(&p, 0, sizeof(p));
+    p.sf = sfield_find(sort);
+    p.desc = desc;
+    if (p.sf < 0) {
+        if (param != NULL)
+            *param = "sort";
+        return ca_seterr(err, errlen, CA_EINVAL, "cannot sort by '%s'", sort);
+    }
+    if (limit < 1 || limit > 100000) {
+        if (param != NULL)
+            *param = "limit";
+        return ca_seterr(err, errlen, CA_EINVAL, "bad limit");
+    }
+    if (cursor != NULL && *cursor != '\0') {
+        /* "<sort>.<a|d>.<64 hex>" */
+        const char *d1 = strchr(cursor, '.');
+        const char *hex = d1 != NULL ? strchr(d1 + 1, '.') : NULL;
+
+        if (d1 == NULL || hex == NULL || strlen(hex + 1) != 64 ||
+            (size_t)(d1 - cursor) != strlen(sfield_names[p.sf]) ||
+            strncmp(cursor, sfield_names[p.sf], (size_t)(d1 - cursor)) != 0 ||
+            d1[1] != (desc ? 'd' : 'a') || hex != d1 + 2) {
+            if (param != NULL)
+                *param = "cursor";
+            return ca_seterr(err, errlen, CA_EINVAL,
+                             "cursor does not belong to this sort and order");
+        }
+        for (int i = 0; i < 32; i++) {
+            int a = hexval(hex[1 + 2 * i]), b = hexval(hex[2 + 2 * i]);
+
+            if (a < 0 || b < 0) {
+                if (param != NULL)
+                    *param = "cursor";
+                return ca_seterr(err, errlen, CA_EINVAL, "malformed cursor");
+            }
+            p.cursor.b[i] = (uint8_t)(a << 4 | b);
+        }
+        p.has_cursor = 1;
+    }
+    if (p.sf == SF_PROTO || p.sf == SF_CATEGORY || p.sf == SF_HOST) {
+        rc = build_rank(q,
+                        p.sf == SF_PROTO      ? CA_STR_PROTO
+                        : p.sf == SF_CATEGORY ? CA_STR_CATEGORY
+                                              : CA_STR_HOST,
+                        &p.rk);
+        if (rc != 0)
+            goto out;
+    }
+    p.k = limit + 1;
+    p.heap = malloc(p.k * sizeof(*p.heap));
+    f = malloc(sizeof(*f));
+    arr = json_array();
+    if (p.heap == NULL || f == NULL || arr == NULL) {
+        rc = CA_ENOMEM;
+        goto out;
+    }
+    rc = scan(q, 0, 0, page_row, &p, NULL);
+    if (rc != 0)
+        goto out;
+    sort_page = &p;
+    qsort(p.heap, p.n, sizeof(*p.heap), page_cmp);
+    for (size_t i = 0; i < p.n && i < limit; i++) {
+        uint64_t id = 0;
+        json_t *o;
+
+        for (int b = 24; b < 32; b++)
+            id = id << 8 | p.heap[i].b[b];
+        rc = ca_ws_snap_flow(q->s, id, f);
+        if (rc != 0)
+            goto out;
+        o = ca_flow_to_json(f);
+        if (o == NULL) {
+            rc = CA_ENOMEM;
+            goto out;
+        }
+        if (columns != NULL && *columns != '\0') {
+            const char *key;
+            json_t *val;
+            void *tmp;
+
+            json_object_foreach_safe(o, tmp, key, val)
+            {
+                if (!column_keep(columns, key) && strcmp(key, "id") != 0)
+                    json_object_del(o, key);
+            }
+        }
+        json_array_append_new(arr, o);
+    }
+    if (p.n > limit) {
+        int n = snprintf(cbuf, sizeof(cbuf), "%s.%c.", sfield_names[p.sf], desc ? 'd' : 'a');
+
+        for (int i = 0; i < 32; i++)
+            n += snprintf(cbuf + n, sizeof(cbuf) - (size_t)n, "%02x", p.heap[limit - 1].b[i]);
+        next = json_string(cbuf);
+    } else {
+        next = json_null();
+    }
+    *out = json_pack("{s:o, s:o, s:I}", "flows", arr, "next", next, "total", (json_int_t)p.total);
+    arr = NULL;
+    if (*out == NULL)
+        rc = CA_ENOMEM;
+out:
+    json_decref(arr);
+    free(f);
+    free(p.heap);
+    free(p.rk.of);
+    return rc;
+}
+
+/* ---- per-IP detail ------------------------------------------------------- */
+
+struct ipd {
+    struct ca_query *q;
+    struct acc as_src, as_dst;
+    struct htab peers; /* addrkey -> acc */
+    struct htab countries, protos, names;
+    uint64_t hours[24];
+    char cc[3];
+    uint32_t asn;
+    int have_geo;
+};
+
+static int count_u64(struct htab *t, uint64_t key, const struct ca_hot *h)
+{
+    struct acc *a = ht_get(t, &key, NULL);
+
+    if (a == NULL)
+        return CA_ENOMEM;
+    acc_add(a, h);
+    return 0;
+}
+
+static int ipd_row(void *arg, uint32_t cap, uint32_t seq, const struct ca_hot *h)
+{
+    struct ipd *d = arg;
+    int is_src = memcmp(h->src, d->q->ip, 16) == 0;
+    const uint8_t *peer = is_src ? h->dst : h->src;
+    const char *pcc = is_src ? h->dst_cc : h->src_cc;
+    struct addrkey k;
+    struct acc *a;
+    uint64_t cc = 0;
+
+    acc_add(is_src ? &d->as_src : &d->as_dst, h);
+    if (!is_src || memcmp(h->dst, d->q->ip, 16) == 0) {
+        /* as the server: the names clients used for it */
+        if (!is_src && (h->host_id != 0 || h->dns_id != 0) &&
+            count_u64(&d->names, h->host_id != 0 ? h->host_id : h->dns_id, h) != 0)
+            return CA_ENOMEM;
+    }
+    if (!d->have_geo) {
+        memcpy(d->cc, is_src ? h->src_cc : h->dst_cc, 2);
+        d->cc[2] = '\0';
+        d->asn = is_src ? h->src_asn : h->dst_asn;
+        d->have_geo = 1;
+    }
+    memcpy(k.addr, peer, 16);
+    k.ver = h->ip_version;
+    a = ht_get(&d->peers, &k, NULL);
+    if (a == NULL)
+        return CA_ENOMEM;
+    acc_add(a, h);
+    memcpy(&cc, pcc, 2);
+    if (count_u64(&d->countries, cc, h) != 0 || count_u64(&d->protos, h->proto_id, h) != 0)
+        return CA_ENOMEM;
+    d->hours[(fdiv(h->first_ns, 3600 * NS_PER_S) % 24 + 24) % 24]++;
+    return 0;
+}
+
+struct top_ref {
+    const uint8_t *key;
+    const struct acc *a;
+};
+
+static int top_cmp(const void *x, const void *y)
+{
+    const struct top_ref *a = x, *b = y;
+
+    if (a->a->bytes != b->a->bytes)
+        return a->a->bytes > b->a->bytes ? -1 : 1;
+    return (a->a->flows < b->a->flows) - (a->a->flows > b->a->flows);
+}
+
+/* The top n entries of t by bytes, each through fn into an array. */
+static json_t *top_json(struct ca_query *q, struct htab *t, size_t n,
+                        json_t *(*fn)(struct ca_query *q, const uint8_t *key))
+{
+    struct top_ref *r = malloc((t->n + 1) * sizeof(*r));
+    json_t *arr = json_array();
+    const uint8_t *s;
+    size_t k = 0;
+
+    if (r == NULL || arr == NULL) {
+        free(r);
+        json_decref(arr);
+        return NULL;
+    }
+    HT_EACH(t, i, s)
+    {
+        r[k].key = s + 8;
+        r[k].a = (const struct acc *)(const void *)(s + 8 + t->ksz);
+        k++;
+    }
+    qsort(r, k, sizeof(*r), top_cmp);
+    for (size_t i = 0; i < k && i < n; i++) {
+        json_t *o = fn(q, r[i].key);
+
+        json_object_set_new(o, "flows", json_integer((json_int_t)r[i].a->flows));
+        json_object_set_new(o, "bytes", json_integer((json_int_t)r[i].a->bytes));
+        json_array_append_new(arr, o);
+    }
+    free(r);
+    return arr;
+}
+
+static json_t *peer_fn(struct ca_query *q, const uint8_t *key)
+{
+    const struct addrkey *k = (const struct addrkey *)(const void *)key;
+
+    return json_pack("{s:o}", "ip", addr_json((int)k->ver, k->addr));
+}
+
+static json_t *cc_fn(struct ca_query *q, const uint8_t *key)
+{
+    return json_pack("{s:s%}", "country", (const char *)key, strnlen((const char *)key, 2));
+}
+
+static json_t *proto_fn(struct ca_query *q, const uint8_t *key)
+{
+    uint64_t id;
+    const char *s;
+
+    memcpy(&id, key, 8);
+    s = ca_ws_snap_str(q->s, (uint32_t)id);
+    return json_pack("{s:s}", "proto", s[0] != '\0' ? s : "Unknown");
+}
+
+static json_t *name_fn(struct ca_query *q, const uint8_t *key)
+{
+    uint64_t id;
+
+    memcpy(&id, key, 8);
+    return json_pack("{s:s}", "name", ca_ws_snap_str(q->s, (uint32_t)id));
+}
+
+static json_t *side_json(const struct acc *a)
+{
+    return json_pack("{s:I, s:I, s:I, s:I, s:I}", "flows", (json_int_t)a->flows, "bytes",
+                     (json_int_t)a->bytes, "sent", (json_int_t)a->sent, "recv", (json_int_t)a->recv,
+                     "packets", (json_int_t)a->packets);
+}
+
+int ca_query_ip(struct ca_query *q, const char *ip, json_t **out, char *err, size_t errlen,
+                const char **param)
+{
+    struct ipd d;
+    json_t *hours = NULL, *tl = NULL;
+    char buf[64];
+    int ver, bits, rc;
+
+    *out = NULL;
+    if (ip == NULL || ca_filter_parse_cidr(ip, q->ip, &ver, &bits) < 0 ||
+        bits != (ver == 4 ? 32 : 128)) {
+        if (param != NULL)
+            *param = "ip";
+        return ca_seterr(err, errlen, CA_EINVAL, "not an IP address");
+    }
+    q->ip_ver = ver;
+    q->has_ip = 1;
+    memset(&d, 0, sizeof(d));
+    d.q = q;
+    if (ht_init(&d.peers, sizeof(struct addrkey), sizeof(struct acc), 256) != 0 ||
+        ht_init(&d.countries, 8, sizeof(struct acc), 64) != 0 ||
+        ht_init(&d.protos, 8, sizeof(struct acc), 64) != 0 ||
+        ht_init(&d.names, 8, sizeof(struct acc), 64) != 0) {
+        rc = CA_ENOMEM;
+        goto out;
+    }
+    rc = scan(q, 0, 0, ipd_row, &d, NULL);
+    if (rc == 0)
+        rc = timeline(q, 100, 0, 0, &tl);
+    if (rc != 0)
+        goto out;
+    hours = json_array();
+    for (int i = 0; i < 24; i++)
+        json_array_append_new(hours, json_integer((json_int_t)d.hours[i]));
+    *out = json_pack(
+        "{s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "ip",
+        ca_addr_str((uint8_t)ver, q->ip, buf, sizeof(buf)), "as_source", side_json(&d.as_src),
+        "as_destination", side_json(&d.as_dst), "peers", top_json(q, &d.peers, 50, peer_fn),
+        "countries", top_json(q, &d.countries, 50, cc_fn), "protocols",
+        top_json(q, &d.protos, 50, proto_fn), "hours", hours, "timeline", tl, "names",
+        top_json(q, &d.names, 20, name_fn), "country", d.have_geo ? json_string(d.cc) : json_null(),
+        "asn", d.have_geo && d.asn != 0 ? json_integer(d.asn) : json_null());
+    hours = tl = NULL;
+    if (*out == NULL)
+        rc = CA_ENOMEM;
+out:
+    q->has_ip = 0;
+    json_decref(hours);
+    json_decref(tl);
+    ht_free(&d.peers);
+    ht_free(&d.countries);
+    ht_free(&d.protos);
+    ht_free(&d.names);
+    return rc;
+}
+
+/* ---- host graph ---------------------------------------------------------- */
+
+enum { GRP_HOST, GRP_NET, GRP_ASN };
+
+struct gnode {
+    struct acc a;
+    char cc[4];
+    uint32_t asn;
+};
+
+struct gedge_key {
+    struct addrkey s, d;
+};
+
+struct graph {
+    int grouping;
+    struct htab nodes; /* addrkey -> gnode */
+    struct htab edges; /* gedge_key -> acc */
+};
+
+static void group_key(int grouping, int ver, const uint8_t *addr, uint32_t asn, struct addrkey *k)
+{
+    memset(k, 0, sizeof(*k));
+    k->ver = (uint32_t)ver;
+    if (grouping == GRP_HOST) {
+        memcpy(k->addr, addr, 16);
+    } else if (grouping == GRP_NET) {
+        memcpy(k->addr, addr, ver == 4 ? 3 : 6); /* /24 or /48 */
+    } else {
+        k->ver = 0;
+        memcpy(k->addr, &asn, 4);
+    }
+}
+
+static int graph_row(void *arg, uint32_t cap, uint32_t seq, const struct ca_hot *h)
+{
+    struct graph *g = arg;
+    struct gedge_key e;
+    struct gnode *n;
+    struct acc *a;
+
+    group_key(g->grouping, h->ip_version, h->src, h->src_asn, &e.s);
+    group_key(g->grouping, h->ip_version, h->dst, h->dst_asn, &e.d);
+    for (int side = 0; side < 2; side++) {
+        n = ht_get(&g->nodes, side == 0 ? &e.s : &e.d, NULL);
+        if (n == NULL)
+            return CA_ENOMEM;
+        acc_add(&n->a, h);
+        memcpy(n->cc, side == 0 ? h->src_cc : h->dst_cc, 2);
+        n->asn = side == 0 ? h->src_asn : h->dst_asn;
+        if (memcmp(&e.s, &e.d, sizeof(e.s)) == 0)
+            break;
+    }
+    a = ht_get(&g->edges, &e, NULL);
+    if (a == NULL)
+        return CA_ENOMEM;
+    acc_add(a, h);
+    return 0;
+}
+
+static void node_label(int grouping, const struct addrkey *k, char *buf, size_t len)
+{
+    char a[64];
+
+    if (grouping == GRP_HOST) {
+        ca_addr_str((uint8_t)k->ver, k->addr, buf, len);
+    } else if (grouping == GRP_NET) {
+        ca_addr_str((uint8_t)k->ver, k->addr, a, sizeof(a));
+        snprintf(buf, len, "%s/%d", a, k->ver == 4 ? 24 : 48);
+    } else {
+        uint32_t asn;
+
+        memcpy(&asn, k->addr, 4);
+        snprintf(buf, len, asn != 0 ? "AS%u" : "unknown AS", asn);
+    }
+}
+
+static int node_cmp(const void *x, const void *y)
+{
+    const struct gnode *a = *(const struct gnode *const *)x, *b = *(const struct gnode *const *)y;
+
+    if (a->a.bytes != b->a.bytes)
+        return a->a.bytes > b->a.bytes ? -1 : 1;
+    return (a->a.flows < b->a.flows) - (a->a.flows > b->a.flows);
+}
+
+int ca_query_graph(struct ca_query *q, size_t max_nodes, json_t **out)
+{
+    static const char *const gnames[] = {"host", "/24", "asn"};
+    struct graph g;
+    const struct gnode **order = NULL;
+    struct htab keep;
+    json_t *nodes = NULL, *edges = NULL;
+    const uint8_t *s;
+    size_t k = 0;
+    int rc = 0;
+
+    *out = NULL;
+    memset(&g, 0, sizeof(g));
+    memset(&keep, 0, sizeof(keep));
+    if (max_nodes == 0)
+        max_nodes = 150;
+    for (g.grouping = GRP_HOST; g.grouping <= GRP_ASN; g.grouping++) {
+        ht_free(&g.nodes);
+        ht_free(&g.edges);
+        if (ht_init(&g.nodes, sizeof(struct addrkey), sizeof(struct gnode), 1024) != 0 ||
+            ht_init(&g.edges, sizeof(struct gedge_key), sizeof(struct acc), 1024) != 0) {
+            rc = CA_ENOMEM;
+            goto out;
+        }
+        rc = scan(q, 0, 0, graph_row, &g, NULL);
+        if (rc != 0)
+            goto out;
+        if (g.nodes.n <= max_nodes)
+            break;
+    }
+    if (g.grouping > GRP_ASN)
+        g.grouping = GRP_ASN;
+    /* Still too many: keep the heaviest nodes. */
+    order = malloc((g.nodes.n + 1) * sizeof(*order));
+    if (order == NULL || ht_init(&keep, sizeof(struct addrkey), 0, 1024) != 0) {
+        rc = CA_ENOMEM;
+        goto out;
+    }
+    HT_EACH(&g.nodes, i, s)
+    order[k++] = (const struct gnode *)(const void *)(s + 8 + sizeof(struct addrkey));
+    qsort(order, k, sizeof(*order), node_cmp);
+    nodes = json_array();
+    edges = json_array();
+    for (size_t i = 0; i < k && i < max_nodes; i++) {
+        const struct addrkey *key =
+            (const struct addrkey *)(const void *)((const uint8_t *)order[i] -
+                                                   sizeof(struct addrkey));
+        char label[80];
+
+        node_label(g.grouping, key, label, sizeof(label));
+        if (ht_get(&keep, key, NULL) == NULL) {
+            rc = CA_ENOMEM;
+            goto out;
+        }
+        json_array_append_new(nodes, json_pack("{s:s, s:s, s:I, s:I, s:s%}", "id", label, "label",
+                                               label, "flows", (json_int_t)order[i]->a.flows,
+                                               "bytes", (json_int_t)order[i]->a.bytes, "country",
+                                               order[i]->cc, strnlen(order[i]->cc, 2)));
+    }
+    HT_EACH(&g.edges, i, s)
+    {
+        const struct gedge_key *e = (const struct gedge_key *)(const void *)(s + 8);
+        const struct acc *a = (const struct acc *)(const void *)(s + 8 + sizeof(*e));
+        char ls[80], ld[80];
+        int c1 = 0, c2 = 0;
+
+        ht_get(&keep, &e->s, &c1);
+        ht_get(&keep, &e->d, &c2);
+        if (c1 || c2)
+            continue; /* ht_get added it: the node was not kept */
+        node_label(g.grouping, &e->s, ls, sizeof(ls));
+        node_label(g.grouping, &e->d, ld, sizeof(ld));
+        json_array_append_new(edges,
+                              json_pack("{s:s, s:s, s:I, s:I}", "source", ls, "target", ld, "flows",
+                                        (json_int_t)a->flows, "bytes", (json_int_t)a->bytes));
+    }
+    *out = json_pack("{s:s, s:o, s:o}", "grouping", gnames[g.grouping], "nodes", nodes, "edges",
+                     edges);
+    nodes = edges = NULL;
+    if (*out == NULL)
+        rc = CA_ENOMEM;
+out:
+    json_decref(nodes);
+    json_decref(edges);
+    free(order);
+    ht_free(&keep);
+    ht_free(&g.nodes);
+    ht_free(&g.edges);
+    return rc;
+}
+
+/* ---- values (filter bar completion) -------------------------------------- */
+
+int ca_query_values(struct ca_query *q, const char *field, const char *prefix, size_t limit,
+                    json_t **out, char *err, size_t errlen, const char **param)
+{
+    int f = field != NULL ? gfield_find(field, strlen(field)) : -1;
+    struct agg g;
+    struct row_ref *rows = NULL;
+    json_t *arr = NULL;
+    size_t n = 0, plen = prefix != NULL ? strlen(prefix) : 0;
+    int rc;
+
+    *out = NULL;
+    if (f < 0) {
+        if (param != NULL)
+            *param = "field";
+        return ca_seterr(err, errlen, CA_EINVAL, "field must be a group field (e.g. host, proto)");
+    }
+    if (limit == 0 || limit > 1000)
+        limit = 20;
+    rc = agg_run(q, &g, &f, 1, 0);
+    if (rc != 0)
+        goto out;
+    rows = agg_rows(&g, M_FLOWS, &n);
+    arr = json_array();
+    if (rows == NULL || arr == NULL) {
+        rc = CA_ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < n && json_array_size(arr) < limit; i++) {
+        json_t *v = gv_json(q, f, &rows[i].k->v[0]);
+        char tmp[32];
+        const char *text = json_string_value(v);
+
+        if (text == NULL) {
+            snprintf(tmp, sizeof(tmp), "%lld", (long long)json_integer_value(v));
+            text = tmp;
+        }
+        if (text[0] == '\0' || (plen > 0 && strncasecmp(text, prefix, plen) != 0)) {
+            json_decref(v);
+            continue;
+        }
+        json_array_append_new(
+            arr, json_pack("{s:o, s:I}", "value", v, "flows", (json_int_t)rows[i].v->a.flows));
+    }
+    *out = json_pack("{s:s, s:o}", "field", gfield_names[f], "values", arr);
+    arr = NULL;
+    if (*out == NULL)
+        rc = CA_ENOMEM;
+out:
+    json_decref(arr);
+    free(rows);
+    agg_free(&g);
+    return rc;
+}

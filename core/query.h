@@ -1,0 +1,74 @@
+/*
+ * The query engine: one compiled filter and one workspace snapshot per
+ * request, and the answers every view needs (docs/api.md, "Queries"):
+ * flows pages with keyset cursors, summary counts, group-by aggregation
+ * with top-N, time histograms, per-IP detail, host graph, value
+ * completion.  All of them scan the hot records of ready captures
+ * (struct ca_hot) through the filter; full flow records are decoded only
+ * for the rows of a page.
+ *
+ * Answers are new JSON references owned by the caller.  Functions return 0
+ * or a negative ca_err; for CA_EINVAL, err says what was wrong and *param
+ * (when param is not NULL) names the request parameter at fault.
+ */
+#ifndef CA_QUERY_H
+#define CA_QUERY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "store.h"
+
+struct ca_query;
+
+/* On a bad filter: CA_EINVAL, err, *errpos = column of the bad token. */
+int ca_query_open(struct ca_ws *w, const char *filter, struct ca_query **out, char *err,
+                  size_t errlen, int *errpos);
+void ca_query_close(struct ca_query *q); /* accepts NULL */
+
+/* {"flows","src_ips","dst_ips","ips","bytes","sent","recv","packets","first_ns","last_ns","captures"}
+ */
+int ca_query_summary(struct ca_query *q, json_t **out);
+
+/* by: "proto" or "src,dst.port"; metrics: comma list or NULL; top 0 = all; order NULL = first
+ * metric. */
+int ca_query_aggregate(struct ca_query *q, const char *by, const char *metrics, long top,
+                       const char *order, json_t **out, char *err, size_t errlen,
+                       const char **param);
+
+/* bins: target count; from/to: 0 = the filtered span. */
+int ca_query_timeline(struct ca_query *q, int bins, int64_t from_ns, int64_t to_ns, json_t **out,
+                      char *err, size_t errlen, const char **param);
+
+/*
+ * A page of flows.  sort: a flow field (NULL = "first"); cursor: from a
+ * previous answer's "next" or NULL; columns: comma list or NULL (all).
+ * *out = {"flows":[...],"next":cursor|null,"total":N}.
+ */
+int ca_query_flows(struct ca_query *q, const char *sort, int desc, size_t limit, const char *cursor,
+                   const char *columns, json_t **out, char *err, size_t errlen, const char **param);
+
+int ca_query_ip(struct ca_query *q, const char *ip, json_t **out, char *err, size_t errlen,
+                const char **param);
+int ca_query_graph(struct ca_query *q, size_t max_nodes, json_t **out);
+int ca_query_values(struct ca_query *q, const char *field, const char *prefix, size_t limit,
+                    json_t **out, char *err, size_t errlen, const char **param);
+
+/*
+ * Streaming helpers for exports: calls fn for each matching flow with id >
+ * after, for at most max_chunks hot chunks; *last is the id of the last
+ * flow looked at (match or not), 0 when the scan reached the end.
+ * ca_query_refresh ends the snapshot and starts a new one (so that no read
+ * transaction stays open while the export writes to the network).
+ */
+typedef int (*ca_query_row_fn)(void *arg, struct ca_ws_snap *s, uint64_t id,
+                               const struct ca_hot *h);
+int ca_query_each(struct ca_query *q, uint64_t after, size_t max_chunks, ca_query_row_fn fn,
+                  void *arg, uint64_t *last);
+int ca_query_refresh(struct ca_query *q);
+void ca_query_release(struct ca_query *q); /* ends the snapshot until the next refresh */
+struct ca_ws_snap *ca_query_snap(struct ca_query *q);
+
+#endif
