@@ -171,13 +171,14 @@ int authz_route(const struct route *rt, struct request *r, json_t **out)
     else if (rc < 0)
         return errmap_reply(out, rc, NULL, "workspace lookup failed");
     role = ws != NULL ? ca_workspace_role(ws, r->user_id) : NULL;
+    /* Copied before the record goes: role may point into it. */
+    snprintf(r->role, sizeof(r->role), "%s", role != NULL ? role : "");
     json_decref(ws);
-    if (role == NULL)
+    if (r->role[0] == '\0')
         return errmap_fail(out, 404, NULL, "no such %s",
                            strncmp(rt->pattern, "/api/jobs/", 10) == 0 ? "job" : "workspace");
-    snprintf(r->role, sizeof(r->role), "%s", role);
-    if (!authz_role_allows(role, action))
-        return errmap_fail(out, 403, NULL, "a workspace %s may not %s here", role,
+    if (!authz_role_allows(r->role, action))
+        return errmap_fail(out, 403, NULL, "a workspace %s may not %s here", r->role,
                            authz_action_name(action));
     return 0;
 }
