@@ -670,6 +670,14 @@ int ca_session_create(struct ca_portal *p, uint64_t user_id, const char *client_
     return 0;
 }
 
+/* How often last_seen is rewritten: SESSION_TOUCH, or sooner for short idle expiries. */
+static int64_t session_touch(void)
+{
+    int64_t t = env_seconds("CAPATLAS_SESSION_IDLE", SESSION_IDLE) / 3;
+
+    return t < 1 ? 1 : t > SESSION_TOUCH ? SESSION_TOUCH : t;
+}
+
 static int session_expired(json_t *rec, int64_t now)
 {
     int64_t created = json_integer_value(json_object_get(rec, "created"));
@@ -743,7 +751,7 @@ int ca_session_lookup(struct ca_portal *p, const char *token, uint64_t *user_id,
         rc = CA_EAUTH;
         goto out;
     }
-    if (a.now - json_integer_value(json_object_get(rec, "last_seen")) >= SESSION_TOUCH) {
+    if (a.now - json_integer_value(json_object_get(rec, "last_seen")) >= session_touch()) {
         rc = ca_store_err(ca_store_write(p->env, session_touch_txn, &a));
         if (rc != 0)
             goto out;

@@ -4,7 +4,9 @@
  *               (password from CAPATLAS_ADMIN_PASSWORD, the file named by
  *               CAPATLAS_ADMIN_PASSWORD_FILE, or generated and printed once)
  *   add NAME    creates a user, password read from stdin (one line)
- *   passwd NAME sets a user's password, read from stdin
+ *   passwd NAME sets a user's password, read from stdin (a reset: sessions revoked)
+ *   list        one line per user: id, name, role, usage and quota
+ *   disable NAME, enable NAME, delete NAME (delete also removes their workspaces)
  * --data DIR (or CAPATLAS_DATA, default ./var) selects the portal.
  */
 #include <errno.h>
@@ -57,31 +59,60 @@ static int open_portal(const char *data, struct ca_portal **p)
     return 0;
 }
 
-/*
- * The store has no lookup by name yet; user ids are small and sequential,
- * so scan them.
- */
 static int find_user(struct ca_portal *p, const char *name, uint64_t *id)
 {
-    uint64_t count = 0, seen = 0;
+    return ca_user_find(p, name, id) == 0 ? 0 : -1;
+}
 
-    if (ca_user_count(p, &count) < 0)
-        return -1;
-    for (uint64_t i = 1; seen < count && i < count + 10000; i++) {
-        json_t *u = NULL;
+/* list: one line per user; disable/enable/delete NAME. */
+static int admin_cmd(struct ca_portal *p, const char *cmd, const char *name)
+{
+    json_t *list = NULL, *u, *f;
+    uint64_t id;
+    size_t i;
+    int rc;
 
-        if (ca_user_get(p, i, &u) < 0)
-            continue;
-        seen++;
-        if (json_is_string(json_object_get(u, "name")) &&
-            strcmp(json_string_value(json_object_get(u, "name")), name) == 0) {
-            json_decref(u);
-            *id = i;
-            return 0;
+    if (strcmp(cmd, "list") == 0) {
+        rc = ca_user_list(p, &list);
+        if (rc < 0) {
+            fprintf(stderr, "capatlasd user list: %s\n", ca_strerror(rc));
+            return 1;
         }
-        json_decref(u);
+        json_array_foreach(list, i, u)
+        {
+            json_t *q = json_object_get(u, "quota");
+
+            printf("%lld\t%s\t%s%s\tused=%lld\tquota=%s%lld\n",
+                   (long long)json_integer_value(json_object_get(u, "id")),
+                   json_string_value(json_object_get(u, "name")),
+                   json_is_true(json_object_get(u, "admin")) ? "admin" : "user",
+                   json_is_true(json_object_get(u, "disabled")) ? ",disabled" : "",
+                   (long long)json_integer_value(json_object_get(u, "used")),
+                   json_is_integer(q) ? "" : "none",
+                   json_is_integer(q) ? (long long)json_integer_value(q) : 0LL);
+        }
+        json_decref(list);
+        return 0;
     }
-    return -1;
+    if (find_user(p, name, &id) < 0) {
+        fprintf(stderr, "capatlasd user %s: no user named \"%s\"\n", cmd, name);
+        return 1;
+    }
+    if (strcmp(cmd, "delete") == 0) {
+        rc = ca_user_delete(p, id);
+    } else {
+        f = json_pack("{s:b}", "disabled", strcmp(cmd, "disable") == 0);
+        rc = ca_user_update(p, id, f, NULL, 0);
+        json_decref(f);
+    }
+    if (rc < 0) {
+        fprintf(stderr, "capatlasd user %s: %s\n", cmd, ca_strerror(rc));
+        return 1;
+    }
+    (void)ca_audit_add(p, 0, NULL, "cli",
+                       strcmp(cmd, "delete") == 0 ? "user_delete" : "user_update", name, NULL);
+    printf("capatlas: user %s: %s done\n", name, cmd);
+    return 0;
 }
 
 static int init_admin(struct ca_portal *p, const char *name)
@@ -159,6 +190,8 @@ static int add_or_passwd(struct ca_portal *p, const char *cmd, const char *name,
         return 1;
     } else {
         rc = ca_user_set_password(p, id, pw, err, sizeof(err));
+        if (rc == 0)
+            (void)ca_session_revoke_user(p, id, NULL);
     }
     memset(pw, 0, sizeof(pw));
     if (rc < 0) {
@@ -182,14 +215,20 @@ int cmd_user(int argc, char **argv)
     if (data == NULL || *data == '\0')
         data = "./var";
     if (sub == NULL ||
-        (strcmp(sub, "init-admin") != 0 && strcmp(sub, "add") != 0 && strcmp(sub, "passwd") != 0)) {
+        (strcmp(sub, "init-admin") != 0 && strcmp(sub, "add") != 0 && strcmp(sub, "passwd") != 0 &&
+         strcmp(sub, "list") != 0 && strcmp(sub, "disable") != 0 && strcmp(sub, "enable") != 0 &&
+         strcmp(sub, "delete") != 0)) {
         fprintf(stderr, "usage: capatlasd user init-admin [--data DIR] [--name NAME]\n"
                         "       capatlasd user add NAME [--admin] [--data DIR]\n"
-                        "       capatlasd user passwd NAME [--data DIR]\n");
+                        "       capatlasd user passwd NAME [--data DIR]\n"
+                        "       capatlasd user list [--data DIR]\n"
+                        "       capatlasd user disable|enable|delete NAME [--data DIR]\n");
         return 2;
     }
     if (strcmp(sub, "init-admin") == 0)
         name = "admin";
+    if (strcmp(sub, "list") == 0)
+        name = "-";
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
 
@@ -201,7 +240,8 @@ int cmd_user(int argc, char **argv)
             name = argv[++i];
         } else if (strcmp(a, "--admin") == 0 && strcmp(sub, "add") == 0) {
             admin = 1;
-        } else if (a[0] != '-' && strcmp(sub, "init-admin") != 0 && i == 2) {
+        } else if (a[0] != '-' && strcmp(sub, "init-admin") != 0 && strcmp(sub, "list") != 0 &&
+                   i == 2) {
             name = a;
         } else {
             fprintf(stderr, "capatlasd user %s: unexpected argument \"%s\"\n", sub, a);
@@ -220,8 +260,10 @@ int cmd_user(int argc, char **argv)
         return 1;
     if (strcmp(sub, "init-admin") == 0)
         status = init_admin(p, name);
-    else
+    else if (strcmp(sub, "add") == 0 || strcmp(sub, "passwd") == 0)
         status = add_or_passwd(p, sub, name, admin);
+    else
+        status = admin_cmd(p, sub, name);
     ca_portal_close(p);
     return status;
 }
