@@ -32,7 +32,7 @@
 #define QUICK_DEATH_SEC 5
 #define BACKOFF_MAX_MS 10000
 
-enum { KIND_API, KIND_IMPORT };
+enum { KIND_API, KIND_IMPORT, KIND_INBOX };
 
 struct child {
     pid_t pid; /* 0 when not running */
@@ -53,7 +53,9 @@ static double now_ms(void)
 
 static const char *kind_name(int kind)
 {
-    return kind == KIND_API ? "api worker" : "import worker";
+    return kind == KIND_API      ? "api worker"
+           : kind == KIND_IMPORT ? "import worker"
+                                 : "inbox watcher";
 }
 
 static int mkdir_p(const char *path, mode_t mode)
@@ -130,7 +132,7 @@ static pid_t spawn(struct child *ch, const struct config *c, int listen_fd, cons
             st = api_worker_run(c, listen_fd, ch->index);
         } else {
             close(listen_fd);
-            st = import_worker_run(c, ch->index);
+            st = ch->kind == KIND_INBOX ? inbox_run(c) : import_worker_run(c, ch->index);
         }
         exit(st);
     }
@@ -238,12 +240,15 @@ int cmd_serve(int argc, char **argv)
         log_line("%s", err);
         goto out;
     }
-    nkids = conf.api_workers + conf.import_workers;
+    /* One inbox watcher when the admin configured inbox folders. */
+    nkids = conf.api_workers + conf.import_workers + (conf.inbox.n > 0 ? 1 : 0);
     kids = calloc((size_t)nkids, sizeof(*kids));
     if (kids == NULL)
         goto out;
     for (int i = 0; i < nkids; i++) {
-        kids[i].kind = i < conf.api_workers ? KIND_API : KIND_IMPORT;
+        kids[i].kind = i < conf.api_workers                         ? KIND_API
+                       : i < conf.api_workers + conf.import_workers ? KIND_IMPORT
+                                                                    : KIND_INBOX;
         kids[i].index = i < conf.api_workers ? i + 1 : i - conf.api_workers + 1;
     }
     log_line("serving on %s (data %s, %d api, %d import workers)", conf.socket, conf.data,

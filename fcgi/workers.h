@@ -16,5 +16,7 @@ int api_worker_listen(const struct config *c, char *err, size_t errlen);
 
 int api_worker_run(const struct config *c, int listen_fd, int index);
 int import_worker_run(const struct config *c, int index);
+/* The inbox watcher (inbox.c): one process when c->inbox lists folders. */
+int inbox_run(const struct config *c);
 
 #endif
