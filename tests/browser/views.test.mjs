@@ -16,13 +16,13 @@ import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { startServer } from '../lib/server.mjs';
 import { writeHostilePcap, HOSTILE } from './lib/hostile-pcap.mjs';
+import { pendingEndpoints, endpointOf } from './lib/pending.mjs';
 
 const PCAPS = process.env.CAPATLAS_PCAPS || fileURLToPath(new URL('../../../shared/pcaps/', import.meta.url));
 const OUT = fileURLToPath(new URL('../output/', import.meta.url));
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const CAPTURES = ['android.pcap', 'http_ipv6.pcap', 'google_ssl.pcap', 'dns.pcap'];
 const TABS = ['flows', 'overview', 'statistics', 'perhour', 'geo', 'ips-src', 'ips-dst', 'protocols', 'timeline', 'graph'];
-const ENDPOINTS = ['summary', 'aggregate', 'timeline', 'graph', 'values', 'ips', 'export'];
 
 let srv;
 let ctx;
@@ -31,7 +31,7 @@ let api;
 let ws;
 let page;
 const problems = [];
-const pending = new Set(); // documented endpoints the server answers 404
+let pending = new Set(); // documented endpoints the server does not route yet
 let expect400 = false;
 
 const enc = encodeURIComponent;
@@ -40,11 +40,6 @@ const byId = (id) => page.locator(`[data-testid="${id}"]`);
 async function apiGet(path) {
   const r = await api.get(`/api/workspaces/${ws}/${path}`);
   return { status: r.status, json: r.json };
-}
-
-function endpointOf(url) {
-  const m = /\/api\/workspaces\/[^/]+\/([a-z]+)/.exec(url);
-  return m ? m[1] : null;
 }
 
 async function waitView(tab, filter = '') {
@@ -81,11 +76,7 @@ before(async () => {
     assert.equal(job.state, 'done', `${f}: ${job.error}`);
   }
   await rm(tmp, { recursive: true, force: true });
-  for (const e of ENDPOINTS) {
-    const path = e === 'ips' ? 'ips/192.168.77.10' : e === 'values' ? 'values?field=proto' : e === 'export' ? 'export?format=csv' : e === 'aggregate' ? 'aggregate?by=proto' : e;
-    const a = await apiGet(path);
-    if (a.status === 404 && (!a.json || !/workspace/.test(a.json.error || ''))) pending.add(e);
-  }
+  pending = await pendingEndpoints(api, ws);
   if (pending.size) console.log(`# query endpoints not on the server yet (views must show their error): ${[...pending].join(', ')}`);
 
   profile = await mkdtemp(join(tmpdir(), 'capatlas-chromium-'));
