@@ -173,6 +173,34 @@ static void write_response(FCGX_Request *q, int status, json_t *body, const char
     free(text);
 }
 
+static int stream_write(void *wctx, const void *buf, size_t len)
+{
+    FCGX_Stream *out = wctx;
+
+    while (len > 0) {
+        int n = len > (1 << 20) ? (1 << 20) : (int)len;
+
+        if (FCGX_PutStr(buf, n, out) != n)
+            return -1;
+        buf = (const char *)buf + n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* A streamed answer (exports): headers, then the handler's writer. */
+static void write_stream(FCGX_Request *q, struct request *r)
+{
+    FCGX_FPrintF(q->out, "Status: 200 OK\r\nContent-Type: %s\r\nCache-Control: no-store\r\n",
+                 r->stream_type != NULL ? r->stream_type : "application/octet-stream");
+    if (r->stream_name[0] != '\0')
+        FCGX_FPrintF(q->out, "Content-Disposition: attachment; filename=\"%s\"\r\n",
+                     r->stream_name);
+    FCGX_PutStr("X-Accel-Buffering: no\r\n\r\n", 25, q->out);
+    if (r->stream_fn(r->stream_arg, stream_write, q->out) < 0)
+        log_line("stream of %.200s cut short", r->path != NULL ? r->path : "?");
+}
+
 static double mono_ms(void)
 {
     struct timespec ts;
@@ -249,7 +277,10 @@ static void serve_one(FCGX_Request *q, struct ca_portal *portal, const struct co
         goto respond;
     status = router_dispatch(rt, &r, &out);
 respond:
-    write_response(q, status, out, r.set_cookie);
+    if (status == 200 && r.stream_fn != NULL)
+        write_stream(q, &r);
+    else
+        write_response(q, status, out, r.set_cookie);
     log_line("%s %.200s %d %.1fms", r.method, r.path != NULL ? r.path : "?", status,
              mono_ms() - t0);
     json_decref(out);

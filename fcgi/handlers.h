@@ -55,6 +55,23 @@ int h_job_get(struct request *r, json_t **out);
 int h_flow_list(struct request *r, json_t **out);
 int h_flow_get(struct request *r, json_t **out);
 
+/* h_query.c, h_export.c: the query engine's endpoints (issue 4). */
+int h_query_flows(struct request *r, json_t **out);
+int h_query_summary(struct request *r, json_t **out);
+int h_query_aggregate(struct request *r, json_t **out);
+int h_query_timeline(struct request *r, json_t **out);
+int h_query_ip(struct request *r, json_t **out);
+int h_query_graph(struct request *r, json_t **out);
+int h_query_values(struct request *r, json_t **out);
+int h_capture_delete(struct request *r, json_t **out);
+int h_export(struct request *r, json_t **out);
+int h_flow_pcap(struct request *r, json_t **out);
+struct ca_ws;
+struct ca_query;
+/* Workspace r->ids[0] and its query with the request's `filter`; 0 or a status with *out set
+ * (a bad filter: 400 with "position"). */
+int h_query_open(struct request *r, struct ca_ws **w, struct ca_query **q, json_t **out);
+
 /*
  * Parses r->body as a JSON object whose keys are all in allowed (NULL
  * terminated).  Returns 0 with *root set, or an HTTP status with *out set

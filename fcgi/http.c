@@ -11,6 +11,10 @@
 
 void request_free(struct request *r)
 {
+    if (r != NULL && r->stream_free != NULL && r->stream_arg != NULL) {
+        r->stream_free(r->stream_arg);
+        r->stream_arg = NULL;
+    }
     if (r == NULL)
         return;
     if (r->body_file != NULL && !r->body_consumed)
@@ -203,6 +207,15 @@ int http_path_match(const char *pattern, const char *path, uint64_t ids[HTTP_PAT
     const char *p = pattern, *s = path;
 
     while (*p != '\0') {
+        if (p[0] == '{' && p[1] == '*' && p[2] == '}') {
+            size_t n = strcspn(s, "/");
+
+            if (n == 0)
+                return 0;
+            s += n;
+            p += 3;
+            continue;
+        }
         if (*p == '{') {
             const char *pe = strchr(p, '}');
             char digits[21];

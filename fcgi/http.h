@@ -64,6 +64,18 @@ struct request {
     json_t *audit;      /* optional detail a handler adds to the audit entry (owned) */
     /* response extras set by handlers */
     char *set_cookie;
+    /*
+     * Streamed answer (exports): a handler that sets stream_fn returns 200
+     * with any JSON in *out (ignored); the worker then writes the headers
+     * (stream_type, Content-Disposition from stream_name) and calls
+     * stream_fn with a writer for the body.  stream_free(stream_arg) runs
+     * at request_free.  write returns 0, or -1 when the client is gone.
+     */
+    int (*stream_fn)(void *arg, int (*write)(void *wctx, const void *buf, size_t len), void *wctx);
+    void *stream_arg;
+    void (*stream_free)(void *arg);
+    const char *stream_type; /* static string */
+    char stream_name[128];   /* download file name, [A-Za-z0-9._-] only */
     /* per-process context */
     struct ca_portal *portal;
     const struct config *conf;
@@ -96,7 +108,8 @@ void http_kv_free(struct http_kv *kv, size_t n);
 /*
  * Matches path against pattern ("/api/workspaces/{ws}/flows/{flow}"): each
  * {name} segment must be a decimal id (1..UINT64_MAX) and is stored in
- * ids[] in order.  Returns 1 on a match, 0 otherwise.
+ * ids[] in order; a {*} segment matches any non-empty segment (the handler
+ * reads it from the path).  Returns 1 on a match, 0 otherwise.
  */
 int http_path_match(const char *pattern, const char *path, uint64_t ids[HTTP_PATH_IDS]);
 
