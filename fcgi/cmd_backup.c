@@ -45,6 +45,10 @@ struct tally {
     json_t *env_list;
 };
 
+/* The backup folder itself, when it lies inside the data folder. */
+static dev_t out_dev;
+static ino_t out_ino;
+
 static const char *const skip_top[] = {"run", "tmp", "log", "www", "bin", "nginx", "geo", NULL};
 
 static int mkdirs(const char *path, mode_t mode)
@@ -177,6 +181,8 @@ static int copy_tree(const char *src, const char *dst, const char *rel, int envs
             fprintf(stderr, "capatlasd: %s: %s\n", s, strerror(errno));
             rc = -1;
         } else if (S_ISDIR(st.st_mode)) {
+            if (st.st_dev == out_dev && st.st_ino == out_ino)
+                continue;
             if (access(s, R_OK | X_OK) != 0 && top && strcmp(de->d_name, "tls") == 0) {
                 fprintf(stderr, "capatlasd: note: %s is not readable; not copied\n", s);
                 continue;
@@ -257,6 +263,14 @@ int cmd_backup(int argc, char **argv)
     if (mkdirs(tmp, 0750) != 0) {
         fprintf(stderr, "capatlasd backup: cannot create %s: %s\n", tmp, strerror(errno));
         goto out;
+    }
+    {
+        struct stat st;
+
+        if (stat(dst, &st) == 0) {
+            out_dev = st.st_dev;
+            out_ino = st.st_ino;
+        }
     }
     {
         char psrc[PATH_MAX];

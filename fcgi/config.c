@@ -26,6 +26,8 @@ static int check_readable(const struct config *c, const struct config_setting *s
                           size_t errlen);
 static int check_listen(const struct config *c, const struct config_setting *s, char *err,
                         size_t errlen);
+static int check_rate(const struct config *c, const struct config_setting *s, char *err,
+                      size_t errlen);
 static int check_name(const struct config *c, const struct config_setting *s, char *err,
                       size_t errlen);
 
@@ -57,6 +59,10 @@ static const struct config_setting settings[] = {
      "unprivileged user for capatlasd and nginx workers when started as root"},
     {"admin_password_file", CONFIG_PATH, FIELD(admin_password_file), NULL, 0, 0, NULL,
      "file holding the first admin's password (e.g. a Docker secret)"},
+    {"login_rate", CONFIG_STR, FIELD(login_rate), "30r/m", 0, 0, check_rate,
+     "login attempts per client address nginx lets through (Nr/s or Nr/m)"},
+    {"login_burst", CONFIG_INT, FIELD(login_burst), "10", 0, 100000, NULL,
+     "login attempts over login_rate allowed in a burst"},
     {"access_log", CONFIG_PATH, FIELD(access_log), NULL, 0, 0, NULL,
      "nginx access log (no query strings); /dev/stdout in a container; default DATA/log/access.log"},
     {"fetch_allow_hosts", CONFIG_LIST, FIELD(fetch_allow_hosts), NULL, 0, 0, NULL,
@@ -399,6 +405,21 @@ static int check_name(const struct config *c, const struct config_setting *s, ch
             snprintf(err, errlen, "\"%.60s\" is not a user or group name", field_str(c, s));
             return -1;
         }
+    }
+    return 0;
+}
+
+static int check_rate(const struct config *c, const struct config_setting *s, char *err,
+                      size_t errlen)
+{
+    const char *v = field_str(c, s);
+    char *end;
+    long n = strtol(v, &end, 10);
+
+    if (!isdigit((unsigned char)*v) || n <= 0 ||
+        (strcmp(end, "r/s") != 0 && strcmp(end, "r/m") != 0)) {
+        snprintf(err, errlen, "expected a rate such as 30r/m or 5r/s, got \"%.60s\"", v);
+        return -1;
     }
     return 0;
 }

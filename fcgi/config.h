@@ -50,6 +50,8 @@ struct config {
     uint64_t max_upload;                /* bytes, default 20g */
     char run_user[64];                  /* unprivileged user when started as root */
     char admin_password_file[PATH_MAX]; /* first admin's password */
+    char login_rate[32];                /* nginx login limit per address, default 30r/m */
+    int login_burst;                    /* logins over the rate let through, default 10 */
     char access_log[PATH_MAX];          /* nginx access log, default DATA/log/access.log */
     /* URL imports (core/fetch.c) and the inbox watcher (issue 6) */
     struct config_list fetch_allow_hosts; /* hosts exempt from the internal-address check */
