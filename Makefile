@@ -45,6 +45,9 @@ all: build
 
 build: $(BUILD)/capatlasd $(UNIT_BIN)
 
+# Keep every object (unit.o would otherwise be deleted as an intermediate).
+.SECONDARY:
+
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
@@ -96,7 +99,7 @@ frontend/dist/index.html: $(wildcard frontend/src/* frontend/src/*/*) frontend/i
 
 run: deps
 	$(MAKE) build frontend
-	sh docker/start.sh
+	bash docker/start.sh
 
 test: deps-test
 	$(MAKE) build frontend
