@@ -838,8 +838,18 @@ static void run_job(const struct config *c, struct ca_portal *p, struct ca_engin
                 unsigned char head[4];
 
                 pthread_mutex_lock(&fd->mu);
-                while (fd->written < 4 && !fd->done)
-                    pthread_cond_wait(&fd->cv, &fd->mu);
+                while (fd->written < 4 && !fd->done) {
+                    struct timespec ts;
+
+                    clock_gettime(CLOCK_REALTIME, &ts);
+                    ts.tv_sec += 1;
+                    pthread_cond_timedwait(&fd->cv, &fd->mu, &ts);
+                    pthread_mutex_unlock(&fd->mu);
+                    imp_note(&im, 0); /* polls the cancel flag */
+                    pthread_mutex_lock(&fd->mu);
+                    if (imp_term || im.canceled)
+                        fd->stop = 1;
+                }
                 pthread_mutex_unlock(&fd->mu);
                 if (pread(fd->rfd, head, 4, 0) == 4 && ca_archive_is_zip(head, 4)) {
                     pthread_mutex_lock(&fd->mu);
