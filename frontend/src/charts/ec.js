@@ -47,6 +47,7 @@ function baseOption(option) {
     animation: false,
     textStyle: { color: c.fg, fontFamily: 'system-ui, sans-serif' },
     ...option,
+    legend: option.legend ? { textStyle: { color: c.fg }, pageTextStyle: { color: c.muted }, ...option.legend } : undefined,
     tooltip: option.tooltip === false ? undefined : {
       renderMode: 'richText', confine: true, backgroundColor: c.card, borderColor: c.line,
       textStyle: { color: c.fg }, ...(option.tooltip || {}),

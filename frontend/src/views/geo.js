@@ -3,7 +3,7 @@
 // country opens its detail (flows, sent/received share, its IPs) with a button to filter to it.
 import { h, replace, fmtInt } from '../dom.js';
 import { chartCard, plain, themeColors } from '../charts/ec.js';
-import { loadWorld, countryName, isCountryCode } from '../charts/world.js';
+import { loadWorld, countryName, countryLabel, isCountryCode } from '../charts/world.js';
 import { cond } from '../filter/lang.js';
 import { switcher, fmtMetric, keyText, runAll, dataTable, kv } from './common.js';
 
@@ -39,7 +39,7 @@ export function geoView(ctx) {
     map.node.setAttribute('data-values', JSON.stringify(rows.map((r) => [r.key[0], r[metric]])));
     replace(apart, h('h3', null, 'Not on the map (private, unknown)'),
       off.length ? dataTable([
-        { label: 'Where', get: (r) => (r.key[0] ? keyText(r.key[0]) : 'private / unknown') },
+        { label: 'Where', get: (r) => countryLabel(r.key[0]) },
         { label: 'Flows', num: true, get: (r) => fmtInt(r.flows) },
         { label: 'Bytes', num: true, get: (r) => fmtMetric('bytes', r.bytes) },
       ], off, { testid: 'geo-apart-table' }) : h('p', { class: 'muted' }, 'none'));

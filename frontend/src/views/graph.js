@@ -1,7 +1,7 @@
 // Host graph: hosts (or /24 networks or ASNs when the server groups a large graph) as nodes sized
 // by bytes, edges by flows; a click on a node filters to it, on an edge to the pair.
 import { h } from '../dom.js';
-import { chartCard, plain, PALETTE } from '../charts/ec.js';
+import { chartCard, plain, PALETTE, themeColors } from '../charts/ec.js';
 import { cond } from '../filter/lang.js';
 import { fmtMetric, keyText, runAll } from './common.js';
 
@@ -33,7 +33,7 @@ export function graphView(ctx) {
       series: [{
         type: 'graph', layout: 'force', roam: true, draggable: true,
         force: { repulsion: 120, edgeLength: [40, 160], gravity: 0.08, layoutAnimation: false },
-        label: { show: nodes.length <= 60, position: 'right', formatter: (p) => plain(p.data.label0), color: 'inherit', fontSize: 10 },
+        label: { show: nodes.length <= 60, position: 'right', formatter: (p) => plain(p.data.label0), color: themeColors().fg, fontSize: 10 },
         lineStyle: { opacity: 0.5, curveness: 0.1 },
         emphasis: { focus: 'adjacency' },
         data: nodes.map((n) => ({

@@ -3,7 +3,7 @@
 import { h, replace, fmtInt, text } from '../dom.js';
 import { chartCard, axis } from '../charts/ec.js';
 import { cond } from '../filter/lang.js';
-import { countryName } from '../charts/world.js';
+import { countryName, countryLabel } from '../charts/world.js';
 import { fmtMetric, keyText, dataTable, kv } from './common.js';
 
 function named(x) {
@@ -45,13 +45,13 @@ export function openIpDetail(ctx, ip) {
         kv([
           ['As source', h('span', { testid: 'ip-as-source' }, side(d.as_source))],
           ['As destination', h('span', { testid: 'ip-as-destination' }, side(d.as_destination))],
-          ['Country', d.country ? `${countryName(d.country)} (${text(d.country)})` : 'private / unknown'],
+          ['Country', countryLabel(d.country)],
           ['ASN', text(d.asn)],
           ['Names (passive DNS)', h('span', { testid: 'ip-names' }, (d.names || []).map(text).join(', ') || 'none')],
         ]),
         h('div', { class: 'grid3' },
           small('Peers', (d.peers || []).map((p) => ({ value: p.ip, flows: p.flows, bytes: p.bytes })), 'ip-peers', keyText, (r) => openIpDetail(ctx, r.key)),
-          small('Countries', d.countries, 'ip-countries', (k) => (k ? `${countryName(k)} (${k})` : 'private / unknown')),
+          small('Countries', d.countries, 'ip-countries', countryLabel),
           small('Protocols', d.protocols, 'ip-protocols')));
       const hv = Array.isArray(d.hours) ? d.hours : [];
       hours.set({

@@ -2,7 +2,6 @@
 // sent/received split. A row (click or Enter) opens the IP detail; a button filters to it.
 import { h, replace, fmtInt } from '../dom.js';
 import { cond } from '../filter/lang.js';
-import { countryName } from '../charts/world.js';
 import { fmtMetric, keyText, dataTable, statusLine, switcher } from './common.js';
 
 export function ipsView(ctx, side) {
@@ -46,4 +45,3 @@ export function ipsView(ctx, side) {
     load,
   };
 }
-export { countryName };

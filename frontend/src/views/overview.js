@@ -1,10 +1,10 @@
 // Overview: protocol mix (flows/bytes), destination ports, the 24-hour profile, and
 // protocol→country and protocol→day Sankey diagrams. Every mark is a filter on click.
 import { h } from '../dom.js';
-import { chartCard, axis, plain } from '../charts/ec.js';
+import { chartCard, axis, plain, themeColors } from '../charts/ec.js';
 import { cond, timeRange } from '../filter/lang.js';
 import { switcher, fmtMetric, keyText, runAll, dayMs, dayLabel } from './common.js';
-import { countryName } from '../charts/world.js';
+import { countryLabel } from '../charts/world.js';
 
 export function overviewView(ctx) {
   let mixMetric = 'flows';
@@ -23,7 +23,7 @@ export function overviewView(ctx) {
     mix.node.setAttribute('data-values', JSON.stringify(rows.map((r) => [r.key[0], r[mixMetric]])));
     mix.set({
       tooltip: { trigger: 'item', formatter: (p) => `${plain(p.name)}: ${fmtMetric(mixMetric, p.value)} (${p.percent}%)` },
-      legend: { type: 'scroll', orient: 'vertical', right: 0, top: 10, textStyle: { color: 'inherit' } },
+      legend: { type: 'scroll', orient: 'vertical', right: 0, top: 10 },
       series: [{ type: 'pie', radius: ['35%', '70%'], center: ['38%', '50%'], data, label: { show: false } }],
     }, (p) => { if (p.data && p.data.key !== null) ctx.add(cond('proto', '==', p.data.key)); });
   }
@@ -75,8 +75,8 @@ export function overviewView(ctx) {
           : `${plain(p.name.slice(2))}: ${fmtMetric('flows', p.value)} flows`),
       },
       series: [{
-        type: 'sankey', left: 10, right: 120, top: 10, bottom: 10, nodeGap: 6, emphasis: { focus: 'adjacency' },
-        data: [...nodes.values()], links, label: { formatter: (p) => plain(p.name.slice(2)), color: 'inherit' },
+        type: 'sankey', left: 10, right: 170, top: 10, bottom: 10, nodeGap: 6, emphasis: { focus: 'adjacency' },
+        data: [...nodes.values()], links, label: { formatter: (p) => plain(p.name.slice(2)), color: themeColors().fg },
         lineStyle: { color: 'gradient', opacity: 0.35 },
       }],
     }, (p) => {
@@ -88,7 +88,7 @@ export function overviewView(ctx) {
 
   async function drawSCountry() {
     const d = await ctx.fetch('aggregate', { by: 'proto,dst.country', metrics: 'flows', top: 40 });
-    sankey(sCountry, d.rows || [], (k) => (k ? `${countryName(k)} (${k})` : 'private / unknown'), (k) => ctx.add(cond('dst.country', '==', k)));
+    sankey(sCountry, d.rows || [], countryLabel, (k) => ctx.add(cond('dst.country', '==', k)));
   }
 
   async function drawSDay() {

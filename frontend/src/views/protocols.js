@@ -1,7 +1,7 @@
 // Protocols: a bubble chart, one bubble per protocol, with switchable x, y and size among flows,
 // bytes, distinct sources and distinct destinations. A click filters to the protocol.
 import { h } from '../dom.js';
-import { chartCard, axis, plain } from '../charts/ec.js';
+import { chartCard, axis, plain, themeColors } from '../charts/ec.js';
 import { cond } from '../filter/lang.js';
 import { switcher, fmtMetric, keyText, runAll, METRICS } from './common.js';
 
@@ -41,7 +41,7 @@ export function protocolsView(ctx) {
         type: 'scatter',
         data: rows.map((r) => ({ name: keyText(r.key[0]), key: r.key[0], row: r, value: [Math.max(1, r[sel.x] || 0), Math.max(1, r[sel.y] || 0)] })),
         symbolSize: (v, p) => 8 + 50 * Math.sqrt((p.data.row[sel.size] || 0) / maxS),
-        label: { show: true, position: 'top', formatter: (p) => plain(p.data.name), color: 'inherit', fontSize: 11 },
+        label: { show: true, position: 'top', formatter: (p) => plain(p.data.name), color: themeColors().fg, fontSize: 11 },
         itemStyle: { opacity: 0.7 },
       }],
     }, (p) => p.data && p.data.key !== null && ctx.add(cond('proto', '==', p.data.key)));

@@ -2,7 +2,7 @@
 // top protocols, top countries, and the flow-duration histogram stacked by protocol.
 import { h } from '../dom.js';
 import { chartCard, axis, plain } from '../charts/ec.js';
-import { countryName } from '../charts/world.js';
+import { countryLabel, isCountryCode } from '../charts/world.js';
 import { cond } from '../filter/lang.js';
 import { fmtMetric, keyText, runAll } from './common.js';
 
@@ -16,7 +16,7 @@ function hbar(card, rows, { metrics, labels, onClick, label = keyText }) {
       trigger: 'axis', axisPointer: { type: 'shadow' },
       formatter: (ps) => `${plain(ps[0].name)}\n${ps.map((p) => `${p.seriesName}: ${fmtMetric(metrics[p.seriesIndex], p.value)}`).join('\n')}`,
     },
-    legend: metrics.length > 1 ? { top: 0, textStyle: { color: 'inherit' } } : undefined,
+    legend: metrics.length > 1 ? { top: 0 } : undefined,
     grid: { left: 150, right: 30, top: metrics.length > 1 ? 30 : 10, bottom: 25 },
     xAxis: { type: 'value', ...axis({ axisLabel: { formatter: (v) => fmtMetric(metrics[0], v), hideOverlap: true } }) },
     yAxis: { type: 'category', data: names, ...axis({ axisLabel: { width: 140, overflow: 'truncate' } }) },
@@ -44,7 +44,7 @@ export function statisticsView(ctx) {
     [c.dstBytes, async () => hbar(c.dstBytes, (await agg('dst', 'bytes')).rows || [], { metrics: ['sent', 'recv'], labels: ['Sent', 'Received'], onClick: ipClick('dst') })],
     [c.protos, async () => hbar(c.protos, (await agg('proto', 'flows', 'flows,bytes')).rows || [], { metrics: ['flows'], labels: ['Flows'], onClick: (k) => ctx.add(cond('proto', '==', k)) })],
     [c.countries, async () => hbar(c.countries, (await agg('dst.country', 'flows', 'flows,bytes')).rows || [], {
-      metrics: ['flows'], labels: ['Flows'], label: (k) => (k ? `${countryName(k)} (${k})` : 'private / unknown'), onClick: (k) => ctx.add(cond('dst.country', '==', k)),
+      metrics: ['flows'], labels: ['Flows'], label: countryLabel, onClick: (k) => isCountryCode(k) && ctx.add(cond('dst.country', '==', k)),
     })],
     [c.durations, async () => {
       const d = await ctx.fetch('aggregate', { by: 'duration.bucket,proto', metrics: 'flows', top: 0 });
@@ -62,7 +62,7 @@ export function statisticsView(ctx) {
       })).filter((s) => s.data.some(Boolean));
       c.durations.set({
         tooltip: { trigger: 'axis', axisPointer: { type: 'shadow' }, formatter: (ps) => `${plain(ps[0].name)}\n${ps.filter((p) => p.value).map((p) => `${plain(p.seriesName)}: ${fmtMetric('flows', p.value)}`).join('\n')}` },
-        legend: { type: 'scroll', top: 0, textStyle: { color: 'inherit' } },
+        legend: { type: 'scroll', top: 0 },
         grid: { left: 60, right: 20, top: 40, bottom: 40 },
         xAxis: { type: 'category', data: buckets.map(keyText), name: 'duration', nameLocation: 'middle', nameGap: 25, ...axis() },
         yAxis: { type: 'value', name: 'flows', ...axis() },

@@ -22,7 +22,7 @@ export function timelineView(ctx) {
     const t = (b) => Math.floor(b.t / 1e6);
     card.set({
       tooltip: { trigger: 'axis', formatter: (ps) => `${new Date(ps[0].value[0]).toISOString().replace('T', ' ').replace('.000Z', ' UTC')}\n${ps.map((p) => `${p.seriesName}: ${fmtMetric(p.seriesIndex === 0 ? 'flows' : 'bytes', p.value[1])}`).join('\n')}` },
-      legend: { top: 0, textStyle: { color: 'inherit' } },
+      legend: { top: 0 },
       toolbox: { show: false },
       brush: { xAxisIndex: 'all', brushType: 'lineX', brushMode: 'single', throttleType: 'debounce', throttleDelay: 300, transformable: false },
       axisPointer: { link: [{ xAxisIndex: 'all' }] },
