@@ -77,12 +77,12 @@ export function timeRange(fromMs, toMs) {
 
 /** Field names offered by completion (the flow fields and the aggregate group fields). */
 export const FIELDS = [
-  'proto', 'proto.master', 'l4', 'category', 'ip', 'src', 'dst', 'port', 'src.port', 'dst.port',
-  'country', 'src.country', 'dst.country', 'asn', 'src.asn', 'dst.asn', 'host', 'dns_name', 'capture', 'vlan',
-  'hour', 'day', 'weekday', 'start', 'end', 'duration', 'bytes', 'sent', 'recv', 'packets', 'tcp.state',
-  'tls_version', 'user_agent', 'risk', 'ip_version', 'src_mac', 'dst_mac',
+  'proto', 'l4', 'category', 'host', 'ip', 'src', 'dst', 'port', 'src.port', 'dst.port',
+  'country', 'src.country', 'dst.country', 'asn', 'src.asn', 'dst.asn', 'capture', 'vlan',
+  'start', 'end', 'hour', 'day', 'weekday', 'duration', 'bytes', 'sent', 'recv',
+  'packets', 'sent.packets', 'recv.packets', 'ip.version', 'tcp.state', 'risk',
 ];
 
 /** Fields whose known values /values can complete. */
-export const VALUE_FIELDS = new Set(['proto', 'proto.master', 'l4', 'category', 'country', 'src.country', 'dst.country',
-  'host', 'ip', 'src', 'dst', 'port', 'dst.port', 'src.port', 'asn', 'src.asn', 'dst.asn', 'capture', 'tcp.state', 'dns_name']);
+export const VALUE_FIELDS = new Set(['proto', 'l4', 'category', 'country', 'src.country', 'dst.country',
+  'host', 'ip', 'src', 'dst', 'port', 'dst.port', 'src.port', 'asn', 'src.asn', 'dst.asn', 'capture', 'tcp.state', 'risk']);

@@ -1,7 +1,7 @@
 // The captures panel of a workspace: uploads (several files, drag-and-drop) with upload and import
 // progress, and the captures table with size, packets, flows, time span, state and import report.
 import { h, replace, fmtInt, fmtBytes, text } from '../dom.js';
-import { get, api, uploadCapture } from '../api.js';
+import { get, post, api, uploadCapture } from '../api.js';
 import { nsToIso } from '../filter/lang.js';
 
 const PENDING = new Set(['queued', 'importing']);
@@ -156,7 +156,7 @@ export function capturesPanel(wsId, base, { isAlive, onChange }) {
         lastState = job.state;
         load();
       }
-      if (job.state === 'done' || job.state === 'failed') return;
+      if (job.state === 'done' || job.state === 'failed' || job.state === 'canceled') return;
       await sleep(500);
     }
   }
@@ -179,13 +179,77 @@ export function capturesPanel(wsId, base, { isAlive, onChange }) {
   h('label', { for: 'upload-input' }, 'Add captures (pcap, pcapng, several at once): drop files here or choose them'),
   fileIn);
 
+  /* URL / Azure SAS imports (POST /imports), container listing (POST /imports/list, a job whose
+     result lists the blobs) and the pick of blobs to import. */
+  const urlIn = h('input', { id: 'import-url', type: 'url', class: 'grow-input', testid: 'import-url', autocomplete: 'off', spellcheck: 'false',
+    placeholder: 'https://account.blob.core.windows.net/container/capture.cap?sv=…&sig=…' });
+  const pwIn = h('input', { id: 'import-password', type: 'password', testid: 'import-password', autocomplete: 'off', placeholder: 'ZIP password (optional)' });
+  const urlErr = h('p', { class: 'error', role: 'alert', hidden: true, testid: 'import-url-error' });
+  const blobBox = h('div', { testid: 'import-blobs' });
+  const showUrlErr = (m) => { urlErr.textContent = m; urlErr.hidden = !m; };
+  function jobItems(answer, label) {
+    const jobs = answer.jobs || (answer.job ? [answer.job] : []);
+    const capsOut = answer.captures || (answer.capture ? [answer.capture] : []);
+    jobs.forEach((job, i) => {
+      const item = uploadItem({ name: text((capsOut[i] && capsOut[i].name) || label), size: null }, job.id);
+      item.progress(1, 1);
+      uploadsList.prepend(item.node);
+      item.job(job);
+      watchJob(job.id, item);
+    });
+    load();
+  }
+  async function importUrl(blobs) {
+    showUrlErr('');
+    const body = { url: urlIn.value.trim() };
+    if (pwIn.value) body.password = pwIn.value;
+    if (blobs) body.blobs = blobs;
+    try {
+      jobItems(await post(`${base}/imports`, body), body.url.replace(/\?.*$/, ''));
+      replace(blobBox);
+    } catch (e) {
+      showUrlErr(e.message);
+    }
+  }
+  async function listContainer() {
+    showUrlErr('');
+    replace(blobBox, h('p', { class: 'muted' }, 'Listing the container…'));
+    try {
+      let job = (await post(`${base}/imports/list`, { url: urlIn.value.trim() })).job;
+      while (isAlive() && job.state !== 'done' && job.state !== 'failed' && job.state !== 'canceled') {
+        await sleep(500);
+        job = (await get(`/api/jobs/${encodeURIComponent(job.id)}`)).job;
+      }
+      if (job.state !== 'done') throw new Error(job.error ? text(job.error) : `listing ${job.state}`);
+      const blobs = (job.result && job.result.blobs) || [];
+      const boxes = blobs.map((b) => {
+        const name = typeof b === 'string' ? b : b.name;
+        return { name, cb: h('input', { type: 'checkbox', checked: true, 'aria-label': `Import ${text(name)}` }), size: b.size };
+      });
+      replace(blobBox, blobs.length ? h('div', { class: 'card' },
+        h('p', null, `${blobs.length} blobs in ${text(job.result.container || '')}`),
+        h('ul', { class: 'blob-list' }, boxes.map((b) => h('li', null, h('label', null, b.cb, ` ${text(b.name)} `, typeof b.size === 'number' ? h('span', { class: 'muted' }, fmtBytes(b.size)) : null)))),
+        h('button', { type: 'button', testid: 'import-selected', onClick: () => importUrl(boxes.filter((b) => b.cb.checked).map((b) => b.name)) }, 'Import selected'))
+        : h('p', { class: 'muted' }, 'The container is empty.'));
+    } catch (e) {
+      replace(blobBox);
+      showUrlErr(e.message);
+    }
+  }
+  const urlForm = h('form', { class: 'row import-url', onSubmit: (ev) => { ev.preventDefault(); importUrl(null); } },
+    h('div', { class: 'field grow' }, h('label', { for: 'import-url' }, 'Import from an HTTPS URL or an Azure Blob SAS link (file or container)'), urlIn),
+    h('div', { class: 'field' }, h('label', { for: 'import-password' }, 'ZIP password'), pwIn),
+    h('button', { type: 'submit', testid: 'import-url-submit' }, 'Import'),
+    h('button', { type: 'button', class: 'secondary', testid: 'import-list', onClick: listContainer }, 'List container'));
+
   const origin = location.origin;
   const stream = h('details', { class: 'import-more' },
-    h('summary', null, 'Other ways to import'),
-    h('p', { class: 'muted' }, 'From a script, with an API token, send the capture as the request body:'),
+    h('summary', null, 'Import from a URL, an Azure container, or a stream'),
+    urlForm, urlErr, blobBox,
+    h('p', { class: 'muted' }, 'From a script or a capture in progress, with an API token, stream the capture as the request body:'),
     h('pre', { class: 'cmd', testid: 'stream-instructions' },
-      `curl -T capture.pcap -H "Authorization: Bearer $CAPATLAS_TOKEN" \\\n  "${origin}${base}/captures?name=capture.pcap"`),
-    h('p', { class: 'muted' }, 'URL, Azure Blob SAS and container imports appear here when the server offers them.'));
+      `curl -T capture.pcap -H "Authorization: Bearer $CAPATLAS_TOKEN" \\\n  "${origin}${base}/captures?name=capture.pcap"\n` +
+      `tcpdump -i eth0 -w - | curl -T - -H "Authorization: Bearer $CAPATLAS_TOKEN" \\\n  "${origin}${base}/captures?name=live.pcap"`));
 
   load();
   return {
@@ -196,7 +260,7 @@ export function capturesPanel(wsId, base, { isAlive, onChange }) {
   };
 }
 
-function uploadItem(file) {
+function uploadItem(file, jobId = null) {
   const bar = h('progress', { max: 100, value: 0, testid: 'upload-progress', 'aria-label': `Upload of ${file.name}` });
   const pct = h('span', { class: 'pct', testid: 'upload-percent' }, '0%');
   const jobBar = h('progress', { max: 100, value: 0, testid: 'job-progress', 'aria-label': `Import of ${file.name}`, hidden: true });
@@ -204,7 +268,14 @@ function uploadItem(file) {
   const detail = h('span', { class: 'muted', testid: 'job-detail' });
   const err = h('p', { class: 'error', role: 'alert', testid: 'job-error', hidden: true });
   const node = h('li', { class: 'upload card' },
-    h('div', null, h('strong', null, file.name), ' ', h('span', { class: 'muted' }, fmtBytes(file.size))),
+    h('div', null, h('strong', null, file.name), ' ', h('span', { class: 'muted' }, fmtBytes(file.size)),
+      jobId !== null ? h('button', {
+        type: 'button', class: 'secondary small', testid: 'job-cancel',
+        onClick: async (ev) => {
+          ev.target.disabled = true;
+          try { await post(`/api/jobs/${encodeURIComponent(jobId)}/cancel`); } catch (e) { fail(e.message); }
+        },
+      }, 'Cancel') : null),
     h('div', { class: 'bar' }, h('span', { class: 'bar-label' }, 'Upload'), bar, pct),
     h('div', { class: 'bar' }, h('span', { class: 'bar-label' }, 'Import'), stateEl, jobBar, detail),
     err);
@@ -227,6 +298,8 @@ function uploadItem(file) {
         detail.textContent = `${fmtBytes(done)} / ${fmtBytes(total)}` +
           (typeof job.packets_done === 'number' ? ` · ${fmtInt(job.packets_done)} packets` : '');
       }
+      const cancel = node.querySelector('[data-testid="job-cancel"]');
+      if (cancel && !['queued', 'running'].includes(job.state)) cancel.hidden = true;
       if (job.state === 'failed') fail(`Import failed: ${job.error ? text(job.error) : 'no reason given'}`);
     },
     fail(msg) {

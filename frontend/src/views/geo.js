@@ -42,7 +42,7 @@ export function geoView(ctx) {
         { label: 'Where', get: (r) => countryLabel(r.key[0]) },
         { label: 'Flows', num: true, get: (r) => fmtInt(r.flows) },
         { label: 'Bytes', num: true, get: (r) => fmtMetric('bytes', r.bytes) },
-      ], off, { testid: 'geo-apart-table' }) : h('p', { class: 'muted' }, 'none'));
+      ], off, { testid: 'geo-apart-table', onActivate: (r) => r.key[0] && ctx.add(cond(field(), '==', r.key[0])) }) : h('p', { class: 'muted' }, 'none'));
     const located = [...rowsByCode.values()];
     replace(list, h('h3', null, 'Countries'), dataTable([
       { label: 'Country', get: (r) => `${countryName(r.key[0])} (${r.key[0]})` },

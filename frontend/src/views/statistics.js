@@ -44,7 +44,7 @@ export function statisticsView(ctx) {
     [c.dstBytes, async () => hbar(c.dstBytes, (await agg('dst', 'bytes')).rows || [], { metrics: ['sent', 'recv'], labels: ['Sent', 'Received'], onClick: ipClick('dst') })],
     [c.protos, async () => hbar(c.protos, (await agg('proto', 'flows', 'flows,bytes')).rows || [], { metrics: ['flows'], labels: ['Flows'], onClick: (k) => ctx.add(cond('proto', '==', k)) })],
     [c.countries, async () => hbar(c.countries, (await agg('dst.country', 'flows', 'flows,bytes')).rows || [], {
-      metrics: ['flows'], labels: ['Flows'], label: countryLabel, onClick: (k) => isCountryCode(k) && ctx.add(cond('dst.country', '==', k)),
+      metrics: ['flows'], labels: ['Flows'], label: countryLabel, onClick: (k) => (isCountryCode(k) || k === '--') && ctx.add(cond('dst.country', '==', k)),
     })],
     [c.durations, async () => {
       const d = await ctx.fetch('aggregate', { by: 'duration.bucket,proto', metrics: 'flows', top: 0 });
