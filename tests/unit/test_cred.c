@@ -1,7 +1,9 @@
 /*
  * Unit tests for core/cred.c: scrypt hashes, tokens, digests, passwords.
  */
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "ca_error.h"
 #include "cred.h"
@@ -100,11 +102,35 @@ static void test_random_password(void)
     CHECK(ca_cred_random_password(a, 10) == CA_EINVAL);
 }
 
+/* The cost is real (N=2^15, r=8: 32 MiB and tens of ms per hash), and the
+ * same for an unknown user (burn_time) as for a real verification. */
+static void test_hash_cost(void)
+{
+    char h[CA_CRED_HASH_LEN];
+    struct timespec t0, t1, t2;
+    double hash_ms, burn_ms;
+
+    CHECK(CA_PASSWORD_MIN >= 10);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    CHECK_EQ_U(ca_cred_hash_password("a long enough password", h, sizeof(h)), 0);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    ca_cred_burn_time("a long enough password");
+    clock_gettime(CLOCK_MONOTONIC, &t2);
+    hash_ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+    burn_ms = (double)(t2.tv_sec - t1.tv_sec) * 1e3 + (double)(t2.tv_nsec - t1.tv_nsec) / 1e6;
+    printf("# scrypt hash %.1f ms, burn %.1f ms\n", hash_ms, burn_ms);
+    CHECK(hash_ms > 10);
+    CHECK(burn_ms > hash_ms / 3 && burn_ms < hash_ms * 3);
+    /* 16-byte salt and 32-byte key, hex. */
+    CHECK(strlen(strrchr(h, '$') + 1) == 64);
+}
+
 int main(void)
 {
     unit_run("cred: hash and verify", test_hash_verify);
     unit_run("cred: malformed hashes rejected", test_bad_formats);
     unit_run("cred: tokens and digests", test_tokens);
     unit_run("cred: random password", test_random_password);
+    unit_run("cred: scrypt cost and equal time for unknown users", test_hash_cost);
     return unit_done();
 }

@@ -715,6 +715,141 @@ static void test_reopen(void)
     CHECK(other == NULL);
 }
 
+/* Issue 5: accounts, lockout, tokens, sharing, EOL, audit. */
+static void test_portal_accounts(void)
+{
+    char token[CA_TOKEN_LEN + 1], err[256], stok[65], scsrf[65];
+    uint64_t a = 0, b = 0, id = 0, ws = 0, used = 1, next = 1;
+    json_t *rec = NULL, *list = NULL, *w = NULL, *f;
+    int64_t retry = 0;
+    int ro = -1, n = -1;
+
+    CHECK_EQ_U(ca_user_create(portal, "acct-a", "acct-a-password", 0, &a, err, sizeof(err)), 0);
+    CHECK_EQ_U(ca_user_create(portal, "acct-b", "acct-b-password", 0, &b, err, sizeof(err)), 0);
+    CHECK_EQ_U(ca_user_find(portal, "acct-b", &id), 0);
+    CHECK_EQ_U(id, b);
+    CHECK(ca_user_find(portal, "acct-nobody", &id) == CA_ENOTFOUND);
+
+    /* Lockout: 2 failures with CAPATLAS_LOGIN_MAX_FAILS=2 lock; success clears. */
+    setenv("CAPATLAS_LOGIN_MAX_FAILS", "2", 1);
+    setenv("CAPATLAS_LOGIN_LOCK_SECONDS", "100", 1);
+    CHECK_EQ_U(ca_login_check(portal, "acct-a", &retry), 0);
+    CHECK_EQ_U(ca_login_record(portal, "acct-a", 1), 0);
+    CHECK_EQ_U(ca_login_check(portal, "acct-a", &retry), 0);
+    CHECK_EQ_U(ca_login_record(portal, "acct-a", 1), 0);
+    CHECK(ca_login_check(portal, "acct-a", &retry) == CA_EBUSY);
+    CHECK(retry > 90 && retry <= 100);
+    CHECK_EQ_U(ca_login_record(portal, "acct-a", 1), 0); /* back-off doubles */
+    CHECK(ca_login_check(portal, "acct-a", &retry) == CA_EBUSY);
+    CHECK(retry > 190 && retry <= 200);
+    CHECK_EQ_U(ca_login_record(portal, "ghost", 1), 0);
+    CHECK_EQ_U(ca_login_record(portal, "ghost", 1), 0);
+    CHECK(ca_login_check(portal, "ghost", &retry) == CA_EBUSY);
+    CHECK_EQ_U(ca_login_record(portal, "acct-a", 0), 0);
+    CHECK_EQ_U(ca_login_check(portal, "acct-a", &retry), 0);
+    unsetenv("CAPATLAS_LOGIN_MAX_FAILS");
+    unsetenv("CAPATLAS_LOGIN_LOCK_SECONDS");
+
+    /* Sessions: listed with a public id, revoked one by one or all but one. */
+    CHECK_EQ_U(ca_session_create(portal, a, "10.0.0.1", stok, scsrf), 0);
+    CHECK_EQ_U(ca_session_list(portal, a, stok, &list), 0);
+    CHECK_EQ_U(json_array_size(list), 1);
+    CHECK(json_is_true(json_object_get(json_array_get(list, 0), "current")));
+    id = (uint64_t)json_integer_value(json_object_get(json_array_get(list, 0), "id"));
+    CHECK(json_object_get(json_array_get(list, 0), "csrf") == NULL);
+    json_decref(list);
+    CHECK(ca_session_revoke(portal, b, id) == CA_ENOTFOUND); /* not b's */
+    CHECK_EQ_U(ca_session_revoke(portal, a, id), 0);
+    CHECK(ca_session_lookup(portal, stok, NULL, NULL) == CA_EAUTH);
+
+    /* Tokens: digest only, read-only flag, owner-only revocation, expiry. */
+    CHECK_EQ_U(ca_token_create(portal, a, "ci", 1, 0, token, &rec, err, sizeof(err)), 0);
+    CHECK(strncmp(token, "cat_", 4) == 0 && strlen(token) == CA_TOKEN_LEN);
+    CHECK(json_object_get(rec, "user") == NULL);
+    id = (uint64_t)json_integer_value(json_object_get(rec, "id"));
+    json_decref(rec);
+    CHECK_EQ_U(ca_token_lookup(portal, token, &used, &ro), 0);
+    CHECK_EQ_U(used, a);
+    CHECK_EQ_U(ro, 1);
+    CHECK_EQ_U(ca_token_list(portal, a, &list), 0);
+    CHECK_EQ_U(json_array_size(list), 1);
+    json_decref(list);
+    CHECK(ca_token_revoke(portal, b, id) == CA_ENOTFOUND);
+    CHECK_EQ_U(ca_token_revoke(portal, a, id), 0);
+    CHECK(ca_token_lookup(portal, token, &used, &ro) == CA_EAUTH);
+    CHECK(ca_token_create(portal, a, "old", 0, 1000, token, NULL, err, sizeof(err)) == CA_EINVAL);
+
+    /* Sharing and roles. */
+    CHECK_EQ_U(ca_workspace_create(portal, a, "shared", "", &ws, err, sizeof(err)), 0);
+    CHECK_EQ_U(ca_workspace_get(portal, ws, &w), 0);
+    CHECK(strcmp(ca_workspace_role(w, a), "owner") == 0);
+    CHECK(ca_workspace_role(w, b) == NULL);
+    json_decref(w);
+    CHECK(ca_workspace_share(portal, ws, b, "boss") == CA_EINVAL);
+    CHECK_EQ_U(ca_workspace_share(portal, ws, b, "viewer"), 0);
+    CHECK_EQ_U(ca_workspace_get(portal, ws, &w), 0);
+    CHECK(strcmp(ca_workspace_role(w, b), "viewer") == 0);
+    json_decref(w);
+    CHECK_EQ_U(ca_workspace_list(portal, b, &list), 0);
+    CHECK_EQ_U(json_array_size(list), 1);
+    CHECK(strcmp(json_string_value(json_object_get(json_array_get(list, 0), "role")), "viewer") ==
+          0);
+    json_decref(list);
+    CHECK_EQ_U(ca_workspace_share(portal, ws, b, NULL), 0);
+    CHECK(ca_workspace_share(portal, ws, b, NULL) == CA_ENOTFOUND);
+
+    /* Transfer through update; EOL validation and purge. */
+    f = json_pack("{s:I}", "owner", (json_int_t)b);
+    CHECK_EQ_U(ca_workspace_update(portal, ws, f, err, sizeof(err)), 0);
+    json_decref(f);
+    CHECK_EQ_U(ca_workspace_get(portal, ws, &w), 0);
+    CHECK(strcmp(ca_workspace_role(w, b), "owner") == 0);
+    CHECK(ca_workspace_role(w, a) == NULL);
+    json_decref(w);
+    f = json_pack("{s:I}", "eol", (json_int_t)1000);
+    CHECK(ca_workspace_update(portal, ws, f, err, sizeof(err)) == CA_EINVAL);
+    json_decref(f);
+    f = json_pack("{s:I}", "eol", (json_int_t)time(NULL) + 1);
+    CHECK_EQ_U(ca_workspace_update(portal, ws, f, err, sizeof(err)), 0);
+    json_decref(f);
+    CHECK_EQ_U(ca_workspace_purge_eol(portal, &n), 0);
+    CHECK_EQ_U(n, 0);
+    sleep(2);
+    CHECK_EQ_U(ca_workspace_get(portal, ws, &w), 0);
+    CHECK(ca_workspace_role(w, b) == NULL); /* gone for everyone before the purge */
+    json_decref(w);
+    CHECK_EQ_U(ca_workspace_purge_eol(portal, &n), 0);
+    CHECK_EQ_U(n, 1);
+    CHECK(ca_workspace_get(portal, ws, &w) == CA_ENOTFOUND);
+
+    /* Quota and usage; update validation; delete. */
+    f = json_pack("{s:I, s:b}", "quota", (json_int_t)5000, "disabled", 1);
+    CHECK_EQ_U(ca_user_update(portal, a, f, err, sizeof(err)), 0);
+    json_decref(f);
+    f = json_pack("{s:s}", "password", "x");
+    CHECK(ca_user_update(portal, a, f, err, sizeof(err)) == CA_EINVAL);
+    json_decref(f);
+    CHECK(ca_user_verify(portal, "acct-a", "acct-a-password", &id) == CA_EAUTH);
+    CHECK_EQ_U(ca_user_usage(portal, a, &used), 0);
+    CHECK_EQ_U(used, 0);
+    CHECK_EQ_U(ca_user_delete(portal, a), 0);
+    CHECK(ca_user_find(portal, "acct-a", &id) == CA_ENOTFOUND);
+
+    /* Audit: newest first, paged by id. */
+    for (int i = 0; i < 5; i++)
+        CHECK_EQ_U(ca_audit_add(portal, b, "acct-b", "10.0.0.2", "test", "t", NULL), 0);
+    CHECK_EQ_U(ca_audit_list(portal, 0, 3, &list, &next), 0);
+    CHECK_EQ_U(json_array_size(list), 3);
+    CHECK(next != 0);
+    id = (uint64_t)json_integer_value(json_object_get(json_array_get(list, 0), "id"));
+    json_decref(list);
+    CHECK_EQ_U(ca_audit_list(portal, next, 3, &list, &next), 0);
+    CHECK_EQ_U(json_array_size(list), 2);
+    CHECK(next == 0);
+    CHECK((uint64_t)json_integer_value(json_object_get(json_array_get(list, 0), "id")) == id - 3);
+    json_decref(list);
+}
+
 int main(void)
 {
     char err[256];
@@ -738,6 +873,7 @@ int main(void)
     unit_run("store: captures and flows", test_captures_flows);
     unit_run("store: map grows on MDB_MAP_FULL", test_map_growth);
     unit_run("store: reopen", test_reopen);
+    unit_run("store: accounts, lockout, tokens, sharing, EOL, audit", test_portal_accounts);
     ca_portal_close(portal);
     nftw(datadir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
     return unit_done();
