@@ -92,18 +92,17 @@ static json_t *pick(json_t *src, const char *const *keys)
 json_t *h_job_public(json_t *job)
 {
     static const char *const keys[] = {
-        "id",          "workspace",  "capture",      "kind",    "source",  "state",    "error",
-        "bytes_total", "bytes_done", "packets_done", "created", "started", "finished",
-        "percent",     "rate",       "eta",          "result",  NULL};
+        "id",       "workspace",   "capture",    "kind",         "source",  "state",
+        "error",    "bytes_total", "bytes_done", "packets_done", "created", "started",
+        "finished", "percent",     "rate",       "eta",          "result",  NULL};
 
     return pick(job, keys);
 }
 
 json_t *h_capture_public(json_t *cap)
 {
-    static const char *const keys[] = {"id",    "name",   "source",  "size", "state",
-                                       "error", "report", "created", "job",  "labels",
-                                       NULL};
+    static const char *const keys[] = {"id",     "name",    "source", "size",   "state", "error",
+                                       "report", "created", "job",    "labels", NULL};
 
     return pick(cap, keys);
 }
