@@ -52,7 +52,13 @@ struct config {
     char admin_password_file[PATH_MAX]; /* first admin's password */
     char login_rate[32];                /* nginx login limit per address, default 30r/m */
     int login_burst;                    /* logins over the rate let through, default 10 */
-    char access_log[PATH_MAX];          /* nginx access log, default DATA/log/access.log */
+    /* read with getenv by the store and authz; here so file and check cover them */
+    int session_idle;          /* seconds, default 12h */
+    int session_max_age;       /* seconds, default 7d */
+    int login_max_fails;       /* failed logins before a lock, default 5 */
+    int login_lock_seconds;    /* first lock, doubling, default 30 */
+    int housekeeping_seconds;  /* EOL purge and the like, default 60 */
+    char access_log[PATH_MAX]; /* nginx access log, default DATA/log/access.log */
     /* URL imports (core/fetch.c) and the inbox watcher (issue 6) */
     struct config_list fetch_allow_hosts; /* hosts exempt from the internal-address check */
     struct config_list fetch_deny_hosts;  /* hosts (and subdomains) never fetched */
