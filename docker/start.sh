@@ -145,5 +145,9 @@ say "serving https://$HOSTNAME_SHOWN:$PORT (data in $DATA); Ctrl-C stops"
 # When either process exits, stop the other.
 set +e
 wait -n "${PIDS[@]}"
-say "a server process exited; stopping the rest"
+st=$?
+# capatlasd and nginx exit 0 only when asked to stop (e.g. Ctrl-C reaches the
+# whole process group before this shell's trap runs): that is a clean stop.
+[ "$st" -eq 0 ] && stop 0
+say "a server process exited with status $st; stopping the rest"
 stop 1
