@@ -8,6 +8,9 @@ import { get, post, setUnauthorizedHandler, clearSession } from './api.js';
 import { workspaceView } from './views/workspace.js';
 import { uploads } from './views/captures.js';
 import { themeButton } from './theme.js';
+import { accountView } from './views/account.js';
+import { adminView } from './views/admin.js';
+import { workspaceSettingsView } from './views/workspace-settings.js';
 
 const app = document.getElementById('app');
 const state = { user: null, notice: null };
@@ -25,7 +28,19 @@ function route() {
       return { name: 'workspaces' };
     }
   }
+  // Portal screens (issue 5): #/account, #/admin, #/workspace-settings/<id>
+  if (hash === '/account') return { name: 'account' };
+  if (hash === '/admin') return { name: 'admin' };
+  const ws = /^\/workspace-settings\/(\d+)$/.exec(hash);
+  if (ws) return { name: 'ws-settings', id: ws[1] };
   return { name: 'workspaces' };
+}
+
+function portalView(r) {
+  if (r.name === 'account') return accountView(state.user);
+  if (r.name === 'admin' && state.user.admin) return adminView(state.user);
+  if (r.name === 'ws-settings') return workspaceSettingsView(r.id);
+  return null;
 }
 
 function onHashChange() {
@@ -46,7 +61,7 @@ function render() {
     replace(app, h('main', { class: 'login-page' }, view.node));
   } else {
     const r = route();
-    view = r.name === 'workspace' ? workspaceView(r.id, r) : workspacesView();
+    view = r.name === 'workspace' ? workspaceView(r.id, r) : portalView(r) || workspacesView();
     replace(app, header(), h('main', { id: 'main' }, view.node));
   }
   if (view.focus) view.focus.focus();
@@ -55,7 +70,9 @@ function render() {
 function header() {
   return h('header', { class: 'top' },
     h('a', { href: '#/', class: 'brand' }, 'capatlas'),
-    h('nav', { 'aria-label': 'Main' }, h('a', { href: '#/' }, 'Workspaces')),
+    h('nav', { 'aria-label': 'Main' }, h('a', { href: '#/' }, 'Workspaces'),
+      h('a', { href: '#/account', testid: 'nav-account' }, 'Account'),
+      state.user.admin ? h('a', { href: '#/admin', testid: 'nav-admin' }, 'Admin') : null),
     h('div', { class: 'who' },
       themeButton(),
       h('span', { class: 'muted' }, text(state.user.name), state.user.admin ? ' (admin)' : ''),
@@ -182,12 +199,14 @@ function workspacesTable(list) {
     h('td', null, h('a', { href: `#/w/${encodeURIComponent(w.id)}` }, text(w.name))),
     h('td', null, text(w.description)),
     h('td', { class: 'num' }, fmtInt(w.captures)),
-    h('td', { class: 'num', title: `${fmtInt(w.bytes)} bytes` }, fmtBytes(w.bytes))));
-  if (!rows.length) rows.push(h('tr', null, h('td', { colspan: 4, class: 'muted' }, 'No workspaces yet: create one below.')));
+    h('td', { class: 'num', title: `${fmtInt(w.bytes)} bytes` }, fmtBytes(w.bytes)),
+    h('td', null, text(w.role || ''), ' · ', h('a', { href: `#/workspace-settings/${encodeURIComponent(w.id)}`, testid: 'ws-settings-link' }, 'Settings'))));
+  if (!rows.length) rows.push(h('tr', null, h('td', { colspan: 5, class: 'muted' }, 'No workspaces yet: create one below.')));
   return h('table', { testid: 'ws-list' },
     h('thead', null, h('tr', null,
       h('th', { scope: 'col' }, 'Name'), h('th', { scope: 'col' }, 'Description'),
-      h('th', { scope: 'col', class: 'num' }, 'Captures'), h('th', { scope: 'col', class: 'num' }, 'Size'))),
+      h('th', { scope: 'col', class: 'num' }, 'Captures'), h('th', { scope: 'col', class: 'num' }, 'Size'),
+      h('th', { scope: 'col' }, 'Access'))),
     h('tbody', null, rows));
 }
 

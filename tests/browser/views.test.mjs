@@ -368,3 +368,14 @@ test('an HTML-injection hostname renders as text and runs nothing', { timeout: 6
   void filter;
   assert.deepEqual(problems, [], 'no dialogs (alert), console errors or page errors');
 });
+
+test('the production bundle is at most 500 KB gzipped in total', async () => {
+  const { readdirSync, readFileSync } = await import('node:fs');
+  const { gzipSync } = await import('node:zlib');
+  const dist = fileURLToPath(new URL('../../frontend/dist/', import.meta.url));
+  const files = ['index.html', ...readdirSync(join(dist, 'assets')).map((f) => join('assets', f))];
+  let total = 0;
+  for (const f of files) total += gzipSync(readFileSync(join(dist, f)), { level: 9 }).length;
+  console.log(`# bundle: ${files.length} files, ${(total / 1024).toFixed(1)} KiB gzipped`);
+  assert.ok(total <= 500 * 1024, `${total} bytes gzipped`);
+});
