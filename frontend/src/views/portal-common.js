@@ -1,4 +1,5 @@
 // Small helpers shared by the portal screens (account, admin, workspace settings).
+import './portal.css';
 import { h } from '../dom.js';
 
 export function errorBox(testid) {
