@@ -19,8 +19,9 @@
 //   },                                  //   destructive routes; merged over the fixture ids
 // Expectations: a number is an exact status; 'ok' means authorisation let it
 // through (2xx, or a 400/409/413/415/422 from the handler about the input).
-// Path placeholders ({ws}, {job}, {flow}, {capture}, {user}, {token},
-// {session}) are filled from the fixture (fx) or from fresh().
+// Path placeholders ({ws}, {job}, {flow}, {cap}, {user}, {token},
+// {session}; {*} is an IP address) are filled from the fixture (fx) or
+// from fresh().
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { after, before, test } from 'node:test';
@@ -63,12 +64,12 @@ export const MATRIX = {
   'GET /api/workspaces/{ws}/summary': { action: 'read', expect: READ },
   'GET /api/workspaces/{ws}/aggregate': { action: 'read', expect: READ, query: '?by=proto' },
   'GET /api/workspaces/{ws}/timeline': { action: 'read', expect: READ },
-  'GET /api/workspaces/{ws}/ips/{ip}': { action: 'read', expect: READ },
+  'GET /api/workspaces/{ws}/ips/{*}': { action: 'read', expect: READ }, // {*} = an address (fx.ip)
   'GET /api/workspaces/{ws}/graph': { action: 'read', expect: READ },
   'GET /api/workspaces/{ws}/values': { action: 'read', expect: READ, query: '?field=proto' },
   'GET /api/workspaces/{ws}/export': { action: 'export', expect: EXPORT, query: '?format=csv' },
-  'DELETE /api/workspaces/{ws}/captures/{capture}': {
-    action: 'delete', expect: DELETE, fresh: async (fx) => ({ capture: (await fx.freshCapture()).capture }),
+  'DELETE /api/workspaces/{ws}/captures/{cap}': {
+    action: 'delete', expect: DELETE, fresh: async (fx) => ({ cap: (await fx.freshCapture()).capture }),
   },
   // accounts, tokens, users, sharing, audit
   'POST /api/me/password': { action: 'user', expect: USER, body: () => ({ current: 'not-the-password', new: 'whatever-new-password' }) },
@@ -159,6 +160,7 @@ before(async () => {
   fx.ws = await fx.freshWs();
   const cap = await fx.freshCapture();
   fx.capture = cap.capture;
+  fx.cap = cap.capture;
   fx.job = cap.job;
   const flows = await ok(await owner.get(`/api/workspaces/${fx.ws}/flows?limit=1`), 'flows');
   assert.ok(flows.flows.length > 0, 'the fixture capture has flows');
@@ -178,7 +180,8 @@ after(async () => {
 });
 
 function fill(pattern, ids) {
-  return pattern.replace(/\{(\w+)\}/g, (_, k) => {
+  return pattern.replace(/\{([\w*]+)\}/g, (_, name) => {
+    const k = name === '*' ? 'ip' : name;
     assert.ok(ids[k] !== undefined, `no fixture id for {${k}} in ${pattern}: add it to fresh()`);
     return encodeURIComponent(String(ids[k]));
   });
