@@ -38,12 +38,15 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o)
 FCGI_OBJ := $(FCGI_SRC:%.c=$(BUILD)/%.o)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+# Test tools (generators for benchmarks): tests/tools/NAME.c -> $(BUILD)/tests/NAME
+TOOL_SRC := $(wildcard tests/tools/*.c)
+TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tests/%)
 
 .PHONY: all build deps deps-test run test test-only lint format frontend clean fuzz fuzz-build bench
 
 all: build
 
-build: $(BUILD)/capatlasd $(UNIT_BIN)
+build: $(BUILD)/capatlasd $(UNIT_BIN) $(TOOL_BIN)
 
 # Keep every object (unit.o would otherwise be deleted as an intermediate).
 .SECONDARY:
@@ -62,6 +65,10 @@ $(BUILD)/capatlasd: $(FCGI_OBJ) $(BUILD)/libcapatlas.a
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/tests/unit/unit.o $(BUILD)/libcapatlas.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/tests/unit/unit.o $(BUILD)/libcapatlas.a $(LIBS)
+
+$(TOOL_BIN): $(BUILD)/tests/%: $(BUILD)/tests/tools/%.o $(BUILD)/libcapatlas.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/libcapatlas.a $(LIBS) -lm
 
 -include $(CORE_OBJ:.o=.d) $(FCGI_OBJ:.o=.d) $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%.d)
 

@@ -26,6 +26,8 @@
 #define SRC_HEAD 4096
 #define SRC_INBUF (64 * 1024)
 
+#define CA_TS_MAX_SEC ((int64_t)1 << 32) /* 2106-02-07 */
+
 struct src {
     FILE *in;     /* raw input */
     int gz;       /* inflating */
@@ -402,7 +404,16 @@ int ca_capture_next(struct ca_capture *c, struct ca_capture_pkt *pkt, char *err,
         pkt->offset = (uint64_t)after - h->caplen - 16;
     else
         pkt->offset = before > 0 ? (uint64_t)before : 0;
-    pkt->ts_ns = (int64_t)h->ts.tv_sec * 1000000000 + (int64_t)h->ts.tv_usec;
+    /*
+     * pcapng timestamps are 64-bit: clamp to [1970, 2116] so that time
+     * arithmetic downstream (idle timeouts, durations) cannot overflow.
+     */
+    if (h->ts.tv_sec < 0)
+        pkt->ts_ns = 0;
+    else if (h->ts.tv_sec >= CA_TS_MAX_SEC)
+        pkt->ts_ns = (int64_t)CA_TS_MAX_SEC * 1000000000;
+    else
+        pkt->ts_ns = (int64_t)h->ts.tv_sec * 1000000000 + (int64_t)h->ts.tv_usec;
     pkt->caplen = h->caplen;
     pkt->len = h->len;
     pkt->data = data;
