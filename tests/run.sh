@@ -2,6 +2,7 @@
 # Runs every test and prints one closing line "N passed, M failed".
 #   1. the C unit tests (build/tests/test_*), then again under ASan+UBSan
 #      (build/san/tests/test_*) when that build exists;
+#   1b. the libFuzzer target (tests/fuzz/run.sh: corpus replay + 60 s);
 #   2. the end-to-end and browser tests (node --test, TAP), against real
 #      nginx + capatlasd started by tests/lib/server.mjs; the API tests run
 #      a second time against the ASan/UBSan server.
@@ -58,6 +59,11 @@ for t in build/san/tests/test_*; do
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
         run_suite "san-$(basename "$t")" c "$t"
 done
+
+# The capture-decoder fuzz target: saved corpus replay plus a 60 s run.
+if [ -x build/fuzz/fuzz_capture ]; then
+    run_suite fuzz c sh tests/fuzz/run.sh 60
+fi
 
 NODE_TEST="node --test --test-reporter=tap"
 if ls tests/e2e/*.test.mjs >/dev/null 2>&1; then
