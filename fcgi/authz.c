@@ -183,7 +183,7 @@ int authz_route(const struct route *rt, struct request *r, json_t **out)
     return 0;
 }
 
-int authz_quota(struct request *r, json_t **out)
+int authz_quota(struct request *r, int upload, json_t **out)
 {
     json_t *ws = NULL, *owner = NULL, *quota;
     uint64_t owner_id, used = 0, size = 0;
@@ -202,16 +202,17 @@ int authz_quota(struct request *r, json_t **out)
     quota = json_object_get(owner, "quota");
     if (!json_is_integer(quota))
         goto out;
-    if (r->body_file != NULL && stat(r->body_file, &st) == 0)
+    if (upload && r->body_file != NULL && stat(r->body_file, &st) == 0)
         size = (uint64_t)st.st_size;
-    else if (r->content_length > 0)
+    else if (upload && r->content_length > 0)
         size = (uint64_t)r->content_length;
     rc = ca_user_usage(r->portal, owner_id, &used);
     if (rc < 0) {
         status = errmap_reply(out, rc, NULL, "cannot compute the quota");
         goto out;
     }
-    if (used + size > (uint64_t)json_integer_value(quota))
+    if (used + size > (uint64_t)json_integer_value(quota) ||
+        (!upload && used >= (uint64_t)json_integer_value(quota)))
         status = errmap_fail(out, 413, "quota",
                              "quota exceeded: the workspace owner may store %lld bytes, uses "
                              "%llu, and this upload is %llu bytes",

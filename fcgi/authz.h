@@ -43,10 +43,12 @@ int authz_authenticate(struct request *r, json_t **out);
 int authz_route(const struct route *rt, struct request *r, json_t **out);
 
 /*
- * Upload routes: refuses (413, CA_EQUOTA) an upload that would take the
- * workspace owner past their quota.  0, or a status with *out.
+ * Import routes: refuses (413, field "quota") an upload that would take the
+ * workspace owner past their quota (upload: the body's size counts), or
+ * any other import (URL, stream) once the owner is at or over it.  0, or a
+ * status with *out.
  */
-int authz_quota(struct request *r, json_t **out);
+int authz_quota(struct request *r, int upload, json_t **out);
 
 /* Records a successful state-changing request (or an export) in the audit log. */
 void authz_audit(const struct route *rt, struct request *r, int status);

@@ -119,8 +119,8 @@ int router_dispatch(const struct route *rt, struct request *r, json_t **out)
     status = authz_route(rt, r, out);
     if (status != 0)
         return status;
-    if (rt->flags & ROUTE_UPLOAD) {
-        status = authz_quota(r, out);
+    if (rt->action == ACT_IMPORT) {
+        status = authz_quota(r, (rt->flags & ROUTE_UPLOAD) != 0, out);
         if (status != 0)
             return status;
     }

@@ -290,7 +290,7 @@ describe('workspaces', () => {
 
   test('an upload over the owner\'s quota is refused with a clear error', async () => {
     const size = fs.statSync(pcap('dns.pcap')).size;
-    const u = await makeUser('quentin', { quota: size + 100 });
+    const u = await makeUser('quentin', { quota: size });
     const ws = (await u.client.post('/api/workspaces', { name: 'q' })).json.workspace.id;
     const first = await u.client.upload(ws, pcap('dns.pcap'));
     assert.equal(first.status, 202, first.text);
@@ -298,9 +298,12 @@ describe('workspaces', () => {
     const second = await u.client.upload(ws, pcap('dns.pcap'));
     assert.equal(second.status, 413);
     assert.match(second.json.error, /quota exceeded: the workspace owner may store \d+ bytes, uses \d+, and this upload is \d+ bytes/);
+    const url = await u.client.post(`/api/workspaces/${ws}/imports`, { url: 'https://127.0.0.1:9/more.pcap' });
+    assert.equal(url.status, 413, 'an owner at the quota cannot import from a URL either');
+    assert.equal(url.json.field, 'quota');
     const info = (await admin.get(`/api/users/${u.id}`)).json.user;
     assert.equal(info.used, size);
-    assert.equal(info.quota, size + 100);
+    assert.equal(info.quota, size);
   });
 });
 
