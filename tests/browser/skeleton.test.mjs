@@ -211,7 +211,8 @@ test('the flows grid scrolls through every flow like the API pages them', { time
     let after = null;
     let total = 0;
     do {
-      const q = `/api/workspaces/${encodeURIComponent(ws)}/flows?limit=1000${after === null ? '' : `&after=${encodeURIComponent(after)}`}`;
+      const page = after === null ? '' : `&${typeof after === 'number' ? 'after' : 'cursor'}=${encodeURIComponent(after)}`;
+      const q = `/api/workspaces/${encodeURIComponent(ws)}/flows?limit=1000${page}`;
       const d = await (await fetch(q, { credentials: 'same-origin' })).json();
       out.push(...d.flows.map((f) => f.src));
       after = d.next;

@@ -56,7 +56,14 @@ export function flowsView(ctx) {
   const totalEl = h('span', { testid: 'flows-total' }, '…');
   const status = h('p', { class: 'muted', testid: 'flows-status', 'aria-live': 'polite' });
   const head = h('div', { class: 'vgrid-head', role: 'row' });
-  const win = h('div', { class: 'vgrid-window', role: 'rowgroup' });
+  const win = h('div', {
+    class: 'vgrid-window', role: 'rowgroup',
+    onClick: (ev) => {
+      const el = ev.target.closest('.vrow');
+      const i = el ? Number(el.getAttribute('data-index')) : -1;
+      if (rows[i]) { activeRow = i; open(rows[i]); schedule(); }
+    },
+  });
   const spacer = h('div', { class: 'vgrid-spacer' }, win);
   const scroller = h('div', {
     class: 'vgrid-scroll', tabindex: 0, testid: 'flows-scroll', 'aria-label': 'Flows; arrow keys move, Enter opens the detail',
@@ -83,6 +90,8 @@ export function flowsView(ctx) {
   const widthOf = (c) => WIDTH[c] || (NUM.has(c) ? 90 : 110);
 
   function drawHead() {
+    pool = [];
+    replace(win);
     replace(head, cols.map((c) => {
       const cell = h('div', {
         class: `vcell hcell${NUM.has(c) ? ' num' : ''}`, role: 'columnheader', tabindex: 0, testid: `sort-${c}`,
@@ -110,27 +119,50 @@ export function flowsView(ctx) {
     raf = requestAnimationFrame(() => { raf = 0; draw(); });
   }
 
+  let maxDraw = 0;
   function draw() {
+    const t0 = performance.now();
+    drawRows();
+    const ms = performance.now() - t0;
+    if (ms > maxDraw) { maxDraw = ms; grid.setAttribute('data-max-draw-ms', String(Math.round(ms))); }
+  }
+
+  // Rows are pooled: scrolling rewrites the text of the same few dozen elements instead of
+  // building new ones, so a frame costs a few hundred text updates at most.
+  let pool = [];
+  function poolRow() {
+    const cells = cols.map((c) => {
+      const cell = h('div', { class: `vcell${NUM.has(c) ? ' num' : ''}`, role: 'gridcell' });
+      cell.style.width = `${widthOf(c)}px`;
+      return cell;
+    });
+    const el = h('div', { class: 'vrow', role: 'row' }, cells);
+    return { el, cells, index: -1, flow: null };
+  }
+
+  function drawRows() {
     const top = scroller.scrollTop;
     const height = scroller.clientHeight || 560;
     const first = Math.max(0, Math.floor(top / ROW_H) - 5);
-    const last = Math.min(rowsShown() , Math.ceil((top + height) / ROW_H) + 5);
-    const frag = [];
-    for (let i = first; i < last; i++) {
-      const f = rows[i];
-      const r = h('div', {
-        class: `vrow${i === activeRow ? ' active' : ''}${i % 2 ? ' alt' : ''}`, role: 'row', 'aria-rowindex': String(i + 1),
-        testid: f ? 'flow-row' : 'flow-row-pending', 'data-index': String(i),
-      }, cols.map((c) => {
-        const cell = h('div', { class: `vcell${NUM.has(c) ? ' num' : ''}`, role: 'gridcell' }, f ? fmtField(f, c) : i === rows.length ? '…' : '');
-        cell.style.width = `${widthOf(c)}px`;
-        return cell;
-      }));
-      if (f) r.addEventListener('click', () => { activeRow = i; open(f); schedule(); });
-      frag.push(r);
+    const last = Math.min(rowsShown(), Math.ceil((top + height) / ROW_H) + 5);
+    const n = Math.max(0, last - first);
+    while (pool.length < n) { const r = poolRow(); pool.push(r); win.append(r.el); }
+    while (pool.length > n) pool.pop().el.remove();
+    for (let k = 0; k < n; k++) {
+      const i = first + k;
+      const f = rows[i] || null;
+      const r = pool[k];
+      if (r.index === i && r.flow === f && r.active === (i === activeRow)) continue;
+      r.index = i;
+      r.flow = f;
+      r.active = i === activeRow;
+      r.el.className = `vrow${r.active ? ' active' : ''}${i % 2 ? ' alt' : ''}`;
+      r.el.setAttribute('aria-rowindex', String(i + 1));
+      r.el.setAttribute('data-index', String(i));
+      r.el.setAttribute('data-testid', f ? 'flow-row' : 'flow-row-pending');
+      for (let c = 0; c < cols.length; c++) r.cells[c].textContent = f ? fmtField(f, cols[c]) : i === rows.length && c === 0 ? '…' : '';
     }
     win.style.transform = `translateY(${first * ROW_H}px)`;
-    replace(win, frag);
     if (next !== null && last > rows.length - 200) more();
   }
 
