@@ -1240,6 +1240,35 @@ static int eval(const struct ca_filter *f, int i, const struct ca_filter_row *r)
     return 0;
 }
 
+/* Exact-address tests (no prefix) in the and-chain below node i. */
+static int req_addrs(const struct ca_filter *f, int i, uint8_t (*addr)[16], int *ver, int max)
+{
+    const struct node *n = &f->nodes[i];
+    int k;
+
+    if (n->kind == N_AND) {
+        k = req_addrs(f, n->a, addr, ver, max);
+        return k > 0 ? k : req_addrs(f, n->b, addr, ver, max);
+    }
+    if (n->kind != N_ADDR || n->n == 0 || n->n > (size_t)max)
+        return 0;
+    for (size_t j = 0; j < n->n; j++)
+        if (n->p[j].bits != (n->p[j].ver == 4 ? 32 : 128))
+            return 0;
+    for (size_t j = 0; j < n->n; j++) {
+        memcpy(addr[j], n->p[j].addr, 16);
+        ver[j] = n->p[j].ver;
+    }
+    return (int)n->n;
+}
+
+int ca_filter_required_addrs(const struct ca_filter *f, uint8_t (*addr)[16], int *ver, int max)
+{
+    if (f == NULL || f->root < 0)
+        return 0;
+    return req_addrs(f, f->root, addr, ver, max);
+}
+
 int ca_filter_match(const struct ca_filter *f, const struct ca_filter_row *row)
 {
     if (f == NULL || f->root < 0)

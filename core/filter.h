@@ -52,6 +52,14 @@ int ca_filter_compile(const char *text, const struct ca_filter_env *env, struct 
                       char *err, size_t errlen, int *pos);
 void ca_filter_free(struct ca_filter *f); /* accepts NULL */
 int ca_filter_match(const struct ca_filter *f, const struct ca_filter_row *row);
+/*
+ * Addresses (at most max) one of which every matching flow has on some
+ * side: an exact-address test (`ip == A`, `src in (A, B)`) that the whole
+ * filter is an and of.  Returns how many (0 when the filter has no such
+ * test), filling addr[] and ver[] (4 or 6).  Lets queries read an address
+ * index instead of every flow.
+ */
+int ca_filter_required_addrs(const struct ca_filter *f, uint8_t (*addr)[16], int *ver, int max);
 /* 1 when the filter accepts every flow (no condition). */
 int ca_filter_is_all(const struct ca_filter *f);
 /* 1 when the filter needs the capture start (relative times). */

@@ -29,6 +29,7 @@ struct ca_query {
     struct ca_ws *w;
     struct ca_ws_snap *s;
     struct ca_filter *f;
+    int tables; /* every ready capture has pre-computed tables: 1, no: 0, unknown: -1 */
     /* extra condition of per-IP detail */
     int has_ip;
     uint8_t ip[16];
@@ -75,6 +76,7 @@ int ca_query_open(struct ca_ws *w, const char *filter, struct ca_query **out, ch
     if (q == NULL)
         return CA_ENOMEM;
     q->w = w;
+    q->tables = -1;
     rc = ca_ws_snap_open(w, &q->s);
     if (rc != 0)
         goto bad;
@@ -115,6 +117,7 @@ void ca_query_release(struct ca_query *q)
 int ca_query_refresh(struct ca_query *q)
 {
     ca_query_release(q);
+    q->tables = -1;
     return ca_ws_snap_open(q->w, &q->s);
 }
 
@@ -163,6 +166,87 @@ static int scan_chunk(void *arg, uint32_t cap, uint32_t seq0, const struct ca_ho
     return 0;
 }
 
+static int have_tables(struct ca_query *q);
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+#define REQ_ADDRS_MAX 16
+
+/*
+ * A filter that requires one of a few exact addresses (`ip == A`, or the
+ * per-IP detail) reads the capture's address lists and only those flows'
+ * hot records, in id order like a full scan.  1 when done this way.
+ */
+static int scan_indexed(struct ca_query *q, struct scan *sc, int *rcp)
+{
+    uint8_t addr[REQ_ADDRS_MAX][16];
+    int ver[REQ_ADDRS_MAX], na;
+    uint32_t *seqs = NULL;
+    size_t cap_seqs = 0;
+    int rc = 0;
+
+    if (q->has_ip) {
+        memcpy(addr[0], q->ip, 16);
+        ver[0] = q->ip_ver;
+        na = 1;
+    } else {
+        na = ca_filter_required_addrs(q->f, addr, ver, REQ_ADDRS_MAX);
+    }
+    if (na <= 0 || !have_tables(q))
+        return 0;
+    for (size_t c = 0; c < sc->ncaps && rc == 0; c++) {
+        uint32_t cap = sc->caps[c].id;
+        size_t n = 0;
+
+        for (int a = 0; a < na && rc == 0; a++) {
+            const void *v;
+            size_t k;
+
+            rc = ca_ws_snap_addr_seqs(q->s, cap, ver[a], addr[a], &v, &k);
+            if (rc != 0 || k == 0)
+                continue;
+            if (n + k > cap_seqs) {
+                uint32_t *g = realloc(seqs, (n + k) * sizeof(*g));
+
+                if (g == NULL) {
+                    rc = CA_ENOMEM;
+                    break;
+                }
+                seqs = g;
+                cap_seqs = n + k;
+            }
+            memcpy(seqs + n, v, k * sizeof(*seqs));
+            n += k;
+        }
+        if (rc != 0)
+            break;
+        if (na > 1 && n > 1) {
+            size_t m = 1;
+
+            qsort(seqs, n, sizeof(*seqs), cmp_u32);
+            for (size_t i = 1; i < n; i++)
+                if (seqs[i] != seqs[m - 1])
+                    seqs[m++] = seqs[i];
+            n = m;
+        }
+        for (size_t i = 0; i < n && rc == 0; i++) {
+            struct ca_hot h;
+
+            rc = ca_ws_snap_hot(q->s, cap, seqs[i], &h);
+            if (rc == 0)
+                rc = scan_chunk(sc, cap, seqs[i], &h, 1);
+        }
+    }
+    free(seqs);
+    *rcp = rc;
+    return 1;
+}
+
 static int scan(struct ca_query *q, uint64_t after, size_t max_chunks, row_fn fn, void *arg,
                 uint64_t *last)
 {
@@ -172,6 +256,8 @@ static int scan(struct ca_query *q, uint64_t after, size_t max_chunks, row_fn fn
     if (q->s == NULL)
         return CA_EINTERNAL;
     sc.caps = ca_ws_snap_captures(q->s, &sc.ncaps);
+    if (after == 0 && max_chunks == 0 && last == NULL && scan_indexed(q, &sc, &rc))
+        return rc;
     rc = ca_ws_snap_scan(q->s, after, max_chunks, scan_chunk, &sc);
     if (last != NULL)
         *last = sc.last;
@@ -630,6 +716,325 @@ static json_t *acc_json(const struct acc *a, const int *ms, int nm)
     return o;
 }
 
+/* ---- pre-computed per-capture tables ------------------------------------ */
+
+/*
+ * When a capture is finished the store hands its hot records to a
+ * ca_capagg, which keeps, per group field, the capture's rows (group value
+ * -> flows, bytes, sent, recv, packets, duration), per-minute timeline
+ * rows, its flows in bytes order and, per address, its flows' seqs.
+ * Unfiltered answers then merge a few small tables per capture instead of
+ * scanning every flow, and exact-address filters read only the flows of
+ * that address (scan_indexed).  Distinct-address metrics, two-field
+ * group-bys and fine timelines still scan.
+ */
+enum { TAB_MINUTE = 100, TAB_BYTES_ORDER = 101 };
+
+struct addrkey {
+    uint8_t addr[16];
+    uint32_t ver;
+};
+
+struct tabrec {
+    struct gv k;
+    uint32_t pad;
+    uint64_t flows, bytes, sent, recv, packets;
+    int64_t dur_ns;
+};
+
+struct ordrec {
+    uint64_t bytes;
+    uint32_t seq;
+    uint32_t pad;
+};
+
+struct ca_capagg {
+    struct htab t[GF_COUNT]; /* struct gv -> struct acc */
+    struct htab minute;      /* u64 minute -> struct acc */
+    struct htab addrs;       /* addrkey -> u32 index */
+    struct addrkey *akeys;
+    size_t nakeys, capakeys;
+    uint32_t *pidx, *pseq; /* (address index, seq) pairs */
+    size_t npairs, cappairs;
+    struct ordrec *order;
+    size_t norder, caporder;
+};
+
+static int tab_field(int f)
+{
+    return f != GF_PROTO_MASTER && f != GF_CAPTURE;
+}
+
+void ca_capagg_free(struct ca_capagg *a)
+{
+    if (a == NULL)
+        return;
+    for (int f = 0; f < GF_COUNT; f++)
+        ht_free(&a->t[f]);
+    ht_free(&a->minute);
+    ht_free(&a->addrs);
+    free(a->akeys);
+    free(a->pidx);
+    free(a->pseq);
+    free(a->order);
+    free(a);
+}
+
+int ca_capagg_new(struct ca_capagg **out)
+{
+    struct ca_capagg *a = calloc(1, sizeof(*a));
+    int rc = a != NULL ? 0 : CA_ENOMEM;
+
+    for (int f = 0; rc == 0 && f < GF_COUNT; f++)
+        if (tab_field(f) && ht_init(&a->t[f], sizeof(struct gv), sizeof(struct acc), 256) != 0)
+            rc = CA_ENOMEM;
+    if (rc == 0 && (ht_init(&a->minute, 8, sizeof(struct acc), 1024) != 0 ||
+                    ht_init(&a->addrs, sizeof(struct addrkey), 4, 4096) != 0))
+        rc = CA_ENOMEM;
+    if (rc != 0) {
+        ca_capagg_free(a);
+        a = NULL;
+    }
+    *out = a;
+    return rc;
+}
+
+static int grow(void **p, size_t *cap, size_t need, size_t sz)
+{
+    size_t nc = *cap ? *cap : 1024;
+    void *g;
+
+    if (need <= *cap)
+        return 0;
+    while (nc < need)
+        nc *= 2;
+    g = realloc(*p, nc * sz);
+    if (g == NULL)
+        return CA_ENOMEM;
+    *p = g;
+    *cap = nc;
+    return 0;
+}
+
+static int capagg_addr(struct ca_capagg *a, int ver, const uint8_t *addr, uint32_t seq)
+{
+    struct addrkey k;
+    uint32_t *idx;
+    int created = 0;
+    size_t c1 = a->cappairs;
+
+    memcpy(k.addr, addr, 16);
+    k.ver = (uint32_t)ver;
+    idx = ht_get(&a->addrs, &k, &created);
+    if (idx == NULL)
+        return CA_ENOMEM;
+    if (created) {
+        if (grow((void **)&a->akeys, &a->capakeys, a->nakeys + 1, sizeof(*a->akeys)) != 0)
+            return CA_ENOMEM;
+        a->akeys[a->nakeys] = k;
+        *idx = (uint32_t)a->nakeys++;
+    }
+    if (grow((void **)&a->pidx, &a->cappairs, a->npairs + 1, sizeof(*a->pidx)) != 0)
+        return CA_ENOMEM;
+    if (a->cappairs != c1) {
+        uint32_t *g = realloc(a->pseq, a->cappairs * sizeof(*g));
+
+        if (g == NULL)
+            return CA_ENOMEM;
+        a->pseq = g;
+    }
+    a->pidx[a->npairs] = *idx;
+    a->pseq[a->npairs++] = seq;
+    return 0;
+}
+
+int ca_capagg_add(struct ca_capagg *a, uint32_t seq0, const struct ca_hot *h, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct ca_hot *r = &h[i];
+        uint64_t m = (uint64_t)fdiv(r->first_ns, 60 * NS_PER_S);
+        struct gv v[2];
+        struct acc *x;
+
+        for (int f = 0; f < GF_COUNT; f++) {
+            int nv;
+
+            if (!tab_field(f))
+                continue;
+            nv = gvals(f, 0, r, NULL, 0, v);
+            for (int j = 0; j < nv; j++) {
+                if ((x = ht_get(&a->t[f], &v[j], NULL)) == NULL)
+                    return CA_ENOMEM;
+                acc_add(x, r);
+            }
+        }
+        if ((x = ht_get(&a->minute, &m, NULL)) == NULL)
+            return CA_ENOMEM;
+        acc_add(x, r);
+        if (capagg_addr(a, r->ip_version, r->src, seq0 + (uint32_t)i) != 0 ||
+            (memcmp(r->src, r->dst, 16) != 0 &&
+             capagg_addr(a, r->ip_version, r->dst, seq0 + (uint32_t)i) != 0))
+            return CA_ENOMEM;
+        if (grow((void **)&a->order, &a->caporder, a->norder + 1, sizeof(*a->order)) != 0)
+            return CA_ENOMEM;
+        a->order[a->norder].bytes = r->sent_bytes + r->recv_bytes;
+        a->order[a->norder].seq = seq0 + (uint32_t)i;
+        a->order[a->norder++].pad = 0;
+    }
+    return 0;
+}
+
+static int ord_cmp(const void *x, const void *y)
+{
+    const struct ordrec *a = x, *b = y;
+
+    if (a->bytes != b->bytes)
+        return a->bytes > b->bytes ? -1 : 1;
+    return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+static int emit_tab(struct htab *t, size_t ksz, unsigned kind,
+                    int (*put)(void *, unsigned, const void *, size_t), void *arg)
+{
+    struct tabrec *recs = malloc((t->n + 1) * sizeof(*recs));
+    const uint8_t *sl;
+    size_t k = 0;
+    int rc;
+
+    if (recs == NULL)
+        return CA_ENOMEM;
+    HT_EACH(t, i, sl)
+    {
+        const struct acc *x = (const struct acc *)(const void *)(sl + 8 + ksz);
+
+        memset(&recs[k], 0, sizeof(recs[k]));
+        memcpy(&recs[k].k, sl + 8, ksz);
+        recs[k].flows = x->flows;
+        recs[k].bytes = x->bytes;
+        recs[k].sent = x->sent;
+        recs[k].recv = x->recv;
+        recs[k].packets = x->packets;
+        recs[k].dur_ns = x->dur_ns;
+        k++;
+    }
+    rc = put(arg, kind, recs, k * sizeof(*recs));
+    free(recs);
+    return rc;
+}
+
+int ca_capagg_emit(struct ca_capagg *a, int (*put)(void *, unsigned, const void *, size_t),
+                   int (*addr)(void *, int, const uint8_t[16], const uint32_t *, size_t), void *arg)
+{
+    uint32_t *seqs = NULL, *off = NULL;
+    int rc = 0;
+
+    for (int f = 0; rc == 0 && f < GF_COUNT; f++)
+        if (tab_field(f))
+            rc = emit_tab(&a->t[f], sizeof(struct gv), (unsigned)f, put, arg);
+    if (rc == 0)
+        rc = emit_tab(&a->minute, 8, TAB_MINUTE, put, arg);
+    if (rc == 0) {
+        uint32_t *o = malloc((a->norder + 1) * sizeof(*o));
+
+        qsort(a->order, a->norder, sizeof(*a->order), ord_cmp);
+        if (o == NULL)
+            return CA_ENOMEM;
+        for (size_t i = 0; i < a->norder; i++)
+            o[i] = a->order[i].seq;
+        rc = put(arg, TAB_BYTES_ORDER, o, a->norder * sizeof(*o));
+        free(o);
+    }
+    if (rc != 0)
+        return rc;
+    /* Counting sort of the (address, seq) pairs: seqs stay ascending. */
+    seqs = malloc((a->npairs + 1) * sizeof(*seqs));
+    off = calloc(a->nakeys + 1, sizeof(*off));
+    if (seqs == NULL || off == NULL) {
+        rc = CA_ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < a->npairs; i++)
+        off[a->pidx[i] + 1]++;
+    for (size_t i = 0; i < a->nakeys; i++)
+        off[i + 1] += off[i];
+    for (size_t i = 0; i < a->npairs; i++)
+        seqs[off[a->pidx[i]]++] = a->pseq[i];
+    for (size_t i = 0, start = 0; rc == 0 && i < a->nakeys; i++) {
+        rc = addr(arg, (int)a->akeys[i].ver, a->akeys[i].addr, seqs + start, off[i] - start);
+        start = off[i];
+    }
+out:
+    free(seqs);
+    free(off);
+    return rc;
+}
+
+/* Whether every ready capture of the snapshot has its tables. */
+static int have_tables(struct ca_query *q)
+{
+    size_t n;
+    const struct ca_snap_capture *c;
+
+    if (q->tables >= 0)
+        return q->tables;
+    c = ca_ws_snap_captures(q->s, &n);
+    q->tables = 1;
+    for (size_t i = 0; i < n; i++) {
+        const void *d;
+        size_t len;
+
+        if (ca_ws_snap_capagg(q->s, c[i].id, GF_L4, &d, &len) != 0)
+            q->tables = 0;
+    }
+    return q->tables;
+}
+
+/* Unfiltered and answerable from the tables. */
+static int use_tables(struct ca_query *q)
+{
+    return ca_filter_is_all(q->f) && !q->has_ip && have_tables(q);
+}
+
+/* Calls fn for each row of table kind of every ready capture. */
+static int tab_each(struct ca_query *q, unsigned kind, int (*fn)(void *arg, const struct tabrec *r),
+                    void *arg)
+{
+    size_t n;
+    const struct ca_snap_capture *c = ca_ws_snap_captures(q->s, &n);
+    int rc = 0;
+
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const void *d;
+        size_t len;
+
+        rc = ca_ws_snap_capagg(q->s, c[i].id, kind, &d, &len);
+        for (size_t off = 0; rc == 0 && off + sizeof(struct tabrec) <= len;
+             off += sizeof(struct tabrec)) {
+            struct tabrec r;
+
+            memcpy(&r, (const char *)d + off, sizeof(r));
+            rc = fn(arg, &r);
+        }
+    }
+    return rc;
+}
+
+static void acc_merge(struct acc *a, const struct tabrec *r)
+{
+    a->flows += r->flows;
+    a->bytes += r->bytes;
+    a->sent += r->sent;
+    a->recv += r->recv;
+    a->packets += r->packets;
+    a->dur_ns += r->dur_ns;
+}
+
+static int total_one(void *arg, const struct tabrec *r)
+{
+    acc_merge(arg, r);
+    return 0;
+}
+
 /* ---- aggregation --------------------------------------------------------- */
 
 struct gkey {
@@ -815,6 +1220,24 @@ static int metric_find(const char *s, size_t n)
     return -1;
 }
 
+static int agg_tab_one(void *arg, const struct tabrec *r)
+{
+    struct agg *g = arg;
+    struct gkey k;
+    struct gval *v;
+    int created = 0;
+
+    memset(&k, 0, sizeof(k));
+    k.v[0] = r->k;
+    v = ht_get(&g->groups, &k, &created);
+    if (v == NULL)
+        return CA_ENOMEM;
+    if (created)
+        v->ord = g->groups.n;
+    acc_merge(&v->a, r);
+    return 0;
+}
+
 /* Runs the aggregation; the caller frees g (agg_free). */
 static int agg_run(struct ca_query *q, struct agg *g, const int *by, int nby, int distinct)
 {
@@ -830,6 +1253,10 @@ static int agg_run(struct ca_query *q, struct agg *g, const int *by, int nby, in
                       ht_init(&g->tsrc, sizeof(struct pairkey), 0, 4096) != 0 ||
                       ht_init(&g->tdst, sizeof(struct pairkey), 0, 4096) != 0)))
         return CA_ENOMEM;
+    if (nby == 1 && !distinct && tab_field(by[0]) && use_tables(q)) {
+        rc = tab_each(q, (unsigned)by[0], agg_tab_one, g);
+        return rc != 0 ? rc : tab_each(q, GF_L4, total_one, &g->total);
+    }
     if (by[0] == GF_PROTO_MASTER || (nby > 1 && by[1] == GF_PROTO_MASTER)) {
         rc = build_master(q, &g->master, &g->nmaster);
         if (rc != 0)
@@ -975,11 +1402,6 @@ struct sum {
     struct htab caps;
 };
 
-struct addrkey {
-    uint8_t addr[16];
-    uint32_t ver;
-};
-
 static int set_addr(struct htab *t, int ver, const uint8_t *a)
 {
     struct addrkey k;
@@ -1006,6 +1428,55 @@ static int sum_row(void *arg, uint32_t cap, uint32_t seq, const struct ca_hot *h
     return 0;
 }
 
+static int sum_src_one(void *arg, const struct tabrec *r)
+{
+    struct sum *s = arg;
+
+    return set_addr(&s->src, (int)r->k.tag, r->k.b);
+}
+
+static int sum_dst_one(void *arg, const struct tabrec *r)
+{
+    struct sum *s = arg;
+
+    return set_addr(&s->dst, (int)r->k.tag, r->k.b);
+}
+
+static int sum_ip_one(void *arg, const struct tabrec *r)
+{
+    struct sum *s = arg;
+
+    return set_addr(&s->ips, (int)r->k.tag, r->k.b);
+}
+
+/* The unfiltered summary from the tables. */
+static int sum_tables(struct ca_query *q, struct sum *s)
+{
+    size_t n;
+    const struct ca_snap_capture *c = ca_ws_snap_captures(q->s, &n);
+    int rc;
+
+    rc = tab_each(q, GF_L4, total_one, &s->a);
+    if (rc == 0)
+        rc = tab_each(q, GF_SRC, sum_src_one, s);
+    if (rc == 0)
+        rc = tab_each(q, GF_DST, sum_dst_one, s);
+    if (rc == 0)
+        rc = tab_each(q, GF_IP, sum_ip_one, s);
+    for (size_t i = 0, any = 0; rc == 0 && i < n; i++) {
+        if (c[i].flows == 0)
+            continue;
+        if (!any || c[i].first_ns < s->first)
+            s->first = c[i].first_ns;
+        if (!any || c[i].last_ns > s->last)
+            s->last = c[i].last_ns;
+        any = 1;
+        if (ht_get(&s->caps, &c[i].id, NULL) == NULL)
+            rc = CA_ENOMEM;
+    }
+    return rc;
+}
+
 int ca_query_summary(struct ca_query *q, json_t **out)
 {
     struct sum s;
@@ -1020,7 +1491,7 @@ int ca_query_summary(struct ca_query *q, json_t **out)
         rc = CA_ENOMEM;
         goto out;
     }
-    rc = scan(q, 0, 0, sum_row, &s, NULL);
+    rc = use_tables(q) ? sum_tables(q, &s) : scan(q, 0, 0, sum_row, &s, NULL);
     if (rc != 0)
         goto out;
     *out = json_pack(
@@ -1058,8 +1529,8 @@ static int span_row(void *arg, uint32_t cap, uint32_t seq, const struct ca_hot *
 
     if (!s->any || h->first_ns < s->first)
         s->first = h->first_ns;
-    if (!s->any || h->first_ns > s->last)
-        s->last = h->first_ns;
+    if (!s->any || h->last_ns > s->last)
+        s->last = h->last_ns;
     s->any = 1;
     return 0;
 }
@@ -1080,6 +1551,19 @@ static int tl_row(void *arg, uint32_t cap, uint32_t seq, const struct ca_hot *h)
     i = (h->first_ns - t->start) / t->bin;
     if (i >= 0 && (size_t)i < t->n)
         acc_add(&t->bins[i], h);
+    return 0;
+}
+
+static int tl_tab_one(void *arg, const struct tabrec *r)
+{
+    struct tl *t = arg;
+    int64_t m = (int64_t)gv_get_u64(&r->k) * 60 * NS_PER_S, i;
+
+    if (m < t->start)
+        return 0;
+    i = (m - t->start) / t->bin;
+    if (i >= 0 && (size_t)i < t->n)
+        acc_merge(&t->bins[i], r);
     return 0;
 }
 
@@ -1134,7 +1618,12 @@ static int timeline(struct ca_query *q, int bins, int64_t from, int64_t to, json
     t.bins = calloc(t.n, sizeof(*t.bins));
     if (t.bins == NULL)
         return CA_ENOMEM;
-    rc = scan(q, 0, 0, tl_row, &t, NULL);
+    /* Minute rows add up exactly into bins of a minute or more (bins start
+     * on multiples of their size). */
+    if (from == 0 && to == 0 && t.bin >= 60 * NS_PER_S && use_tables(q))
+        rc = tab_each(q, TAB_MINUTE, tl_tab_one, &t);
+    else
+        rc = scan(q, 0, 0, tl_row, &t, NULL);
     if (rc == 0) {
         arr = json_array();
         for (size_t i = 0; i < t.n; i++) {
@@ -1466,6 +1955,54 @@ static int page_row(void *arg, uint32_t cap, uint32_t seq, const struct ca_hot *
     return 0;
 }
 
+/*
+ * Unfiltered pages sorted by bytes walk each capture's flows in bytes order
+ * (a pre-computed table) and stop at the first flow that cannot beat the
+ * page's worst row, so a page reads about limit rows per capture.
+ */
+static int page_by_bytes(struct ca_query *q, struct page *p)
+{
+    size_t nc;
+    const struct ca_snap_capture *c = ca_ws_snap_captures(q->s, &nc);
+    int rc = 0;
+
+    for (size_t i = 0; i < nc && rc == 0; i++) {
+        const void *d;
+        size_t len, n;
+
+        p->total += c[i].flows;
+        rc = ca_ws_snap_capagg(q->s, c[i].id, TAB_BYTES_ORDER, &d, &len);
+        n = len / sizeof(uint32_t);
+        for (size_t j = 0; rc == 0 && j < n; j++) {
+            uint32_t seq;
+            struct ca_hot h;
+            struct skey k;
+            int worse;
+
+            memcpy(&seq, (const char *)d + (p->desc ? j : n - 1 - j) * sizeof(seq), sizeof(seq));
+            rc = ca_ws_snap_hot(q->s, c[i].id, seq, &h);
+            if (rc != 0)
+                break;
+            make_key(p->sf, &p->rk, c[i].id, seq, &h, &k);
+            if (p->n == p->k) {
+                worse = memcmp(k.b, p->heap[0].b, 24);
+                if (p->desc ? worse < 0 : worse > 0)
+                    break; /* every later flow of this capture is worse still */
+            }
+            if (p->has_cursor && key_cmp(p, &k, &p->cursor) <= 0)
+                continue;
+            if (p->n < p->k) {
+                p->heap[p->n++] = k;
+                heap_up(p, p->n - 1);
+            } else if (key_cmp(p, &k, &p->heap[0]) < 0) {
+                p->heap[0] = k;
+                heap_down(p, 0);
+            }
+        }
+    }
+    return rc;
+}
+
 static const struct page *sort_page;
 
 static int page_cmp(const void *a, const void *b)
@@ -1562,7 +2099,10 @@ int ca_query_flows(struct ca_query *q, const char *sort, int desc, size_t limit,
         rc = CA_ENOMEM;
         goto out;
     }
-    rc = scan(q, 0, 0, page_row, &p, NULL);
+    if (p.sf == SF_BYTES && use_tables(q))
+        rc = page_by_bytes(q, &p);
+    else
+        rc = scan(q, 0, 0, page_row, &p, NULL);
     if (rc != 0)
         goto out;
     sort_page = &p;

@@ -185,6 +185,12 @@ int ca_ws_dir(const char *datadir, uint64_t ws_id, char *buf, size_t len);
  */
 int ca_ws_open(const char *datadir, uint64_t ws_id, struct ca_ws **out, char *err, size_t errlen);
 void ca_ws_close(struct ca_ws *w); /* accepts NULL */
+/*
+ * Keep up to n environments open after their last ca_ws_close (default 0),
+ * for processes answering many requests; call it after fork, never in a
+ * process that forks workers afterwards.
+ */
+void ca_ws_keep_idle(int n);
 
 /*
  * Captures.  Object: {"id", "name", "source", "size", "state":
@@ -296,6 +302,22 @@ int ca_ws_snap_str_each(struct ca_ws_snap *s, int kind,
                         int (*fn)(void *arg, uint32_t id, const char *str), void *arg);
 /* Largest string id given so far (bitset sizes). */
 uint32_t ca_ws_snap_str_max(struct ca_ws_snap *s);
+
+/*
+ * Pre-computed table `kind` of a ready capture (ca_capagg, query.h),
+ * unaligned; CA_ENOTFOUND when the capture has none (not ready, or stored
+ * before the tables existed).  Valid while s is open.
+ */
+int ca_ws_snap_capagg(struct ca_ws_snap *s, uint32_t cap, unsigned kind, const void **data,
+                      size_t *len);
+/*
+ * Seqs (uint32_t, native order, ascending, unaligned) of the flows of a
+ * ready capture with addr on either side; *n = 0 when none.
+ */
+int ca_ws_snap_addr_seqs(struct ca_ws_snap *s, uint32_t cap, int ver, const uint8_t addr[16],
+                         const void **seqs, size_t *n);
+/* Hot record of one flow (cap, seq); fast when seqs come in ascending order. */
+int ca_ws_snap_hot(struct ca_ws_snap *s, uint32_t cap, uint32_t seq, struct ca_hot *out);
 
 /* Fills a hot record from a flow (string ids zero: the store sets them). */
 void ca_hot_from_flow(const struct ca_flow *f, struct ca_hot *h);

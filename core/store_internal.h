@@ -64,5 +64,7 @@ int64_t ca_store_now(void);
 
 /* Workspace environment creation, used by ca_workspace_create. */
 int ca_ws_init(const char *datadir, uint64_t ws_id, char *err, size_t errlen);
+/* Closes this process's idle handle of a workspace (before deleting it). */
+void ca_ws_forget(const char *datadir, uint64_t ws_id);
 
 #endif

@@ -1021,6 +1021,7 @@ int ca_workspace_delete(struct ca_portal *p, uint64_t id)
     rc = ca_store_err(ca_store_write(p->env, ws_del_txn, &a));
     if (rc != 0)
         return rc;
+    ca_ws_forget(p->datadir, id);
     return ca_store_rmtree(dir);
 }
 

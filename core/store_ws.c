@@ -18,6 +18,17 @@
  *   strs      u8 kind (enum ca_str_kind) + name bytes -> u32 BE string id
  *   strid     u32 BE string id          -> u8 kind + name bytes + NUL
  *   meta      "next_str"                -> u64 BE, last string id given
+ *   caggs     u32 BE capture id, u8 kind -> a pre-computed table of the
+ *                                          capture (ca_capagg, query.h):
+ *                                          per group field, per minute,
+ *                                          flows in bytes order
+ *   addrix    u32 BE capture id, u8 ip version, 16 bytes address
+ *                                       -> u32 (native) seqs, ascending, of
+ *                                          the capture's flows with that
+ *                                          address on either side
+ *
+ * caggs and addrix are written in the finishing commit of a capture, from
+ * its hot chunks, so they appear (and go, see purge) with its flows.
  *
  * Capture records of ready captures also carry "first_ns"/"last_ns", the
  * span of their flows, computed from the hot chunks in the finishing commit
@@ -37,6 +48,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -46,15 +58,27 @@
 
 #include "ca_error.h"
 #include "flow.h"
+#include "query.h"
 #include "store.h"
 #include "store_internal.h"
 
 #define WS_MAPSIZE ((size_t)256 << 20)
 
-enum { WDB_META, WDB_CAPTURES, WDB_FLOWS, WDB_CAPSEQ, WDB_HOT, WDB_STRS, WDB_STRID, WDB_COUNT };
+enum {
+    WDB_META,
+    WDB_CAPTURES,
+    WDB_FLOWS,
+    WDB_CAPSEQ,
+    WDB_HOT,
+    WDB_STRS,
+    WDB_STRID,
+    WDB_CAGGS,
+    WDB_ADDRIX,
+    WDB_COUNT
+};
 
-static const char *const ws_dbnames[WDB_COUNT] = {"meta", "captures", "flows", "capseq",
-                                                  "hot",  "strs",     "strid"};
+static const char *const ws_dbnames[WDB_COUNT] = {"meta", "captures", "flows", "capseq", "hot",
+                                                  "strs", "strid",    "caggs", "addrix"};
 
 struct ca_ws {
     MDB_env *env;
@@ -62,10 +86,50 @@ struct ca_ws {
     char *dir;   /* D/workspaces/<id> */
     char *dbdir; /* D/workspaces/<id>/db */
     int refs;
+    dev_t dev; /* identity of data.mdb, to notice a deleted workspace */
+    ino_t ino;
+    unsigned long used; /* last use, for evicting idle handles */
     struct ca_ws *next;
 };
 
 static struct ca_ws *ws_cache;
+static int ws_idle_max; /* handles kept open with no reference (ca_ws_keep_idle) */
+static unsigned long ws_clock;
+
+/*
+ * A process that answers many short requests (a FastCGI worker) keeps a
+ * few workspace environments open between them: reopening costs an
+ * mmap and then a page fault for every page a query touches again.
+ */
+void ca_ws_keep_idle(int n)
+{
+    ws_idle_max = n < 0 ? 0 : n;
+}
+
+static int db_ident(const char *dbdir, dev_t *dev, ino_t *ino)
+{
+    char path[4200];
+    struct stat st;
+
+    snprintf(path, sizeof(path), "%s/data.mdb", dbdir);
+    if (stat(path, &st) != 0)
+        return -1;
+    *dev = st.st_dev;
+    *ino = st.st_ino;
+    return 0;
+}
+
+static void ws_unlink(struct ca_ws *w)
+{
+    struct ca_ws **pp;
+
+    for (pp = &ws_cache; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == w) {
+            *pp = w->next;
+            break;
+        }
+    }
+}
 
 static void ws_free(struct ca_ws *w)
 {
@@ -91,11 +155,23 @@ static int ws_open(const char *datadir, uint64_t ws_id, int create, struct ca_ws
     snprintf(sub, sizeof(sub), "%s/db", dir);
     for (w = ws_cache; w != NULL; w = w->next) {
         if (strcmp(w->dbdir, sub) == 0) {
+            dev_t dev;
+            ino_t ino;
+
+            /* An idle handle of a workspace deleted (or restored) since. */
+            if (w->refs == 0 &&
+                (db_ident(sub, &dev, &ino) != 0 || dev != w->dev || ino != w->ino)) {
+                ws_unlink(w);
+                ws_free(w);
+                break;
+            }
             w->refs++;
+            w->used = ++ws_clock;
             *out = w;
             return 0;
         }
     }
+    w = NULL;
     w = calloc(1, sizeof(*w));
     if (w == NULL || (w->dir = strdup(dir)) == NULL || (w->dbdir = strdup(sub)) == NULL) {
         rc = ca_seterr(err, errlen, CA_ENOMEM, "out of memory");
@@ -122,6 +198,8 @@ static int ws_open(const char *datadir, uint64_t ws_id, int create, struct ca_ws
         goto out;
     }
     w->refs = 1;
+    w->used = ++ws_clock;
+    (void)db_ident(w->dbdir, &w->dev, &w->ino);
     w->next = ws_cache;
     ws_cache = w;
     *out = w;
@@ -147,17 +225,38 @@ int ca_ws_init(const char *datadir, uint64_t ws_id, char *err, size_t errlen)
 
 void ca_ws_close(struct ca_ws *w)
 {
-    struct ca_ws **pp;
+    struct ca_ws *x, *old;
+    int idle = 0;
 
     if (w == NULL || --w->refs > 0)
         return;
-    for (pp = &ws_cache; *pp != NULL; pp = &(*pp)->next) {
-        if (*pp == w) {
-            *pp = w->next;
-            break;
+    for (x = ws_cache; x != NULL; x = x->next)
+        idle += x->refs == 0;
+    while (idle > ws_idle_max) {
+        old = NULL;
+        for (x = ws_cache; x != NULL; x = x->next)
+            if (x->refs == 0 && (old == NULL || x->used < old->used))
+                old = x;
+        ws_unlink(old);
+        ws_free(old);
+        idle--;
+    }
+}
+
+void ca_ws_forget(const char *datadir, uint64_t ws_id)
+{
+    char dir[4096], sub[4200];
+
+    if (ca_ws_dir(datadir, ws_id, dir, sizeof(dir)) != 0)
+        return;
+    snprintf(sub, sizeof(sub), "%s/db", dir);
+    for (struct ca_ws *w = ws_cache; w != NULL; w = w->next) {
+        if (w->refs == 0 && strcmp(w->dbdir, sub) == 0) {
+            ws_unlink(w);
+            ws_free(w);
+            return;
         }
     }
-    ws_free(w);
 }
 
 /* ---- captures ---------------------------------------------------------- */
@@ -375,21 +474,22 @@ int ca_ws_stats(struct ca_ws *w, uint64_t *captures, uint64_t *bytes)
  */
 #define PURGE_CHUNK 10000
 
-/* Hot chunks of one capture (a few hundred per million flows). */
-static int purge_hot(struct ca_ws *w, MDB_txn *txn, uint32_t cap)
+/* Keys of db starting with the capture id (hot chunks: a few hundred per
+ * million flows; tables; address lists: one per address). */
+static int purge_prefix(MDB_txn *txn, MDB_dbi db, uint32_t cap)
 {
     MDB_cursor *cur = NULL;
-    unsigned char start[8];
+    unsigned char start[4];
     MDB_val k = {sizeof(start), start}, v;
     int rc;
 
-    rc = mdb_cursor_open(txn, w->db[WDB_HOT], &cur);
+    rc = mdb_cursor_open(txn, db, &cur);
     if (rc != 0)
         return rc;
-    ca_store_be64((uint64_t)cap << 32, start);
+    ca_store_be32(cap, start);
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (k.mv_size != 8 || ca_store_rd32(k.mv_data) != cap)
+        if (k.mv_size < 4 || ca_store_rd32(k.mv_data) != cap)
             break;
         rc = mdb_cursor_del(cur, 0);
         if (rc != 0)
@@ -397,6 +497,17 @@ static int purge_hot(struct ca_ws *w, MDB_txn *txn, uint32_t cap)
     }
     mdb_cursor_close(cur);
     return rc == MDB_NOTFOUND || rc == 0 ? 0 : rc;
+}
+
+static int purge_hot(struct ca_ws *w, MDB_txn *txn, uint32_t cap)
+{
+    int rc = purge_prefix(txn, w->db[WDB_HOT], cap);
+
+    if (rc == 0)
+        rc = purge_prefix(txn, w->db[WDB_CAGGS], cap);
+    if (rc == 0)
+        rc = purge_prefix(txn, w->db[WDB_ADDRIX], cap);
+    return rc;
 }
 
 static int purge_in_txn(struct ca_ws *w, MDB_txn *txn, uint32_t cap, int *more)
@@ -739,6 +850,88 @@ static int hot_span(struct ca_ws *w, MDB_txn *txn, uint32_t cap, int64_t *first,
     return rc == MDB_NOTFOUND || rc == 0 ? 0 : rc;
 }
 
+struct tab_arg {
+    MDB_txn *txn;
+    struct ca_ws *w;
+    uint32_t cap;
+};
+
+static int tab_put(void *arg, unsigned kind, const void *data, size_t len)
+{
+    struct tab_arg *t = arg;
+    unsigned char key[5];
+    MDB_val k = {sizeof(key), key}, v = {len, (void *)data};
+
+    ca_store_be32(t->cap, key);
+    key[4] = (unsigned char)kind;
+    return mdb_put(t->txn, t->w->db[WDB_CAGGS], &k, &v, 0);
+}
+
+static int addr_put(void *arg, int ver, const uint8_t addr[16], const uint32_t *seqs, size_t n)
+{
+    struct tab_arg *t = arg;
+    unsigned char key[21];
+    MDB_val k = {sizeof(key), key}, v = {n * sizeof(uint32_t), (void *)seqs};
+
+    ca_store_be32(t->cap, key);
+    key[4] = (unsigned char)ver;
+    memcpy(key + 5, addr, 16);
+    return mdb_put(t->txn, t->w->db[WDB_ADDRIX], &k, &v, 0);
+}
+
+/* The capture's pre-computed tables and address lists, from its hot chunks. */
+static int build_tables(struct ca_ws *w, MDB_txn *txn, uint32_t cap)
+{
+    struct ca_capagg *agg = NULL;
+    struct tab_arg t = {txn, w, cap};
+    MDB_cursor *cur = NULL;
+    unsigned char start[8];
+    MDB_val k = {sizeof(start), start}, v;
+    struct ca_hot *buf = NULL;
+    size_t bufn = 0;
+    int rc;
+
+    rc = purge_prefix(txn, w->db[WDB_CAGGS], cap);
+    if (rc == 0)
+        rc = purge_prefix(txn, w->db[WDB_ADDRIX], cap);
+    if (rc == 0)
+        rc = ca_capagg_new(&agg);
+    if (rc == 0)
+        rc = mdb_cursor_open(txn, w->db[WDB_HOT], &cur);
+    if (rc != 0)
+        goto out;
+    ca_store_be64((uint64_t)cap << 32, start);
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        size_t n = v.mv_size / sizeof(struct ca_hot);
+
+        if (k.mv_size != 8 || ca_store_rd32(k.mv_data) != cap)
+            break;
+        if (n > bufn) {
+            free(buf);
+            buf = malloc(n * sizeof(*buf));
+            bufn = buf != NULL ? n : 0;
+            if (buf == NULL) {
+                rc = CA_ENOMEM;
+                break;
+            }
+        }
+        memcpy(buf, v.mv_data, n * sizeof(*buf));
+        rc = ca_capagg_add(agg, ca_store_rd32((const char *)k.mv_data + 4), buf, n);
+        if (rc != 0)
+            break;
+    }
+    mdb_cursor_close(cur);
+    if (rc == MDB_NOTFOUND)
+        rc = 0;
+    if (rc == 0)
+        rc = ca_capagg_emit(agg, tab_put, addr_put, &t);
+out:
+    free(buf);
+    ca_capagg_free(agg);
+    return rc;
+}
+
 static int finish_txn(MDB_txn *txn, void *arg)
 {
     struct cap_arg *a = arg;
@@ -755,6 +948,8 @@ static int finish_txn(MDB_txn *txn, void *arg)
     rc = capseq_get(a->w, txn, a->id, &seq);
     if (rc == 0)
         rc = hot_span(a->w, txn, a->id, &first, &last);
+    if (rc == 0)
+        rc = build_tables(a->w, txn, a->id);
     if (rc != 0)
         goto out;
     if (json_object_set_new(rec, "first_ns", json_integer(first)) != 0 ||
@@ -1035,6 +1230,10 @@ _Static_assert(sizeof(struct ca_hot) == 128, "hot record layout is part of the s
 struct ca_ws_snap {
     struct ca_ws *w;
     MDB_txn *txn;
+    MDB_cursor *hotcur; /* random access to hot records */
+    uint32_t hc_cap, hc_seq0;
+    size_t hc_n;
+    const void *hc_data;
     struct ca_snap_capture *caps;
     size_t ncaps, capcap;
     struct ca_hot *align; /* copy of a chunk that LMDB stored unaligned */
@@ -1101,6 +1300,8 @@ void ca_ws_snap_close(struct ca_ws_snap *s)
 {
     if (s == NULL)
         return;
+    if (s->hotcur != NULL)
+        mdb_cursor_close(s->hotcur);
     if (s->txn != NULL)
         mdb_txn_abort(s->txn);
     free(s->caps);
@@ -1235,6 +1436,81 @@ int ca_ws_snap_flow(struct ca_ws_snap *s, uint64_t flow_id, struct ca_flow *out)
     if (rc == 0)
         rc = flow_from_val(flow_id, &v, out);
     return ca_store_err(rc);
+}
+
+int ca_ws_snap_capagg(struct ca_ws_snap *s, uint32_t cap, unsigned kind, const void **data,
+                      size_t *len)
+{
+    unsigned char key[5];
+    MDB_val k = {sizeof(key), key}, v;
+    size_t idx;
+    int rc;
+
+    if (snap_cap(s, cap, &idx) == NULL)
+        return CA_ENOTFOUND;
+    ca_store_be32(cap, key);
+    key[4] = (unsigned char)kind;
+    rc = mdb_get(s->txn, s->w->db[WDB_CAGGS], &k, &v);
+    if (rc != 0)
+        return ca_store_err(rc);
+    *data = v.mv_data;
+    *len = v.mv_size;
+    return 0;
+}
+
+int ca_ws_snap_addr_seqs(struct ca_ws_snap *s, uint32_t cap, int ver, const uint8_t addr[16],
+                         const void **seqs, size_t *n)
+{
+    unsigned char key[21];
+    MDB_val k = {sizeof(key), key}, v;
+    size_t idx;
+    int rc;
+
+    *n = 0;
+    if (snap_cap(s, cap, &idx) == NULL)
+        return CA_ENOTFOUND;
+    ca_store_be32(cap, key);
+    key[4] = (unsigned char)ver;
+    memcpy(key + 5, addr, 16);
+    rc = mdb_get(s->txn, s->w->db[WDB_ADDRIX], &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc != 0)
+        return ca_store_err(rc);
+    *seqs = v.mv_data;
+    *n = v.mv_size / sizeof(uint32_t);
+    return 0;
+}
+
+int ca_ws_snap_hot(struct ca_ws_snap *s, uint32_t cap, uint32_t seq, struct ca_hot *out)
+{
+    unsigned char key[8];
+    MDB_val k = {sizeof(key), key}, v;
+    int rc;
+
+    if (s->hc_data == NULL || s->hc_cap != cap || seq < s->hc_seq0 || seq - s->hc_seq0 >= s->hc_n) {
+        if (s->hotcur == NULL && (rc = mdb_cursor_open(s->txn, s->w->db[WDB_HOT], &s->hotcur)) != 0)
+            return ca_store_err(rc);
+        ca_store_be32(cap, key);
+        ca_store_be32(seq, key + 4);
+        rc = mdb_cursor_get(s->hotcur, &k, &v, MDB_SET_RANGE);
+        if (rc == 0 && k.mv_size == 8 && ca_store_rd64(k.mv_data) == ((uint64_t)cap << 32 | seq))
+            ;
+        else if (rc == 0 || rc == MDB_NOTFOUND)
+            rc = mdb_cursor_get(s->hotcur, &k, &v, rc == 0 ? MDB_PREV : MDB_LAST);
+        if (rc != 0)
+            return ca_store_err(rc);
+        if (k.mv_size != 8 || ca_store_rd32(k.mv_data) != cap)
+            return CA_ENOTFOUND;
+        s->hc_cap = cap;
+        s->hc_seq0 = ca_store_rd32((const char *)k.mv_data + 4);
+        s->hc_n = v.mv_size / sizeof(struct ca_hot);
+        s->hc_data = v.mv_data;
+        if (seq < s->hc_seq0 || seq - s->hc_seq0 >= s->hc_n)
+            return CA_ENOTFOUND;
+    }
+    memcpy(out, (const char *)s->hc_data + (size_t)(seq - s->hc_seq0) * sizeof(*out), sizeof(*out));
+    return 0;
 }
 
 const char *ca_ws_snap_str(struct ca_ws_snap *s, uint32_t id)

@@ -304,6 +304,7 @@ int api_worker_run(const struct config *c, int listen_fd, int index)
     signal(SIGPIPE, SIG_IGN);
     signal(SIGHUP, SIG_IGN);
 
+    ca_ws_keep_idle(8); /* queries touch mmapped pages again: keep them mapped */
     rc = ca_portal_open(c->data, &portal, err, sizeof(err));
     if (rc < 0) {
         log_line("api worker %d: cannot open the portal store: %s", index,
