@@ -331,9 +331,10 @@ int h_job_cancel(struct request *r, json_t **out)
     } else if (state != NULL && strcmp(state, "running") == 0) {
         upd = json_pack("{s:b}", "cancel", 1);
     } else {
-        json_decref(job);
-        return errmap_fail(out, 409, NULL, "the job has already ended (%s)",
-                           state != NULL ? state : "?");
+        st = errmap_fail(out, 409, NULL, "the job has already ended (%s)",
+                         state != NULL ? state : "?");
+        json_decref(job); /* state points into it */
+        return st;
     }
     rc = upd != NULL ? ca_job_update(r->portal, r->ids[0], upd) : CA_ENOMEM;
     json_decref(upd);
