@@ -1019,6 +1019,35 @@ static int tab_each(struct ca_query *q, unsigned kind, int (*fn)(void *arg, cons
     return rc;
 }
 
+/* Slots for about n keys (a power of two, at most half full). */
+static int ht_presize(struct htab *t, size_t n)
+{
+    size_t cap = t->cap;
+
+    while (cap < 2 * n + 2)
+        cap *= 2;
+    if (cap == t->cap)
+        return 0;
+    ht_free(t);
+    return ht_init(t, t->ksz, t->vsz, cap);
+}
+
+/* Rows of table kind over every ready capture (an upper bound on distinct keys). */
+static size_t tab_rows(struct ca_query *q, unsigned kind)
+{
+    size_t n, rows = 0;
+    const struct ca_snap_capture *c = ca_ws_snap_captures(q->s, &n);
+
+    for (size_t i = 0; i < n; i++) {
+        const void *d;
+        size_t len;
+
+        if (ca_ws_snap_capagg(q->s, c[i].id, kind, &d, &len) == 0)
+            rows += len / sizeof(struct tabrec);
+    }
+    return rows;
+}
+
 static void acc_merge(struct acc *a, const struct tabrec *r)
 {
     a->flows += r->flows;
@@ -1254,7 +1283,9 @@ static int agg_run(struct ca_query *q, struct agg *g, const int *by, int nby, in
                       ht_init(&g->tdst, sizeof(struct pairkey), 0, 4096) != 0)))
         return CA_ENOMEM;
     if (nby == 1 && !distinct && tab_field(by[0]) && use_tables(q)) {
-        rc = tab_each(q, (unsigned)by[0], agg_tab_one, g);
+        rc = ht_presize(&g->groups, tab_rows(q, (unsigned)by[0]));
+        if (rc == 0)
+            rc = tab_each(q, (unsigned)by[0], agg_tab_one, g);
         return rc != 0 ? rc : tab_each(q, GF_L4, total_one, &g->total);
     }
     if (by[0] == GF_PROTO_MASTER || (nby > 1 && by[1] == GF_PROTO_MASTER)) {
@@ -1456,6 +1487,10 @@ static int sum_tables(struct ca_query *q, struct sum *s)
     const struct ca_snap_capture *c = ca_ws_snap_captures(q->s, &n);
     int rc;
 
+    if (ht_presize(&s->src, tab_rows(q, GF_SRC)) != 0 ||
+        ht_presize(&s->dst, tab_rows(q, GF_DST)) != 0 ||
+        ht_presize(&s->ips, tab_rows(q, GF_IP)) != 0)
+        return CA_ENOMEM;
     rc = tab_each(q, GF_L4, total_one, &s->a);
     if (rc == 0)
         rc = tab_each(q, GF_SRC, sum_src_one, s);
