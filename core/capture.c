@@ -42,8 +42,30 @@ struct src {
     uint8_t inbuf[SRC_INBUF];
 };
 
+/* pcapng, read here rather than by libpcap (see ng_next) */
+#define NG_MAX_BLOCK (16u << 20)
+#define NG_MAX_IFS 4096
+
+struct ng_if {
+    int dlt;
+    uint32_t snap;
+    uint64_t units; /* timestamp units per second */
+    int64_t tsoff;  /* if_tsoffset, seconds */
+};
+
 struct ca_capture {
     pcap_t *p;
+    FILE *ngf; /* pcapng: the stream read directly (closed at close) */
+    int be;
+    int pending; /* a packet block read at open is in buf */
+    uint32_t ptype, plen;
+    uint64_t poff;
+    uint64_t ngoff;
+    uint8_t *buf;
+    size_t bufcap;
+    struct ng_if *ifs;
+    size_t nifs;
+    int64_t last_ts;
     FILE *own;       /* FILE we opened (closed by pcap_close or by us) */
     struct src *src; /* NULL on the fast path */
     int dlt;
@@ -196,40 +218,246 @@ static uint32_t get32(const uint8_t *p, int be)
 }
 
 /*
- * libpcap hides a pcapng interface's timestamp resolution: read it from the
- * first IDB's if_tsresol option ourselves (b holds the file's first bytes).
- * 1 when it is finer than 1 us.
+ * pcapng reader.  libpcap 1.10 refuses files whose interfaces differ in link
+ * type or snapshot length, and hides block offsets and per-interface
+ * timestamp resolution; pcapng is simple enough to read here, from the same
+ * stream.  Every length is checked; blocks are capped at 16 MiB.
  */
-static int pcapng_nsec(const uint8_t *b, size_t n)
+static uint16_t ng16(const struct ca_capture *c, const uint8_t *p)
 {
-    size_t off = 0;
-    int be;
+    return (uint16_t)(c->be ? p[0] << 8 | p[1] : p[1] << 8 | p[0]);
+}
 
-    if (n < 28)
+static uint32_t ng32(const struct ca_capture *c, const uint8_t *p)
+{
+    return get32(p, c->be);
+}
+
+/* 1 read, 0 clean end of file, negative: damaged. */
+static int ng_block(struct ca_capture *c, uint32_t *type, uint32_t *blen, char *err, size_t errlen)
+{
+    uint8_t h[12];
+    size_t n = fread(h, 1, 8, c->ngf);
+    uint32_t len;
+
+    c->poff = c->ngoff;
+    c->ngoff += n;
+    if (n == 0 && !ferror(c->ngf))
         return 0;
-    be = b[8] == 0x1a;
-    while (off + 12 <= n) {
-        uint32_t type = get32(b + off, be), len = get32(b + off + 4, be);
-        if (len < 12 || len % 4 != 0 || len > n - off)
-            return 0;
-        if (type == 1) { /* IDB: options after 16 bytes of fixed fields */
-            size_t o = off + 16;
-            while (o + 4 <= off + len - 4) {
-                uint16_t code = (uint16_t)(be ? b[o] << 8 | b[o + 1] : b[o + 1] << 8 | b[o]);
-                uint16_t ol = (uint16_t)(be ? b[o + 2] << 8 | b[o + 3] : b[o + 3] << 8 | b[o + 2]);
-                if (code == 0 || o + 4 + ol > off + len - 4)
-                    break;
-                if (code == 9 && ol >= 1) {
-                    uint8_t v = b[o + 4];
-                    return (v & 0x80) ? (v & 0x7f) >= 20 : v >= 7;
-                }
-                o += 4 + (((size_t)ol + 3) & ~(size_t)3);
+    if (n < 8)
+        return ca_seterr(err, errlen, CA_EFORMAT,
+                         "truncated pcapng file: block header of %zu of 8 bytes", n);
+    *type = get32(h, c->be);
+    if (*type == 0x0a0d0d0a) { /* SHB: the byte order follows the length */
+        n = fread(h + 8, 1, 4, c->ngf);
+        c->ngoff += n;
+        if (n < 4)
+            return ca_seterr(err, errlen, CA_EFORMAT, "truncated pcapng section header");
+        if (memcmp(h + 8, "\x1a\x2b\x3c\x4d", 4) == 0)
+            c->be = 1;
+        else if (memcmp(h + 8, "\x4d\x3c\x2b\x1a", 4) == 0)
+            c->be = 0;
+        else
+            return ca_seterr(err, errlen, CA_EFORMAT,
+                             "pcapng section header: bad byte-order magic");
+    }
+    len = get32(h + 4, c->be);
+    if (len < 12 || len % 4 != 0 || (*type == 0x0a0d0d0a && len < 28))
+        return ca_seterr(err, errlen, CA_EFORMAT, "pcapng block of type 0x%x: bad length %u",
+                         (unsigned)*type, (unsigned)len);
+    if (len > NG_MAX_BLOCK)
+        return ca_seterr(err, errlen, CA_EFORMAT, "pcapng block of %u bytes is over the %u limit",
+                         (unsigned)len, NG_MAX_BLOCK);
+    if (c->bufcap < len) {
+        size_t nc = len < 65536 ? 65536 : len;
+        uint8_t *b = realloc(c->buf, nc);
+        if (b == NULL)
+            return ca_seterr(err, errlen, CA_ENOMEM, "out of memory");
+        c->buf = b;
+        c->bufcap = nc;
+    }
+    {
+        size_t have = *type == 0x0a0d0d0a ? 4 : 0, want = len - 8 - have;
+        if (have)
+            memcpy(c->buf, h + 8, 4);
+        n = fread(c->buf + have, 1, want, c->ngf);
+        c->ngoff += n;
+        if (n < want)
+            return ca_seterr(err, errlen, CA_EFORMAT,
+                             "truncated pcapng file: block of %u bytes, %zu present", (unsigned)len,
+                             n + have + 8);
+    }
+    if (get32(c->buf + len - 12, c->be) != len)
+        return ca_seterr(err, errlen, CA_EFORMAT,
+                         "pcapng block of type 0x%x: trailing length differs", (unsigned)*type);
+    *blen = len - 12; /* body */
+    return 1;
+}
+
+static int ng_idb(struct ca_capture *c, uint32_t blen, char *err, size_t errlen)
+{
+    struct ng_if *fi;
+    size_t o = 8;
+
+    if (blen < 8)
+        return ca_seterr(err, errlen, CA_EFORMAT, "pcapng interface block too short");
+    if (c->nifs >= NG_MAX_IFS)
+        return ca_seterr(err, errlen, CA_EFORMAT, "more than %d pcapng interfaces", NG_MAX_IFS);
+    if ((c->nifs & (c->nifs - 1)) == 0) { /* grow at powers of two */
+        struct ng_if *n = realloc(c->ifs, (c->nifs ? c->nifs * 2 : 1) * sizeof(*n));
+        if (n == NULL)
+            return ca_seterr(err, errlen, CA_ENOMEM, "out of memory");
+        c->ifs = n;
+    }
+    fi = &c->ifs[c->nifs++];
+    fi->dlt = ng16(c, c->buf);
+    if (fi->dlt == 101) /* LINKTYPE_RAW: libpcap's DLT differs for this one */
+        fi->dlt = DLT_RAW;
+    else if (fi->dlt == 100)
+        fi->dlt = DLT_ATM_RFC1483;
+    fi->snap = ng32(c, c->buf + 4);
+    fi->units = 1000000;
+    fi->tsoff = 0;
+    while (o + 4 <= blen) {
+        uint16_t code = ng16(c, c->buf + o), ol = ng16(c, c->buf + o + 2);
+        if (code == 0 || o + 4 + ol > blen)
+            break;
+        if (code == 9 && ol >= 1) {
+            uint8_t v = c->buf[o + 4];
+            if (v & 0x80) {
+                if ((v & 0x7f) <= 62)
+                    fi->units = (uint64_t)1 << (v & 0x7f);
+            } else if (v <= 18) {
+                fi->units = 1;
+                for (int i = 0; i < v; i++)
+                    fi->units *= 10;
             }
-            return 0;
+        } else if (code == 14 && ol == 8) {
+            uint64_t v = (uint64_t)ng32(c, c->buf + o + 4) << 32 | ng32(c, c->buf + o + 8);
+            if (!c->be)
+                v = (uint64_t)ng32(c, c->buf + o + 8) << 32 | ng32(c, c->buf + o + 4);
+            fi->tsoff = (int64_t)v;
         }
-        off += len;
+        o += 4 + (((size_t)ol + 3) & ~(size_t)3);
     }
     return 0;
+}
+
+static int64_t ng_ts(const struct ng_if *fi, uint32_t hi, uint32_t lo)
+{
+    unsigned __int128 t = ((unsigned __int128)((uint64_t)hi << 32 | lo)) * 1000000000u / fi->units;
+    __int128 ns = (__int128)t + (__int128)fi->tsoff * 1000000000;
+
+    if (ns < 0)
+        return 0;
+    if (ns > (__int128)CA_TS_MAX_SEC * 1000000000)
+        return CA_TS_MAX_SEC * 1000000000;
+    return (int64_t)ns;
+}
+
+/* Reads blocks up to the first interface (so the link type is known at open). */
+static int ng_open(struct ca_capture *c, char *err, size_t errlen)
+{
+    uint32_t type, blen;
+    int r;
+
+    while ((r = ng_block(c, &type, &blen, err, errlen)) == 1) {
+        if (type == 0x0a0d0d0a) {
+            c->nifs = 0;
+        } else if (type == 1) {
+            r = ng_idb(c, blen, err, errlen);
+            if (r != 0)
+                return r;
+            c->dlt = c->ifs[0].dlt;
+            c->nsec = c->ifs[0].units > 1000000;
+            return 0;
+        } else if (type == 2 || type == 3 || type == 6) {
+            c->pending = 1;
+            c->ptype = type;
+            c->plen = blen;
+            return 0;
+        }
+    }
+    return r;
+}
+
+static int ng_next(struct ca_capture *c, struct ca_capture_pkt *pkt, char *err, size_t errlen)
+{
+    uint32_t type, blen;
+    int r;
+
+    for (;;) {
+        if (c->pending) {
+            c->pending = 0;
+            type = c->ptype;
+            blen = c->plen;
+        } else {
+            r = ng_block(c, &type, &blen, err, errlen);
+            if (r != 1)
+                return r;
+        }
+        if (type == 0x0a0d0d0a) {
+            c->nifs = 0;
+            continue;
+        }
+        if (type == 1) {
+            r = ng_idb(c, blen, err, errlen);
+            if (r != 0)
+                return r;
+            continue;
+        }
+        if (type != 2 && type != 3 && type != 6)
+            continue;
+        {
+            const uint8_t *b = c->buf;
+            uint32_t ifid, cap, len, hi = 0, lo = 0, hl;
+            if (type == 6) { /* enhanced packet block */
+                if (blen < 20)
+                    return ca_seterr(err, errlen, CA_EFORMAT, "pcapng packet block too short");
+                ifid = ng32(c, b);
+                hi = ng32(c, b + 4);
+                lo = ng32(c, b + 8);
+                cap = ng32(c, b + 12);
+                len = ng32(c, b + 16);
+                hl = 20;
+            } else if (type == 2) { /* obsolete packet block */
+                if (blen < 20)
+                    return ca_seterr(err, errlen, CA_EFORMAT, "pcapng packet block too short");
+                ifid = ng16(c, b);
+                hi = ng32(c, b + 4);
+                lo = ng32(c, b + 8);
+                cap = ng32(c, b + 12);
+                len = ng32(c, b + 16);
+                hl = 20;
+            } else { /* simple packet block: interface 0, no timestamp */
+                if (blen < 4)
+                    return ca_seterr(err, errlen, CA_EFORMAT, "pcapng packet block too short");
+                ifid = 0;
+                len = ng32(c, b);
+                cap = blen - 4;
+                if (len < cap)
+                    cap = len;
+                hl = 4;
+            }
+            if (ifid >= c->nifs)
+                return ca_seterr(err, errlen, CA_EFORMAT,
+                                 "pcapng packet on interface %u, not described", (unsigned)ifid);
+            if (type == 3 && c->ifs[0].snap != 0 && cap > c->ifs[0].snap)
+                cap = c->ifs[0].snap;
+            if (cap > blen - hl)
+                return ca_seterr(err, errlen, CA_EFORMAT,
+                                 "pcapng packet: captured length %u larger than its block",
+                                 (unsigned)cap);
+            pkt->ts_ns = type == 3 ? c->last_ts : ng_ts(&c->ifs[ifid], hi, lo);
+            c->last_ts = pkt->ts_ns;
+            pkt->caplen = cap;
+            pkt->len = len < cap ? cap : len;
+            pkt->offset = c->poff;
+            pkt->data = b + hl;
+            pkt->dlt = c->ifs[ifid].dlt;
+            return 1;
+        }
+    }
 }
 
 static void src_free(struct src *s)
@@ -297,8 +525,6 @@ static int open_common(FILE *fp, int own, uint64_t size, struct ca_capture **out
     /* libpcap converts to the precision asked for; the file's own comes from the magic */
     c->nsec = (s->head[0] == 0x4d || s->head[3] == 0x4d);
     c->ng = s->head[0] == 0x0a;
-    if (c->ng)
-        c->nsec = pcapng_nsec(s->head, src_peek(s, SRC_HEAD));
     ebuf[0] = '\0';
     if (own && !c->gz && fseek(fp, 0, SEEK_SET) == 0) {
         /* fast path: libpcap reads the file directly */
@@ -312,6 +538,20 @@ static int open_common(FILE *fp, int own, uint64_t size, struct ca_capture **out
             goto out;
         }
         setvbuf(pf, NULL, _IOFBF, 256 * 1024);
+    }
+    if (c->ng) {
+        c->ngf = pf;
+        if (own && c->src != NULL)
+            c->own = fp;
+        else
+            c->own = NULL;
+        r = ng_open(c, err, errlen);
+        if (r < 0) {
+            ca_capture_close(c);
+            return r;
+        }
+        *out = c;
+        return 0;
     }
     c->p = pcap_fopen_offline_with_tstamp_precision(pf, PCAP_TSTAMP_PRECISION_NANO, ebuf);
     if (c->p == NULL) {
@@ -367,6 +607,10 @@ void ca_capture_close(struct ca_capture *c)
         return;
     if (c->p != NULL)
         pcap_close(c->p);
+    if (c->ngf != NULL)
+        fclose(c->ngf);
+    free(c->buf);
+    free(c->ifs);
     src_free(c->src);
     if (c->own != NULL)
         fclose(c->own);
@@ -377,9 +621,12 @@ int ca_capture_next(struct ca_capture *c, struct ca_capture_pkt *pkt, char *err,
 {
     struct pcap_pkthdr *h;
     const u_char *data;
-    long before = ftell(pcap_file(c->p)), after;
+    long before, after;
     int r;
 
+    if (c->ngf != NULL)
+        return ng_next(c, pkt, err, errlen);
+    before = ftell(pcap_file(c->p));
     r = pcap_next_ex(c->p, &h, &data);
     after = ftell(pcap_file(c->p));
     if (after > 0)
@@ -417,6 +664,7 @@ int ca_capture_next(struct ca_capture *c, struct ca_capture_pkt *pkt, char *err,
     pkt->caplen = h->caplen;
     pkt->len = h->len;
     pkt->data = data;
+    pkt->dlt = c->dlt;
     return 1;
 }
 
@@ -443,11 +691,15 @@ uint64_t ca_capture_file_size(const struct ca_capture *c)
 
 uint64_t ca_capture_pos(const struct ca_capture *c)
 {
-    return c->src != NULL ? c->src->raw : c->pos;
+    if (c->src != NULL)
+        return c->src->raw;
+    return c->ngf != NULL ? c->ngoff : c->pos;
 }
 
 uint64_t ca_capture_offset(const struct ca_capture *c)
 {
+    if (c->ngf != NULL)
+        return c->ngoff;
     long pos = c->p != NULL ? ftell(pcap_file(c->p)) : -1;
     return pos > 0 ? (uint64_t)pos : 0;
 }

@@ -1,8 +1,10 @@
 /*
- * Capture file reader: a thin layer over libpcap that recognises files by
- * content, tracks each packet's byte offset in the file and turns read
- * errors into a "damage" description so the engine can keep what preceded.
- * Only capture.c includes pcap.h.
+ * Capture file reader: recognises files by content (pcap, pcapng, gzip of
+ * either), reads classic pcap through libpcap and pcapng itself (so that
+ * interfaces may differ in link type and snapshot length, and each packet's
+ * offset is exactly its block's), tracks each packet's byte offset and turns
+ * read errors into a "damage" description so the engine can keep what
+ * preceded.  Only capture.c includes pcap.h and zlib.h.
  */
 #ifndef CA_CAPTURE_H
 #define CA_CAPTURE_H
@@ -19,6 +21,7 @@ struct ca_capture_pkt {
     uint32_t len;        /* wire length */
     uint64_t offset;     /* byte offset of the packet's record (decompressed stream) */
     const uint8_t *data; /* valid until the next ca_capture_next */
+    int dlt;             /* link type of this packet (pcapng: of its interface) */
 };
 
 /*
@@ -43,9 +46,10 @@ void ca_capture_close(struct ca_capture *c); /* accepts NULL */
  */
 int ca_capture_next(struct ca_capture *c, struct ca_capture_pkt *pkt, char *err, size_t errlen);
 
-int ca_capture_linktype(const struct ca_capture *c); /* DLT_ value */
-const char *ca_capture_linktype_name(int dlt);       /* "EN10MB"; static */
-int ca_capture_nsec(const struct ca_capture *c);     /* 1 when the file has ns timestamps */
+/* DLT_ value of the file (pcapng: of its first interface; packets carry their own) */
+int ca_capture_linktype(const struct ca_capture *c);
+const char *ca_capture_linktype_name(int dlt);   /* "EN10MB"; static */
+int ca_capture_nsec(const struct ca_capture *c); /* 1 when the file has ns timestamps */
 uint64_t ca_capture_file_size(const struct ca_capture *c);
 /* Input bytes consumed so far (compressed bytes for gzip; for progress). */
 uint64_t ca_capture_pos(const struct ca_capture *c);

@@ -323,7 +323,44 @@ static const char *gre(const uint8_t *p, uint32_t len, struct ca_pkt_info *pi, i
         return NULL;
     flags = rd16(p);
     proto = rd16(p + 2);
-    if ((flags & 0x7) != 0) /* only version 0 (PPTP's enhanced GRE stays a GRE flow) */
+    if ((flags & 0x7) == 1) {
+        /*
+         * Enhanced GRE (PPTP, RFC 2637): key field (payload length, call
+         * id), optional sequence and acknowledgement numbers, then PPP.
+         * Acknowledgement-only packets carry nothing and stay GRE flows.
+         */
+        uint32_t eh = 8 + ((flags & 0x1000) ? 4 : 0) + ((flags & 0x0080) ? 4 : 0);
+        uint16_t pproto;
+        if (proto != 0x880b || !(flags & 0x2000) || len <= eh || rd16(p + 4) == 0)
+            return NULL;
+        p += eh;
+        len -= eh;
+        if (len >= 2 && p[0] == 0xff && p[1] == 0x03) { /* address and control */
+            p += 2;
+            len -= 2;
+        }
+        if (len < 1)
+            return NULL;
+        if (p[0] & 1) { /* protocol field compression */
+            pproto = p[0];
+            p += 1;
+            len -= 1;
+        } else {
+            if (len < 2)
+                return NULL;
+            pproto = rd16(p);
+            p += 2;
+            len -= 2;
+        }
+        if (pproto != 0x0021 && pproto != 0x0057)
+            return NULL; /* LCP, CCP...: the GRE flow keeps them */
+        *taken = 1;
+        if (pi->tunnel == NULL)
+            pi->tunnel = "gre";
+        add_encap(pi, "gre/ppp");
+        return ip_any(p, len, pi, depth + 1);
+    }
+    if ((flags & 0x7) != 0)
         return NULL;
     if (flags & 0x8000)
         hl += 4;

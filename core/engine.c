@@ -91,7 +91,7 @@ int ca_engine_import(struct ca_engine *e, const struct ca_import_req *req, json_
     uint64_t packets = 0, bytes = 0, next_progress = 65536;
     int64_t first_ns = 0, last_ns = 0;
     char derr[256];
-    int r, dlt;
+    int r, dlt, seen_dlt[16], nseen = 1, last_dlt;
 
     if (report_out != NULL)
         *report_out = NULL;
@@ -123,6 +123,7 @@ int ca_engine_import(struct ca_engine *e, const struct ca_import_req *req, json_
         goto out;
     dlt = ca_capture_linktype(cap);
     json_array_append_new(links, json_string(ca_capture_linktype_name(dlt)));
+    seen_dlt[0] = last_dlt = dlt;
     pdns = ca_pdns_new();
     pi = malloc(sizeof(*pi));
     if (pdns == NULL || pi == NULL) {
@@ -166,7 +167,17 @@ int ca_engine_import(struct ca_engine *e, const struct ca_import_req *req, json_
             first_ns = pkt.ts_ns;
         if (packets == 1 || pkt.ts_ns > last_ns)
             last_ns = pkt.ts_ns;
-        const char *why = ca_decode(dlt, pkt.data, pkt.caplen, pi);
+        if (pkt.dlt != last_dlt) { /* pcapng interfaces may differ: list each link type once */
+            int k;
+            for (k = 0; k < nseen && seen_dlt[k] != pkt.dlt; k++)
+                ;
+            if (k == nseen && nseen < 16) {
+                seen_dlt[nseen++] = pkt.dlt;
+                json_array_append_new(links, json_string(ca_capture_linktype_name(pkt.dlt)));
+            }
+            last_dlt = pkt.dlt;
+        }
+        const char *why = ca_decode(pkt.dlt, pkt.data, pkt.caplen, pi);
         if (why != NULL) {
             if (strncmp(why, "non_ip:", 7) == 0) {
                 count(skipped, "non_ip", 1);
