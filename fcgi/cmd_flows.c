@@ -1,8 +1,11 @@
 /*
- * `capatlasd flows [--report] [--geo-db F] [--tcp-idle S] [--udp-idle S] FILE|-`:
+ * `capatlasd flows [--report] [--geo-db F] [--tcp-idle S] [--udp-idle S] [--store DIR] FILE|-`:
  * runs the import engine on one file without a store and prints one
  * compact JSON object per flow per line, then optionally the import
  * report as {"report": {...}}.  The same engine and encoder as the server.
+ * With --store DIR the flows go instead into a new workspace of the data
+ * directory DIR, exactly as an import worker writes them (benchmarks), and
+ * only the report is printed.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +15,20 @@
 #include "commands.h"
 #include "engine.h"
 #include "flow.h"
+#include "store.h"
+
+/* --store DIR: a full import into a new workspace of that data directory */
+struct ws_sink {
+    struct ca_ws *ws;
+    uint32_t cap_id;
+};
+
+static int store_flows(void *arg, const struct ca_flow *flows, size_t n)
+{
+    struct ws_sink *s = arg;
+
+    return ca_ws_flows_put(s->ws, s->cap_id, flows, n);
+}
 
 static int print_flows(void *arg, const struct ca_flow *flows, size_t n)
 {
@@ -44,7 +61,7 @@ static int parse_secs(const char *s, uint32_t *out)
 static void usage(void)
 {
     fprintf(stderr, "usage: capatlasd flows [--report] [--geo-db F] [--tcp-idle S] "
-                    "[--udp-idle S] FILE|-\n");
+                    "[--udp-idle S] [--store DIR] FILE|-\n");
 }
 
 int cmd_flows(int argc, char **argv)
@@ -56,11 +73,17 @@ int cmd_flows(int argc, char **argv)
     const char *file = NULL;
     char err[512] = "";
     int want_report = 0, r, i;
+    const char *store = NULL;
+    struct ca_portal *portal = NULL;
+    struct ws_sink wsk = {NULL, 0};
 
     memset(&conf, 0, sizeof(conf));
     for (i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--report") == 0) {
+            want_report = 1;
+        } else if (strcmp(a, "--store") == 0 && i + 1 < argc) {
+            store = argv[++i];
             want_report = 1;
         } else if (strcmp(a, "--geo-db") == 0 && i + 1 < argc) {
             conf.geo_db = argv[++i];
@@ -103,7 +126,36 @@ int cmd_flows(int argc, char **argv)
     if (strcmp(file, "-") == 0)
         req.fp = stdin;
     req.sink = print_flows;
+    if (store != NULL) {
+        uint64_t ws_id = 0;
+        json_t *meta = json_pack("{s:s, s:s}", "name", file, "source", "cli");
+        r = ca_portal_open(store, &portal, err, sizeof(err));
+        if (r == 0)
+            r = ca_workspace_create(portal, 1, "flows --store", "", &ws_id, err, sizeof(err));
+        if (r == 0)
+            r = ca_ws_open(store, ws_id, &wsk.ws, err, sizeof(err));
+        if (r == 0)
+            r = ca_ws_capture_add(wsk.ws, meta, &wsk.cap_id);
+        json_decref(meta);
+        if (r != 0) {
+            fprintf(stderr, "capatlasd flows: store: %s\n", err[0] ? err : ca_strerror(r));
+            ca_ws_close(wsk.ws);
+            ca_portal_close(portal);
+            ca_engine_close(eng);
+            return 1;
+        }
+        req.capture_id = wsk.cap_id;
+        req.sink = store_flows;
+        req.sink_arg = &wsk;
+    }
     r = ca_engine_import(eng, &req, &report, err, sizeof(err));
+    if (r == 0 && wsk.ws != NULL) {
+        r = ca_ws_capture_finish(wsk.ws, wsk.cap_id, report);
+        if (r != 0)
+            snprintf(err, sizeof(err), "store: cannot finish the capture");
+    }
+    ca_ws_close(wsk.ws);
+    ca_portal_close(portal);
     if (r == 0 && want_report && report != NULL) {
         json_t *wrap = json_pack("{s:O}", "report", report);
         if (wrap != NULL) {
