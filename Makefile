@@ -90,7 +90,7 @@ fuzz: build/fuzz/fuzz_capture
 	sh tests/fuzz/run.sh $(FUZZ_TIME)
 
 bench: build
-	@for b in tests/bench/*.sh; do echo "== $$b"; sh "$$b" || exit 1; done
+	@rc=0; for b in tests/bench/*.sh; do echo "== $$b"; sh "$$b" || rc=1; done; exit $$rc
 
 # Debian packages and npm modules the project needs; a no-op when present.
 deps:
@@ -119,12 +119,12 @@ test-only:
 	sh tests/run.sh
 
 lint:
-	clang-format --dry-run -Werror core/*.[ch] fcgi/*.[ch] tests/unit/*.[ch]
+	clang-format --dry-run -Werror core/*.[ch] fcgi/*.[ch] tests/unit/*.[ch] tests/tools/*.c tests/fuzz/*.c
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability --std=c11 \
 	    --suppress=missingIncludeSystem -Icore -Ifcgi core fcgi
 
 format:
-	clang-format -i core/*.[ch] fcgi/*.[ch] tests/unit/*.[ch]
+	clang-format -i core/*.[ch] fcgi/*.[ch] tests/unit/*.[ch] tests/tools/*.c tests/fuzz/*.c
 
 clean:
 	rm -rf build frontend/dist

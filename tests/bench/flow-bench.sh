@@ -1,0 +1,96 @@
+#!/bin/sh
+# Flow engine benchmark (issue 3).  The project's generator (tests/tools/
+# gencap.c) writes a ~1 GB capture (CAPATLAS_BENCH_MB, default 1024) of
+# mixed traffic (TLS with SNI, HTTP, DNS, QUIC, NTP, ICMP, random ports, some
+# VLAN and IPv6; >= 300,000 flows), and a 100 MB prefix of the same stream.
+# Then, on the same files in the same run:
+#   capatlas 1w   full import into a workspace (decode + nDPI + geo + LMDB
+#                 write: `capatlasd flows --store`), pinned to one core
+#   capatlas 2w   two such imports at once (two import workers), both cores
+#   libpcap       the bare pcap_next_ex loop (tests/tools/pcaploop.c): the floor
+#   ndpiReader    `ndpiReader -i FILE -q -v 0`, pinned to one core
+#   tshark conv   `tshark -q -z conv,tcp -z conv,udp` on the 100 MB prefix
+#                 (and capatlas on the same prefix for the ratio)
+# Prints wall time, MB/s and peak RSS (/usr/bin/time -v) for each, the
+# ratios, and whether the targets are met: capatlas >= 5x ndpiReader's
+# throughput on one core, peak RSS <= 512 MiB, 2 workers >= 1.7x one.
+# Exit status 1 when a target is missed.
+set -u
+cd "$(dirname "$0")/../.." || exit 1
+MB=${CAPATLAS_BENCH_MB:-1024}
+DIR=${CAPATLAS_BENCH_DIR:-build/bench}
+BIN=build/capatlasd
+GEN=build/tests/gencap
+LOOP=build/tests/pcaploop
+GEO=${CAPATLAS_GEO_DB:-docker/node_modules/@ip-location-db/geo-whois-asn-country-mmdb/geo-whois-asn-country.mmdb}
+mkdir -p "$DIR"
+for t in "$BIN" "$GEN" "$LOOP" /usr/bin/time ndpiReader tshark; do
+    command -v "$t" >/dev/null 2>&1 || { echo "flow-bench: missing $t (make build; make deps-test)"; exit 1; }
+done
+GEOARG=""
+[ -f "$GEO" ] && GEOARG="--geo-db $GEO"
+BIG=$DIR/gencap-$MB.pcap
+SLICE=$DIR/gencap-100.pcap
+[ -s "$BIG" ] || "$GEN" -m "$MB" -o "$BIG" || exit 1
+[ -s "$SLICE" ] || "$GEN" -m 100 -o "$SLICE" || exit 1
+size() { stat -c %s "$1"; }
+ONE="taskset -c 0"
+command -v taskset >/dev/null 2>&1 || ONE=""
+
+# run NAME FILE CMD...: times CMD, appends "NAME wall_s mb_s rss_mib" to $DIR/results
+run() {
+    name=$1 file=$2
+    shift 2
+    /usr/bin/time -v -o "$DIR/$name.time" "$@" >"$DIR/$name.out" 2>"$DIR/$name.err"
+    rc=$?
+    wall=$(sed -n 's/.*Elapsed (wall clock) time (h:mm:ss or m:ss): //p' "$DIR/$name.time" |
+        awk -F: '{ s = 0; for (i = 1; i <= NF; i++) s = s * 60 + $i; print s }')
+    rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$DIR/$name.time")
+    awk -v n="$name" -v w="$wall" -v r="$rss" -v b="$(size "$file")" -v rc="$rc" 'BEGIN {
+        printf "%-14s %9.2f s %9.1f MB/s %8.1f MiB%s\n", n, w, b / 1e6 / (w > 0 ? w : 1e-9), r / 1024, rc ? "  (exit " rc ")" : "" }' |
+        tee -a "$DIR/results"
+}
+
+: >"$DIR/results"
+echo "capture: $BIG ($(size "$BIG") bytes); slice: $SLICE ($(size "$SLICE") bytes)"
+rm -rf "$DIR/store1" "$DIR/store2a" "$DIR/store2b" "$DIR/store-slice"
+mkdir -p "$DIR/store1" "$DIR/store2a" "$DIR/store2b" "$DIR/store-slice"
+printf '%-14s %11s %14s %12s\n' run wall throughput peak-RSS
+run libpcap "$BIG" $ONE "$LOOP" "$BIG"
+# shellcheck disable=SC2086
+run capatlas-1w "$BIG" $ONE "$BIN" flows --store "$DIR/store1" $GEOARG "$BIG"
+flows=$(grep -o '"flows":[0-9]*' "$DIR/capatlas-1w.out" | head -1 | cut -d: -f2)
+run ndpiReader "$BIG" $ONE ndpiReader -i "$BIG" -q -v 0
+# two import workers: two imports of the file at once, into two workspaces
+cat >"$DIR/two.sh" <<EOF
+"$BIN" flows --store "$DIR/store2a" $GEOARG "$BIG" >/dev/null &
+"$BIN" flows --store "$DIR/store2b" $GEOARG "$BIG" >/dev/null &
+wait
+EOF
+run capatlas-2w "$BIG" sh "$DIR/two.sh"
+# shellcheck disable=SC2086
+run capatlas-100M "$SLICE" "$BIN" flows --store "$DIR/store-slice" $GEOARG "$SLICE"
+run tshark-100M "$SLICE" tshark -n -r "$SLICE" -q -z conv,tcp -z conv,udp
+
+echo "flows in the capture (capatlas): ${flows:-?}"
+awk -v flows="${flows:-0}" '
+    { wall[$1] = $2; mbs[$1] = $4; rss[$1] = $6 }
+    END {
+        two = 2 * mbs["capatlas-2w"];   # two files were read in that wall time
+        r_ndpi = mbs["capatlas-1w"] / mbs["ndpiReader"];
+        r_floor = mbs["capatlas-1w"] / mbs["libpcap"];
+        r_2w = two / mbs["capatlas-1w"];
+        r_tshark = mbs["capatlas-100M"] / mbs["tshark-100M"];
+        printf "capatlas / ndpiReader throughput (one core): %.2fx (target >= 5)\n", r_ndpi;
+        printf "capatlas / libpcap bare loop: %.2f of the floor\n", r_floor;
+        printf "capatlas / tshark conv (100 MB): %.2fx\n", r_tshark;
+        printf "2 workers / 1 worker throughput: %.2fx (target >= 1.7)\n", r_2w;
+        printf "capatlas peak RSS: %.1f MiB (1 worker; target <= 512)\n", rss["capatlas-1w"];
+        miss = 0;
+        if (flows < 300000) { print "MISS: fewer than 300000 flows"; miss = 1 }
+        if (r_ndpi < 5) { print "MISS: capatlas < 5x ndpiReader"; miss = 1 }
+        if (rss["capatlas-1w"] > 512) { print "MISS: peak RSS > 512 MiB"; miss = 1 }
+        if (r_2w < 1.7) { print "MISS: 2 workers < 1.7x one"; miss = 1 }
+        if (!miss) print "all flow-engine targets met";
+        exit miss
+    }' "$DIR/results"
