@@ -30,6 +30,7 @@ struct ca_query {
     struct ca_ws_snap *s;
     struct ca_filter *f;
     int tables; /* every ready capture has pre-computed tables: 1, no: 0, unknown: -1 */
+    int aids;   /* ... and address ids in every hot record */
     /* extra condition of per-IP detail */
     int has_ip;
     uint8_t ip[16];
@@ -77,6 +78,7 @@ int ca_query_open(struct ca_ws *w, const char *filter, struct ca_query **out, ch
         return CA_ENOMEM;
     q->w = w;
     q->tables = -1;
+    q->aids = 0;
     rc = ca_ws_snap_open(w, &q->s);
     if (rc != 0)
         goto bad;
@@ -245,6 +247,15 @@ static int scan_indexed(struct ca_query *q, struct scan *sc, int *rcp)
     free(seqs);
     *rcp = rc;
     return 1;
+}
+
+/* Whether the filter reads an address index (scan_indexed). */
+static int address_filter(struct ca_query *q)
+{
+    uint8_t addr[REQ_ADDRS_MAX][16];
+    int ver[REQ_ADDRS_MAX];
+
+    return ca_filter_required_addrs(q->f, addr, ver, REQ_ADDRS_MAX) > 0;
 }
 
 static int scan(struct ca_query *q, uint64_t after, size_t max_chunks, row_fn fn, void *arg,
@@ -728,7 +739,16 @@ static json_t *acc_json(const struct acc *a, const int *ms, int nm)
  * that address (scan_indexed).  Distinct-address metrics, two-field
  * group-bys and fine timelines still scan.
  */
-enum { TAB_MINUTE = 100, TAB_BYTES_ORDER = 101 };
+enum {
+    TAB_MINUTE = 100,
+    TAB_BYTES_ORDER = 101,
+    TAB_INFO = 102,
+    TAB_SRC_AIDS = 103, /* u32 address ids seen as source, ascending */
+    TAB_DST_AIDS = 104  /* ... as destination */
+};
+
+/* TAB_INFO: u32 flags. */
+#define INFO_AIDS 1u /* every hot record has src_aid and dst_aid */
 
 struct addrkey {
     uint8_t addr[16];
@@ -758,6 +778,9 @@ struct ca_capagg {
     size_t npairs, cappairs;
     struct ordrec *order;
     size_t norder, caporder;
+    int no_aids;
+    uint64_t *aidbits[2]; /* source, destination address ids seen */
+    size_t aidwords[2];
 };
 
 static int tab_field(int f)
@@ -777,7 +800,30 @@ void ca_capagg_free(struct ca_capagg *a)
     free(a->pidx);
     free(a->pseq);
     free(a->order);
+    free(a->aidbits[0]);
+    free(a->aidbits[1]);
     free(a);
+}
+
+static int capagg_aid(struct ca_capagg *a, int side, uint32_t id)
+{
+    size_t w = id / 64;
+
+    if (w >= a->aidwords[side]) {
+        size_t nw = a->aidwords[side] ? a->aidwords[side] : 64;
+        uint64_t *g;
+
+        while (nw <= w)
+            nw *= 2;
+        g = realloc(a->aidbits[side], nw * sizeof(*g));
+        if (g == NULL)
+            return CA_ENOMEM;
+        memset(g + a->aidwords[side], 0, (nw - a->aidwords[side]) * sizeof(*g));
+        a->aidbits[side] = g;
+        a->aidwords[side] = nw;
+    }
+    a->aidbits[side][w] |= 1ULL << (id % 64);
+    return 0;
 }
 
 int ca_capagg_new(struct ca_capagg **out)
@@ -875,6 +921,10 @@ int ca_capagg_add(struct ca_capagg *a, uint32_t seq0, const struct ca_hot *h, si
             (memcmp(r->src, r->dst, 16) != 0 &&
              capagg_addr(a, r->ip_version, r->dst, seq0 + (uint32_t)i) != 0))
             return CA_ENOMEM;
+        if (r->src_aid == 0 || r->dst_aid == 0)
+            a->no_aids = 1;
+        else if (capagg_aid(a, 0, r->src_aid) != 0 || capagg_aid(a, 1, r->dst_aid) != 0)
+            return CA_ENOMEM;
         if (grow((void **)&a->order, &a->caporder, a->norder + 1, sizeof(*a->order)) != 0)
             return CA_ENOMEM;
         a->order[a->norder].bytes = r->sent_bytes + r->recv_bytes;
@@ -944,6 +994,27 @@ int ca_capagg_emit(struct ca_capagg *a, int (*put)(void *, unsigned, const void 
         rc = put(arg, TAB_BYTES_ORDER, o, a->norder * sizeof(*o));
         free(o);
     }
+    for (int side = 0; rc == 0 && side < 2; side++) {
+        size_t n = 0;
+        uint32_t *ids = NULL;
+
+        for (size_t w = 0; w < a->aidwords[side]; w++)
+            n += (size_t)__builtin_popcountll(a->aidbits[side][w]);
+        ids = malloc((n + 1) * sizeof(*ids));
+        if (ids == NULL)
+            return CA_ENOMEM;
+        n = 0;
+        for (size_t w = 0; w < a->aidwords[side]; w++)
+            for (uint64_t b = a->aidbits[side][w]; b != 0; b &= b - 1)
+                ids[n++] = (uint32_t)(w * 64 + (size_t)__builtin_ctzll(b));
+        rc = put(arg, side == 0 ? TAB_SRC_AIDS : TAB_DST_AIDS, ids, n * sizeof(*ids));
+        free(ids);
+    }
+    if (rc == 0) {
+        uint32_t info = a->no_aids ? 0 : INFO_AIDS;
+
+        rc = put(arg, TAB_INFO, &info, sizeof(info));
+    }
     if (rc != 0)
         return rc;
     /* Counting sort of the (address, seq) pairs: seqs stay ascending. */
@@ -979,13 +1050,21 @@ static int have_tables(struct ca_query *q)
         return q->tables;
     c = ca_ws_snap_captures(q->s, &n);
     q->tables = 1;
+    q->aids = 1;
     for (size_t i = 0; i < n; i++) {
         const void *d;
         size_t len;
+        uint32_t info = 0;
 
         if (ca_ws_snap_capagg(q->s, c[i].id, GF_L4, &d, &len) != 0)
             q->tables = 0;
+        if (ca_ws_snap_capagg(q->s, c[i].id, TAB_INFO, &d, &len) == 0 && len == sizeof(info))
+            memcpy(&info, d, sizeof(info));
+        if (!(info & INFO_AIDS))
+            q->aids = 0;
     }
+    if (!q->tables)
+        q->aids = 0;
     return q->tables;
 }
 
@@ -1046,6 +1125,14 @@ static size_t tab_rows(struct ca_query *q, unsigned kind)
             rows += len / sizeof(struct tabrec);
     }
     return rows;
+}
+
+static uint64_t bit_set(uint64_t *b, uint32_t id)
+{
+    uint64_t m = 1ULL << (id & 63), old = b[id >> 6];
+
+    b[id >> 6] = old | m;
+    return (old & m) == 0;
 }
 
 static void acc_merge(struct acc *a, const struct tabrec *r)
@@ -1267,6 +1354,75 @@ static int agg_tab_one(void *arg, const struct tabrec *r)
     return 0;
 }
 
+/* Address group-bys over address ids: a dense array instead of a hash table. */
+#define AID_DENSE_MAX (512u << 10)
+
+struct aidrow {
+    struct acc a;
+    struct gv v;
+};
+
+struct aidagg {
+    struct agg *g;
+    struct aidrow *rows;
+    uint32_t max;
+};
+
+static void aid_add(struct aidagg *x, uint32_t id, int ver, const uint8_t *addr,
+                    const struct ca_hot *h)
+{
+    struct aidrow *r;
+
+    if (id == 0 || id > x->max)
+        return;
+    r = &x->rows[id];
+    if (r->a.flows == 0)
+        gv_addr(&r->v, addr, ver);
+    acc_add(&r->a, h);
+}
+
+static int agg_row_aid(void *arg, uint32_t cap, uint32_t seq, const struct ca_hot *h)
+{
+    struct aidagg *x = arg;
+    int f = x->g->by[0];
+
+    acc_add(&x->g->total, h);
+    if (f == GF_SRC || f == GF_IP)
+        aid_add(x, h->src_aid, h->ip_version, h->src, h);
+    if (f == GF_DST || (f == GF_IP && h->dst_aid != h->src_aid))
+        aid_add(x, h->dst_aid, h->ip_version, h->dst, h);
+    return 0;
+}
+
+static int agg_aids(struct ca_query *q, struct agg *g)
+{
+    struct aidagg x = {g, NULL, ca_ws_snap_addr_max(q->s)};
+    int rc;
+
+    x.rows = calloc((size_t)x.max + 1, sizeof(*x.rows));
+    if (x.rows == NULL)
+        return CA_ENOMEM;
+    rc = scan(q, 0, 0, agg_row_aid, &x, NULL);
+    for (uint32_t i = 1; rc == 0 && i <= x.max; i++) {
+        struct gkey k;
+        struct gval *v;
+
+        if (x.rows[i].a.flows == 0)
+            continue;
+        memset(&k, 0, sizeof(k));
+        k.v[0] = x.rows[i].v;
+        v = ht_get(&g->groups, &k, NULL);
+        if (v == NULL) {
+            rc = CA_ENOMEM;
+            break;
+        }
+        v->a = x.rows[i].a;
+        v->ord = g->groups.n;
+    }
+    free(x.rows);
+    return rc;
+}
+
 /* Runs the aggregation; the caller frees g (agg_free). */
 static int agg_run(struct ca_query *q, struct agg *g, const int *by, int nby, int distinct)
 {
@@ -1288,6 +1444,9 @@ static int agg_run(struct ca_query *q, struct agg *g, const int *by, int nby, in
             rc = tab_each(q, (unsigned)by[0], agg_tab_one, g);
         return rc != 0 ? rc : tab_each(q, GF_L4, total_one, &g->total);
     }
+    if (nby == 1 && !distinct && (by[0] == GF_SRC || by[0] == GF_DST || by[0] == GF_IP) &&
+        have_tables(q) && q->aids && ca_ws_snap_addr_max(q->s) <= AID_DENSE_MAX)
+        return agg_aids(q, g);
     if (by[0] == GF_PROTO_MASTER || (nby > 1 && by[1] == GF_PROTO_MASTER)) {
         rc = build_master(q, &g->master, &g->nmaster);
         if (rc != 0)
@@ -1428,6 +1587,10 @@ out:
 struct sum {
     struct acc a;
     struct htab src, dst, ips;
+    uint64_t *bits; /* with address ids: src, dst and either-side bitsets */
+    size_t words;
+    uint64_t nsrc, ndst, nips;
+    uint32_t amax, lastcap;
     int64_t first, last;
     uint64_t caps_seen[4]; /* small bitmap of capture ids < 256, else counted via set */
     struct htab caps;
@@ -1440,6 +1603,29 @@ static int set_addr(struct htab *t, int ver, const uint8_t *a)
     memcpy(k.addr, a, 16);
     k.ver = (uint32_t)ver;
     return ht_get(t, &k, NULL) != NULL ? 0 : CA_ENOMEM;
+}
+
+static int sum_row_aid(void *arg, uint32_t cap, uint32_t seq, const struct ca_hot *h)
+{
+    struct sum *s = arg;
+
+    if (s->a.flows == 0 || h->first_ns < s->first)
+        s->first = h->first_ns;
+    if (s->a.flows == 0 || h->last_ns > s->last)
+        s->last = h->last_ns;
+    acc_add(&s->a, h);
+    if (h->src_aid <= s->amax && h->dst_aid <= s->amax) {
+        s->nsrc += bit_set(s->bits, h->src_aid);
+        s->ndst += bit_set(s->bits + s->words, h->dst_aid);
+        s->nips += bit_set(s->bits + 2 * s->words, h->src_aid);
+        s->nips += bit_set(s->bits + 2 * s->words, h->dst_aid);
+    }
+    if (cap != s->lastcap) {
+        s->lastcap = cap;
+        if (ht_get(&s->caps, &cap, NULL) == NULL)
+            return CA_ENOMEM;
+    }
+    return 0;
 }
 
 static int sum_row(void *arg, uint32_t cap, uint32_t seq, const struct ca_hot *h)
@@ -1526,7 +1712,19 @@ int ca_query_summary(struct ca_query *q, json_t **out)
         rc = CA_ENOMEM;
         goto out;
     }
-    rc = use_tables(q) ? sum_tables(q, &s) : scan(q, 0, 0, sum_row, &s, NULL);
+    if (use_tables(q)) {
+        rc = sum_tables(q, &s);
+    } else if (have_tables(q) && q->aids) {
+        s.amax = ca_ws_snap_addr_max(q->s);
+        s.words = s.amax / 64 + 1;
+        s.bits = calloc(3 * s.words, sizeof(uint64_t));
+        rc = s.bits != NULL ? scan(q, 0, 0, sum_row_aid, &s, NULL) : CA_ENOMEM;
+        s.src.n = s.nsrc;
+        s.dst.n = s.ndst;
+        s.ips.n = s.nips;
+    } else {
+        rc = scan(q, 0, 0, sum_row, &s, NULL);
+    }
     if (rc != 0)
         goto out;
     *out = json_pack(
@@ -1539,6 +1737,7 @@ int ca_query_summary(struct ca_query *q, json_t **out)
     if (*out == NULL)
         rc = CA_ENOMEM;
 out:
+    free(s.bits);
     ht_free(&s.src);
     ht_free(&s.dst);
     ht_free(&s.ips);
@@ -1553,15 +1752,39 @@ static const int64_t bin_sizes[] = {NS_PER_S,          5 * NS_PER_S,      15 * N
                                     3600 * NS_PER_S,   21600 * NS_PER_S,  86400 * NS_PER_S,
                                     604800 * NS_PER_S, 2592000 * NS_PER_S};
 
+/* Matching rows kept by the span pass, so that the bins need no second scan. */
+struct tlkeep {
+    int64_t first;
+    uint64_t sent, recv, packets;
+};
+
+#define TL_KEEP_MAX (4u << 20)
+
 struct span {
     int64_t first, last;
     int any;
+    struct tlkeep *keep;
+    size_t nkeep, capkeep;
+    int overflow;
 };
 
 static int span_row(void *arg, uint32_t cap, uint32_t seq, const struct ca_hot *h)
 {
     struct span *s = arg;
 
+    if (!s->overflow) {
+        if (s->nkeep == TL_KEEP_MAX ||
+            grow((void **)&s->keep, &s->capkeep, s->nkeep + 1, sizeof(*s->keep)) != 0) {
+            s->overflow = 1;
+        } else {
+            struct tlkeep *k = &s->keep[s->nkeep++];
+
+            k->first = h->first_ns;
+            k->sent = h->sent_bytes;
+            k->recv = h->recv_bytes;
+            k->packets = (uint64_t)h->sent_pkts + h->recv_pkts;
+        }
+    }
     if (!s->any || h->first_ns < s->first)
         s->first = h->first_ns;
     if (!s->any || h->last_ns > s->last)
@@ -1605,7 +1828,7 @@ static int tl_tab_one(void *arg, const struct tabrec *r)
 /* Timeline of what q matches (plus [from,to]); *out is the answer object. */
 static int timeline(struct ca_query *q, int bins, int64_t from, int64_t to, json_t **out)
 {
-    struct span sp = {0, 0, 0};
+    struct span sp = {0, 0, 0, NULL, 0, 0, 0};
     struct tl t;
     json_t *arr;
     size_t k;
@@ -1627,14 +1850,17 @@ static int timeline(struct ca_query *q, int bins, int64_t from, int64_t to, json
         }
     } else {
         rc = scan(q, 0, 0, span_row, &sp, NULL);
-        if (rc != 0)
+        if (rc != 0) {
+            free(sp.keep);
             return rc;
+        }
     }
     if (from != 0)
         sp.first = from, sp.any = 1;
     if (to != 0)
         sp.last = to, sp.any = 1;
     if (!sp.any) {
+        free(sp.keep);
         *out = json_pack("{s:I, s:n, s:n, s:[]}", "bin_ns", (json_int_t)NS_PER_S, "start_ns",
                          "end_ns", "bins");
         return *out != NULL ? 0 : CA_ENOMEM;
@@ -1651,14 +1877,37 @@ static int timeline(struct ca_query *q, int bins, int64_t from, int64_t to, json
     if (t.n > 100000)
         t.n = 100000;
     t.bins = calloc(t.n, sizeof(*t.bins));
-    if (t.bins == NULL)
+    if (t.bins == NULL) {
+        free(sp.keep);
         return CA_ENOMEM;
+    }
     /* Minute rows add up exactly into bins of a minute or more (bins start
      * on multiples of their size). */
-    if (from == 0 && to == 0 && t.bin >= 60 * NS_PER_S && use_tables(q))
+    if (from == 0 && to == 0 && t.bin >= 60 * NS_PER_S && use_tables(q)) {
         rc = tab_each(q, TAB_MINUTE, tl_tab_one, &t);
-    else
+    } else if (sp.keep != NULL && !sp.overflow) {
+        rc = 0;
+        for (size_t i = 0; i < sp.nkeep; i++) {
+            const struct tlkeep *r = &sp.keep[i];
+            int64_t b;
+
+            if (r->first < t.start || r->first > t.end)
+                continue;
+            b = (r->first - t.start) / t.bin;
+            if (b >= 0 && (size_t)b < t.n) {
+                struct acc *a = &t.bins[b];
+
+                a->flows++;
+                a->sent += r->sent;
+                a->recv += r->recv;
+                a->bytes += r->sent + r->recv;
+                a->packets += r->packets;
+            }
+        }
+    } else {
         rc = scan(q, 0, 0, tl_row, &t, NULL);
+    }
+    free(sp.keep);
     if (rc == 0) {
         arr = json_array();
         for (size_t i = 0; i < t.n; i++) {
@@ -1991,21 +2240,37 @@ static int page_row(void *arg, uint32_t cap, uint32_t seq, const struct ca_hot *
 }
 
 /*
- * Unfiltered pages sorted by bytes walk each capture's flows in bytes order
- * (a pre-computed table) and stop at the first flow that cannot beat the
- * page's worst row, so a page reads about limit rows per capture.
+ * Pages sorted by bytes walk each capture's flows in bytes order (a
+ * pre-computed table) and stop at the first flow that cannot beat the
+ * page's worst row, so an unfiltered page reads about limit rows per
+ * capture.  With a filter, rows that do not match are skipped, and the
+ * total comes from a count; a filter matching too few rows for the walk
+ * to end soon (WALK_MAX rows per capture) makes it give up: *gave_up, and
+ * the caller scans instead.
  */
-static int page_by_bytes(struct ca_query *q, struct page *p)
+#define WALK_MAX 20000
+
+static int count_row(void *arg, uint32_t cap, uint32_t seq, const struct ca_hot *h)
+{
+    (*(uint64_t *)arg)++;
+    return 0;
+}
+
+static int page_by_bytes(struct ca_query *q, struct page *p, int *gave_up)
 {
     size_t nc;
     const struct ca_snap_capture *c = ca_ws_snap_captures(q->s, &nc);
+    int all = ca_filter_is_all(q->f) && !q->has_ip;
     int rc = 0;
 
+    *gave_up = 0;
     for (size_t i = 0; i < nc && rc == 0; i++) {
         const void *d;
         size_t len, n;
+        struct ca_filter_row row = {NULL, c[i].id, c[i].first_ns};
 
-        p->total += c[i].flows;
+        if (all)
+            p->total += c[i].flows;
         rc = ca_ws_snap_capagg(q->s, c[i].id, TAB_BYTES_ORDER, &d, &len);
         n = len / sizeof(uint32_t);
         for (size_t j = 0; rc == 0 && j < n; j++) {
@@ -2014,6 +2279,10 @@ static int page_by_bytes(struct ca_query *q, struct page *p)
             struct skey k;
             int worse;
 
+            if (!all && j >= WALK_MAX) {
+                *gave_up = 1;
+                return 0;
+            }
             memcpy(&seq, (const char *)d + (p->desc ? j : n - 1 - j) * sizeof(seq), sizeof(seq));
             rc = ca_ws_snap_hot(q->s, c[i].id, seq, &h);
             if (rc != 0)
@@ -2024,6 +2293,9 @@ static int page_by_bytes(struct ca_query *q, struct page *p)
                 if (p->desc ? worse < 0 : worse > 0)
                     break; /* every later flow of this capture is worse still */
             }
+            row.h = &h;
+            if (!all && !ca_filter_match(q->f, &row))
+                continue;
             if (p->has_cursor && key_cmp(p, &k, &p->cursor) <= 0)
                 continue;
             if (p->n < p->k) {
@@ -2035,6 +2307,8 @@ static int page_by_bytes(struct ca_query *q, struct page *p)
             }
         }
     }
+    if (rc == 0 && !all)
+        rc = scan(q, 0, 0, count_row, &p->total, NULL);
     return rc;
 }
 
@@ -2134,10 +2408,18 @@ int ca_query_flows(struct ca_query *q, const char *sort, int desc, size_t limit,
         rc = CA_ENOMEM;
         goto out;
     }
-    if (p.sf == SF_BYTES && use_tables(q))
-        rc = page_by_bytes(q, &p);
-    else
+    if (p.sf == SF_BYTES && have_tables(q) && !q->has_ip && !address_filter(q)) {
+        int gave_up = 0;
+
+        rc = page_by_bytes(q, &p, &gave_up);
+        if (rc == 0 && gave_up) {
+            p.n = 0;
+            p.total = 0;
+            rc = scan(q, 0, 0, page_row, &p, NULL);
+        }
+    } else {
         rc = scan(q, 0, 0, page_row, &p, NULL);
+    }
     if (rc != 0)
         goto out;
     sort_page = &p;

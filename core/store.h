@@ -261,7 +261,9 @@ struct ca_hot {
     uint8_t ip_version;
     uint8_t tcp_state;
     uint8_t nrisks;
-    uint8_t pad[14]; /* room for fields to come; zero */
+    uint8_t pad[6];   /* room for fields to come; zero */
+    uint32_t src_aid; /* workspace address ids (1..): dense keys for distinct */
+    uint32_t dst_aid; /* counts and address group-bys; 0 = not assigned */
 };
 
 enum ca_str_kind { CA_STR_HOST = 1, CA_STR_PROTO, CA_STR_CATEGORY, CA_STR_RISKS };
@@ -302,6 +304,8 @@ int ca_ws_snap_str_each(struct ca_ws_snap *s, int kind,
                         int (*fn)(void *arg, uint32_t id, const char *str), void *arg);
 /* Largest string id given so far (bitset sizes). */
 uint32_t ca_ws_snap_str_max(struct ca_ws_snap *s);
+/* Largest address id given so far (struct ca_hot src_aid/dst_aid). */
+uint32_t ca_ws_snap_addr_max(struct ca_ws_snap *s);
 
 /*
  * Pre-computed table `kind` of a ready capture (ca_capagg, query.h),

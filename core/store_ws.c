@@ -18,6 +18,8 @@
  *   strs      u8 kind (enum ca_str_kind) + name bytes -> u32 BE string id
  *   strid     u32 BE string id          -> u8 kind + name bytes + NUL
  *   meta      "next_str"                -> u64 BE, last string id given
+ *   addrs     u8 ip version + 16 bytes  -> u32 BE address id (hot src_aid/dst_aid)
+ *   meta      "next_addr"               -> u64 BE, last address id given
  *   caggs     u32 BE capture id, u8 kind -> a pre-computed table of the
  *                                          capture (ca_capagg, query.h):
  *                                          per group field, per minute,
@@ -74,6 +76,7 @@ enum {
     WDB_STRID,
     WDB_CAGGS,
     WDB_ADDRIX,
+    WDB_ADDRS,
     WDB_COUNT
 };
 
@@ -734,12 +737,64 @@ static int hot_intern(struct ca_ws *w, MDB_txn *txn, struct icache *ic, const st
     return intern(w, txn, ic, CA_STR_RISKS, f->risks, &h->risks_id);
 }
 
+/* Address interning, with a per-transaction cache like names'. */
+#define ACACHE_SIZE 8192
+
+struct acache {
+    uint32_t id[ACACHE_SIZE];
+    uint8_t key[ACACHE_SIZE][17];
+};
+
+static int intern_addr(struct ca_ws *w, MDB_txn *txn, struct acache *ac, int ver,
+                       const uint8_t addr[16], uint32_t *id)
+{
+    uint8_t key[17];
+    unsigned char idb[4];
+    MDB_val k = {sizeof(key), key}, v;
+    uint64_t h = 1469598103934665603ULL, nid;
+    size_t slot;
+    int rc;
+
+    key[0] = (uint8_t)ver;
+    memcpy(key + 1, addr, 16);
+    for (size_t i = 0; i < sizeof(key); i++)
+        h = (h ^ key[i]) * 1099511628211ULL;
+    slot = (size_t)(h % ACACHE_SIZE);
+    if (ac->id[slot] != 0 && memcmp(ac->key[slot], key, sizeof(key)) == 0) {
+        *id = ac->id[slot];
+        return 0;
+    }
+    rc = mdb_get(txn, w->db[WDB_ADDRS], &k, &v);
+    if (rc == 0 && v.mv_size == 4) {
+        *id = ca_store_rd32(v.mv_data);
+    } else if (rc == MDB_NOTFOUND) {
+        rc = ca_store_counter_next(txn, w->db[WDB_META], "next_addr", &nid);
+        if (rc != 0)
+            return rc;
+        if (nid > UINT32_MAX)
+            return CA_EQUOTA;
+        *id = (uint32_t)nid;
+        ca_store_be32(*id, idb);
+        v.mv_data = idb;
+        v.mv_size = 4;
+        rc = mdb_put(txn, w->db[WDB_ADDRS], &k, &v, 0);
+        if (rc != 0)
+            return rc;
+    } else {
+        return rc != 0 ? rc : CA_ESTORE;
+    }
+    ac->id[slot] = *id;
+    memcpy(ac->key[slot], key, sizeof(key));
+    return 0;
+}
+
 static int flows_put_txn(MDB_txn *txn, void *arg)
 {
     struct cap_arg *a = arg;
     struct ca_ws *w = a->w;
     struct ca_flow *f = NULL;
     struct icache *ic = NULL;
+    struct acache *ac = NULL;
     struct ca_hot *hot;
     uint8_t *buf = NULL;
     unsigned char key[8], skey[4], sval[4], hkey[8];
@@ -755,7 +810,8 @@ static int flows_put_txn(MDB_txn *txn, void *arg)
     f = malloc(sizeof(*f));
     buf = malloc(CA_FLOW_ENC_MAX);
     ic = calloc(1, sizeof(*ic));
-    if (f == NULL || buf == NULL || ic == NULL) {
+    ac = calloc(1, sizeof(*ac));
+    if (f == NULL || buf == NULL || ic == NULL || ac == NULL) {
         rc = CA_ENOMEM;
         goto out;
     }
@@ -784,6 +840,10 @@ static int flows_put_txn(MDB_txn *txn, void *arg)
     for (size_t i = 0; i < a->n && rc == 0; i++) {
         ca_hot_from_flow(&a->flows[i], &hot[i]);
         rc = hot_intern(w, txn, ic, &a->flows[i], &hot[i]);
+        if (rc == 0)
+            rc = intern_addr(w, txn, ac, hot[i].ip_version, hot[i].src, &hot[i].src_aid);
+        if (rc == 0)
+            rc = intern_addr(w, txn, ac, hot[i].ip_version, hot[i].dst, &hot[i].dst_aid);
     }
     if (rc == 0) {
         hv.mv_data = hot;
@@ -802,6 +862,7 @@ static int flows_put_txn(MDB_txn *txn, void *arg)
     v.mv_size = sizeof(sval);
     rc = mdb_put(txn, w->db[WDB_CAPSEQ], &k, &v, 0);
 out:
+    free(ac);
     free(ic);
     free(buf);
     free(f);
@@ -1571,6 +1632,15 @@ uint32_t ca_ws_snap_str_max(struct ca_ws_snap *s)
         max = ca_store_rd32(k.mv_data);
     mdb_cursor_close(cur);
     return max;
+}
+
+uint32_t ca_ws_snap_addr_max(struct ca_ws_snap *s)
+{
+    MDB_val k = {9, (void *)"next_addr"}, v;
+
+    if (mdb_get(s->txn, s->w->db[WDB_META], &k, &v) != 0 || v.mv_size != 8)
+        return 0;
+    return (uint32_t)ca_store_rd64(v.mv_data);
 }
 
 int ca_ws_capture_file(struct ca_ws *w, uint32_t capture_id, char *buf, size_t len)
