@@ -49,15 +49,38 @@ static uint32_t rd32le(const uint8_t *p)
     return (uint32_t)p[3] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[1] << 8 | p[0];
 }
 
+/* Appends "/s" to the encapsulation path (per packet: no printf here). */
 static void add_encap(struct ca_pkt_info *pi, const char *s)
 {
-    size_t n = strlen(pi->encap);
+    size_t n = strlen(pi->encap), l = strlen(s);
 
     if (n + 1 >= sizeof(pi->encap))
         return;
     if (n > 0)
         pi->encap[n++] = '/';
-    snprintf(pi->encap + n, sizeof(pi->encap) - n, "%s", s);
+    if (l > sizeof(pi->encap) - 1 - n)
+        l = sizeof(pi->encap) - 1 - n;
+    memcpy(pi->encap + n, s, l);
+    pi->encap[n + l] = '\0';
+}
+
+/* "name:N" without printf */
+static void add_encap_num(struct ca_pkt_info *pi, const char *name, unsigned v)
+{
+    char buf[24], dig[12];
+    size_t n = strlen(name), k = 0;
+
+    if (n > 10)
+        n = 10;
+    memcpy(buf, name, n);
+    buf[n++] = ':';
+    do
+        dig[k++] = (char)('0' + v % 10);
+    while ((v /= 10) != 0 && k < sizeof(dig));
+    while (k > 0)
+        buf[n++] = dig[--k];
+    buf[n] = '\0';
+    add_encap(pi, buf);
 }
 
 static const char *ip_any(const uint8_t *p, uint32_t len, struct ca_pkt_info *pi, int depth);
@@ -159,7 +182,6 @@ static const char *ppp_proto(uint16_t proto, const uint8_t *p, uint32_t len, str
 static const char *ethertype(uint16_t t, const uint8_t *p, uint32_t len, struct ca_pkt_info *pi,
                              int depth)
 {
-    char buf[16];
 
     if (depth > MAX_DEPTH)
         return "malformed:too_deep";
@@ -176,8 +198,7 @@ static const char *ethertype(uint16_t t, const uint8_t *p, uint32_t len, struct 
                 return "truncated:vlan";
             if (pi->vlan == 0)
                 pi->vlan = rd16(p) & 0x0fff;
-            snprintf(buf, sizeof(buf), "vlan:%u", rd16(p) & 0x0fffu);
-            add_encap(pi, buf);
+            add_encap_num(pi, "vlan", rd16(p) & 0x0fffu);
             t = rd16(p + 2);
             p += 4;
             len -= 4;
@@ -518,9 +539,7 @@ static const char *l4(uint8_t proto, const uint8_t *p, uint32_t len, uint32_t wi
         add_encap(pi, "esp");
         return NULL;
     default: {
-        char buf[16];
-        snprintf(buf, sizeof(buf), "ip:%u", proto);
-        add_encap(pi, buf);
+        add_encap_num(pi, "ip", proto);
         return NULL;
     }
     }

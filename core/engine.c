@@ -217,7 +217,10 @@ out:
         json_object_set_new(rep, "first_ns", packets ? json_integer(first_ns) : json_null());
         json_object_set_new(rep, "last_ns", packets ? json_integer(last_ns) : json_null());
         json_object_set_new(rep, "flows", json_integer(ft ? (json_int_t)ca_flowtab_flows(ft) : 0));
-        json_object_set_new(rep, "fragments_reassembled", json_integer(0));
+        json_object_set_new(rep, "fragments_reassembled",
+                            json_integer(ft ? (json_int_t)ca_flowtab_frag_reassembled(ft) : 0));
+        json_object_set_new(rep, "fragments_incomplete",
+                            json_integer(ft ? (json_int_t)ca_flowtab_frag_dropped(ft) : 0));
         json_object_set_new(rep, "fragments_joined",
                             json_integer(ft ? (json_int_t)ca_flowtab_frag_seen(ft) : 0));
         if (cap != NULL)

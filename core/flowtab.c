@@ -15,6 +15,7 @@
 #include "dpi.h"
 #include "flowtab.h"
 #include "geo.h"
+#include "ipfrag.h"
 #include "pdns.h"
 
 #define BATCH 256
@@ -66,6 +67,7 @@ struct ca_flowtab {
     size_t nbatch;
     uint64_t emitted;
     uint64_t frag_joined;
+    struct ca_ipfrag *reasm; /* NULL: no reassembly (out of memory at creation) */
     struct frag_ent frags[FRAG_SLOTS];
 };
 
@@ -80,7 +82,10 @@ int ca_flowtab_new(const struct ca_flowtab_conf *c, struct ca_flowtab **out)
     t->c = *c;
     t->nbuckets = 1u << 14;
     t->buckets = calloc(t->nbuckets, sizeof(*t->buckets));
-    if (t->buckets == NULL) {
+    t->reasm = ca_ipfrag_new();
+    if (t->buckets == NULL || t->reasm == NULL) {
+        ca_ipfrag_free(t->reasm);
+        free(t->buckets);
         free(t);
         return CA_ENOMEM;
     }
@@ -148,6 +153,7 @@ void ca_flowtab_free(struct ca_flowtab *t)
             fent_free(e);
         }
     }
+    ca_ipfrag_free(t->reasm);
     free(t->buckets);
     free(t);
 }
@@ -500,12 +506,27 @@ int ca_flowtab_packet(struct ca_flowtab *t, const struct ca_pkt_info *pi, int64_
             list_add_tail(t, e, L_ENDED);
         }
     }
+    /*
+     * IPv4 fragments: DPI and passive DNS see the reassembled datagram when
+     * the fragment completes one, and no piece before that.
+     */
+    const uint8_t *l3 = pi->l3;
+    uint32_t l3_len = pi->l3_len;
+    if (pi->frag != 0 && pi->ip_version == 4) {
+        if (ca_ipfrag_add(t->reasm, pi, ts_ns, &l3, &l3_len) != 1)
+            l3_len = 0;
+        else if (pi->l4 == 17 && sport == 53 && l3_len > (uint32_t)(l3[0] & 0x0f) * 4 + 8) {
+            uint32_t hl = (uint32_t)(l3[0] & 0x0f) * 4 + 8;
+            ca_pdns_learn(t->c.pdns, l3 + hl, l3_len - hl);
+        }
+    } else if (pi->frag == 2) {
+        l3_len = 0; /* IPv6 later fragment: no L4 header */
+    }
     if (pi->l4 == 17 && sport == 53 && pi->frag == 0)
         ca_pdns_learn(t->c.pdns, pi->payload, pi->payload_len);
-    if (e->dpi != NULL && t->c.dpi != NULL && pi->frag != 2 && pi->l3_len > 0) {
+    if (e->dpi != NULL && t->c.dpi != NULL && l3_len > 0) {
         uint64_t n = e->f.pkts[0] + e->f.pkts[1];
-        if (ca_dpi_packet(t->c.dpi, e->dpi, pi->l3, pi->l3_len, (uint64_t)(ts_ns / 1000000), pi->l4,
-                          n)) {
+        if (ca_dpi_packet(t->c.dpi, e->dpi, l3, l3_len, (uint64_t)(ts_ns / 1000000), pi->l4, n)) {
             /* detection over: keep the result, free nDPI's state now */
             ca_dpi_result(t->c.dpi, e->dpi, &e->f);
             ca_dpi_flow_free(e->dpi);
@@ -532,6 +553,16 @@ int ca_flowtab_flush(struct ca_flowtab *t)
 uint64_t ca_flowtab_flows(const struct ca_flowtab *t)
 {
     return t->emitted;
+}
+
+uint64_t ca_flowtab_frag_reassembled(const struct ca_flowtab *t)
+{
+    return ca_ipfrag_reassembled(t->reasm);
+}
+
+uint64_t ca_flowtab_frag_dropped(const struct ca_flowtab *t)
+{
+    return ca_ipfrag_dropped(t->reasm);
 }
 
 uint64_t ca_flowtab_frag_seen(const struct ca_flowtab *t)

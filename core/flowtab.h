@@ -41,7 +41,9 @@ int ca_flowtab_packet(struct ca_flowtab *t, const struct ca_pkt_info *pi, int64_
 /* Emits every live flow (end of file).  Returns 0 or the sink's error. */
 int ca_flowtab_flush(struct ca_flowtab *t);
 
-uint64_t ca_flowtab_flows(const struct ca_flowtab *t);     /* flows emitted so far */
-uint64_t ca_flowtab_frag_seen(const struct ca_flowtab *t); /* later fragments joined */
+uint64_t ca_flowtab_flows(const struct ca_flowtab *t);            /* flows emitted so far */
+uint64_t ca_flowtab_frag_seen(const struct ca_flowtab *t);        /* later fragments joined */
+uint64_t ca_flowtab_frag_reassembled(const struct ca_flowtab *t); /* IPv4 datagrams rebuilt */
+uint64_t ca_flowtab_frag_dropped(const struct ca_flowtab *t);     /* incomplete, given up */
 
 #endif

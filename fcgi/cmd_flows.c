@@ -3,6 +3,7 @@
  * runs the import engine on one file without a store and prints one
  * compact JSON object per flow per line, then optionally the import
  * report as {"report": {...}}.  The same engine and encoder as the server.
+ * With --count only the report is printed (the engine alone).
  * With --store DIR the flows go instead into a new workspace of the data
  * directory DIR, exactly as an import worker writes them (benchmarks), and
  * only the report is printed.
@@ -47,6 +48,14 @@ static int print_flows(void *arg, const struct ca_flow *flows, size_t n)
     return ferror(stdout) ? CA_EIO : 0;
 }
 
+static int count_only(void *arg, const struct ca_flow *flows, size_t n)
+{
+    (void)arg;
+    (void)flows;
+    (void)n;
+    return 0;
+}
+
 static int parse_secs(const char *s, uint32_t *out)
 {
     char *end;
@@ -61,7 +70,7 @@ static int parse_secs(const char *s, uint32_t *out)
 static void usage(void)
 {
     fprintf(stderr, "usage: capatlasd flows [--report] [--geo-db F] [--tcp-idle S] "
-                    "[--udp-idle S] [--store DIR] FILE|-\n");
+                    "[--udp-idle S] [--count | --store DIR] FILE|-\n");
 }
 
 int cmd_flows(int argc, char **argv)
@@ -72,7 +81,7 @@ int cmd_flows(int argc, char **argv)
     json_t *report = NULL;
     const char *file = NULL;
     char err[512] = "";
-    int want_report = 0, r, i;
+    int want_report = 0, count = 0, r, i;
     const char *store = NULL;
     struct ca_portal *portal = NULL;
     struct ws_sink wsk = {NULL, 0};
@@ -82,6 +91,8 @@ int cmd_flows(int argc, char **argv)
         const char *a = argv[i];
         if (strcmp(a, "--report") == 0) {
             want_report = 1;
+        } else if (strcmp(a, "--count") == 0) {
+            want_report = count = 1; /* the engine alone: flows are dropped */
         } else if (strcmp(a, "--store") == 0 && i + 1 < argc) {
             store = argv[++i];
             want_report = 1;
@@ -125,7 +136,7 @@ int cmd_flows(int argc, char **argv)
     req.path = file;
     if (strcmp(file, "-") == 0)
         req.fp = stdin;
-    req.sink = print_flows;
+    req.sink = count ? count_only : print_flows;
     if (store != NULL) {
         uint64_t ws_id = 0;
         json_t *meta = json_pack("{s:s, s:s}", "name", file, "source", "cli");

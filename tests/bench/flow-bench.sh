@@ -7,6 +7,7 @@
 #   capatlas 1w   full import into a workspace (decode + nDPI + geo + LMDB
 #                 write: `capatlasd flows --store`), pinned to one core
 #   capatlas 2w   two such imports at once (two import workers), both cores
+#   engine-only   the same without the store (`capatlasd flows --count`)
 #   libpcap       the bare pcap_next_ex loop (tests/tools/pcaploop.c): the floor
 #   ndpiReader    `ndpiReader -i FILE -q -v 0`, pinned to one core
 #   tshark conv   `tshark -q -z conv,tcp -z conv,udp` on the 100 MB prefix
@@ -60,6 +61,8 @@ run libpcap "$BIG" $ONE "$LOOP" "$BIG"
 # shellcheck disable=SC2086
 run capatlas-1w "$BIG" $ONE "$BIN" flows --store "$DIR/store1" $GEOARG "$BIG"
 flows=$(grep -o '"flows":[0-9]*' "$DIR/capatlas-1w.out" | head -1 | cut -d: -f2)
+# shellcheck disable=SC2086
+run engine-only "$BIG" $ONE "$BIN" flows --count $GEOARG "$BIG"
 run ndpiReader "$BIG" $ONE ndpiReader -i "$BIG" -q -v 0
 # two import workers: two imports of the file at once, into two workspaces
 cat >"$DIR/two.sh" <<EOF
@@ -78,10 +81,12 @@ awk -v flows="${flows:-0}" '
     END {
         two = 2 * mbs["capatlas-2w"];   # two files were read in that wall time
         r_ndpi = mbs["capatlas-1w"] / mbs["ndpiReader"];
+        r_eng = mbs["engine-only"] / mbs["ndpiReader"];
         r_floor = mbs["capatlas-1w"] / mbs["libpcap"];
         r_2w = two / mbs["capatlas-1w"];
         r_tshark = mbs["capatlas-100M"] / mbs["tshark-100M"];
         printf "capatlas / ndpiReader throughput (one core): %.2fx (target >= 5)\n", r_ndpi;
+        printf "engine alone (no store) / ndpiReader: %.2fx\n", r_eng;
         printf "capatlas / libpcap bare loop: %.2f of the floor\n", r_floor;
         printf "capatlas / tshark conv (100 MB): %.2fx\n", r_tshark;
         printf "2 workers / 1 worker throughput: %.2fx (target >= 1.7)\n", r_2w;

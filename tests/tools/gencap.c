@@ -345,7 +345,7 @@ static void new_flow(struct flow *f)
     snprintf(f->host, sizeof(f->host), "%s", domains[rn(NDOM)]);
     switch (f->k) {
     case K_TLS:
-        e->l4 = 6, e->port[1] = 443, f->steps = 9 + (int)rn(14);
+        e->l4 = 6, e->port[1] = 443, f->steps = 9 + (int)rn(8);
         break;
     case K_BULK:
         e->l4 = 6, e->port[1] = 443, f->steps = 100 + (int)rn(300);
@@ -406,7 +406,7 @@ static int step(struct flow *f)
                 else if (f->k == K_BULK)
                     d = rn(10) != 0, n = tls_app(pl, d ? 1400 : 60);
                 else
-                    n = tls_app(pl, 40 + rn(d ? 1400 : 500));
+                    n = tls_app(pl, 40 + rn(d ? 1200 : 300));
             } else if (f->k == K_HTTP) {
                 if (s == 3)
                     d = 0, n = (uint32_t)snprintf((char *)pl, sizeof(pl),
@@ -483,7 +483,7 @@ static int test_capture(const char *kind)
          * again out of order with a duplicate, then a lone middle fragment
          * that never completes.  Packet 1 is the query.
          */
-        uint32_t n, off[3] = {0, 1480, 2960};
+        uint32_t n, off[3] = {0, 800, 1600};
         uint16_t ids[2] = {0x1111, 0x2222};
         e.l4 = 17;
         e.port[0] = 40000;

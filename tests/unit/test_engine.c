@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <pthread.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -654,10 +656,104 @@ static void test_streams_gzip(void)
     }
 }
 
-int main(void)
+/* The project's generator (build[/san]/tests/gencap, beside this binary). */
+static char gencap_path[1024];
+
+/* Writes gencap's test capture KIND to a temporary file; path in out. */
+static int gencap(const char *kind, char *out, size_t len)
+{
+    char *argv[] = {gencap_path, "-t", (char *)kind, "-o", out, NULL};
+    extern char **environ;
+    pid_t pid;
+    int st;
+
+    snprintf(out, len, "/tmp/capatlas-test-%s-%d.pcap", kind, (int)getpid());
+    if (posix_spawn(&pid, gencap_path, NULL, NULL, argv, environ) != 0)
+        return -1;
+    if (waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        return -1;
+    return 0;
+}
+
+static void run_path(const char *path, struct run *r)
+{
+    struct ca_import_req req;
+
+    memset(r, 0, sizeof(*r));
+    memset(&req, 0, sizeof(req));
+    req.path = path;
+    req.sink = collect;
+    req.sink_arg = &r->c;
+    r->rc = ca_engine_import(eng, &req, &r->rep, r->err, sizeof(r->err));
+}
+
+/*
+ * IPv4 fragments (gencap -t frag4): a DNS answer of 2408 bytes in three
+ * fragments in order, then again out of order with a duplicate, then a lone
+ * middle fragment.  Both datagrams are reassembled (DPI sees the answer);
+ * every fragment is still counted as a packet.
+ */
+static void test_fragments(void)
+{
+    char path[256];
+    struct run r;
+
+    CHECK(gencap("frag4", path, sizeof(path)) == 0);
+    run_path(path, &r);
+    CHECK_EQ_U(r.rc, 0);
+    CHECK_EQ_U(rep_int(&r, "packets"), 9);
+    CHECK_EQ_U(rep_int(&r, "fragments_reassembled"), 2);
+    {
+        const struct ca_flow *f = find(&r, "udp", 53);
+        CHECK(f != NULL);
+        if (f != NULL) {
+            CHECK_EQ_U(f->cli_port, 40000);
+            CHECK_EQ_U(f->pkts[0], 1);
+            CHECK_EQ_U(f->pkts[1], 6); /* the out-of-order last piece came before its ports */
+            CHECK(strncmp(f->l7_name, "DNS", 3) == 0);
+            CHECK(strcmp(f->host, "big.example.com") == 0);
+        }
+    }
+    run_free(&r);
+    unlink(path);
+    /* the corpus: zeek's fragmented capture joins its pieces to one flow */
+    run_file("zeek/fragmented-1.pcap", &r);
+    CHECK_EQ_U(r.rc, 0);
+    CHECK(rep_int(&r, "fragments_reassembled") > 0);
+    run_free(&r);
+}
+
+/* A TCP flow whose handshake is not in the capture: the ephemeral port is the client. */
+static void test_direction_generated(void)
+{
+    char path[256];
+    struct run r;
+
+    CHECK(gencap("direction", path, sizeof(path)) == 0);
+    run_path(path, &r);
+    CHECK_EQ_U(r.rc, 0);
+    CHECK_EQ_U(r.c.n, 1);
+    if (r.c.n == 1) {
+        const struct ca_flow *f = &r.c.f[0];
+        char a[64];
+        CHECK_EQ_U(f->cli_port, 51000);
+        CHECK_EQ_U(f->srv_port, 443);
+        CHECK(strcmp(ca_addr_str(4, f->cli_ip, a, sizeof(a)), "192.168.0.1") == 0);
+        CHECK_EQ_U(f->tcp_state, CA_TCP_MIDSTREAM);
+        CHECK_EQ_U(f->pkts[0] + f->pkts[1], 6);
+    }
+    run_free(&r);
+    unlink(path);
+}
+
+int main(int argc, char **argv)
 {
     struct ca_engine_conf c;
     char err[256];
+    const char *slash = argc > 0 ? strrchr(argv[0], '/') : NULL;
+
+    snprintf(gencap_path, sizeof(gencap_path), "%.*sgencap",
+             slash != NULL ? (int)(slash - argv[0] + 1) : 0, slash != NULL ? argv[0] : "");
 
     memset(&c, 0, sizeof(c));
     ca_engine_conf_defaults(&c);
@@ -672,6 +768,8 @@ int main(void)
              test_link_types);
     unit_run("nanosecond pcap", test_nanosecond);
     unit_run("FILE* input (memory, pipe) and gzip by content", test_streams_gzip);
+    unit_run("IPv4 fragments reassembled (gencap frag4, zeek)", test_fragments);
+    unit_run("direction without a handshake (gencap)", test_direction_generated);
     unit_run("IPv6 extension headers and tunnels", test_tunnels_ipv6);
     unit_run("damaged and non-capture files", test_damaged);
     unit_run("flow codec round trip and garbage", test_codec);
