@@ -305,8 +305,8 @@ int ca_query_each(struct ca_query *q, uint64_t after, size_t max_chunks, ca_quer
 /* ---- hash table ---------------------------------------------------------- */
 
 struct htab {
-    size_t ksz, vsz, slot, cap, n;
-    uint8_t *mem; /* slots: u64 hash (0 = empty), key, value */
+    size_t ksz, vsz, voff, slot, cap, n; /* values at voff in a slot, 8-aligned */
+    uint8_t *mem;                        /* slots: u64 hash (0 = empty), key, value */
 };
 
 static uint64_t hash_bytes(const void *p, size_t n)
@@ -332,7 +332,8 @@ static int ht_init(struct htab *t, size_t ksz, size_t vsz, size_t cap)
     memset(t, 0, sizeof(*t));
     t->ksz = ksz;
     t->vsz = vsz;
-    t->slot = (8 + ksz + vsz + 7) & ~(size_t)7;
+    t->voff = 8 + ((ksz + 7) & ~(size_t)7);
+    t->slot = (t->voff + vsz + 7) & ~(size_t)7;
     t->cap = cap;
     t->mem = calloc(cap, t->slot);
     return t->mem != NULL ? 0 : CA_ENOMEM;
@@ -391,12 +392,12 @@ static void *ht_get(struct htab *t, const void *key, int *created)
             t->n++;
             if (created != NULL)
                 *created = 1;
-            return s + 8 + t->ksz;
+            return s + t->voff;
         }
         if (sh == h && memcmp(s + 8, key, t->ksz) == 0) {
             if (created != NULL)
                 *created = 0;
-            return s + 8 + t->ksz;
+            return s + t->voff;
         }
     }
 }
@@ -955,10 +956,10 @@ static int emit_tab(struct htab *t, size_t ksz, unsigned kind,
         return CA_ENOMEM;
     HT_EACH(t, i, sl)
     {
-        const struct acc *x = (const struct acc *)(const void *)(sl + 8 + ksz);
+        const struct acc *x = (const struct acc *)(const void *)(sl + t->voff);
 
         memset(&recs[k], 0, sizeof(recs[k]));
-        memcpy(&recs[k].k, sl + 8, ksz);
+        memcpy(&recs[k].k, sl + 8, ksz < sizeof(recs[k].k) ? ksz : sizeof(recs[k].k));
         recs[k].flows = x->flows;
         recs[k].bytes = x->bytes;
         recs[k].sent = x->sent;
@@ -1476,7 +1477,7 @@ static struct row_ref *agg_rows(struct agg *g, int order, size_t *n)
     HT_EACH(&g->groups, i, s)
     {
         rows[k].k = (const struct gkey *)(const void *)(s + 8);
-        rows[k].v = (const struct gval *)(const void *)(s + 8 + sizeof(struct gkey));
+        rows[k].v = (const struct gval *)(const void *)(s + g->groups.voff);
         rows[k].order = acc_metric(&rows[k].v->a, order);
         k++;
     }
@@ -2562,7 +2563,7 @@ static json_t *top_json(struct ca_query *q, struct htab *t, size_t n,
     HT_EACH(t, i, s)
     {
         r[k].key = s + 8;
-        r[k].a = (const struct acc *)(const void *)(s + 8 + t->ksz);
+        r[k].a = (const struct acc *)(const void *)(s + t->voff);
         k++;
     }
     qsort(r, k, sizeof(*r), top_cmp);
@@ -2795,7 +2796,7 @@ int ca_query_graph(struct ca_query *q, size_t max_nodes, json_t **out)
         goto out;
     }
     HT_EACH(&g.nodes, i, s)
-    order[k++] = (const struct gnode *)(const void *)(s + 8 + sizeof(struct addrkey));
+    order[k++] = (const struct gnode *)(const void *)(s + g.nodes.voff);
     qsort(order, k, sizeof(*order), node_cmp);
     nodes = json_array();
     edges = json_array();
@@ -2818,7 +2819,7 @@ int ca_query_graph(struct ca_query *q, size_t max_nodes, json_t **out)
     HT_EACH(&g.edges, i, s)
     {
         const struct gedge_key *e = (const struct gedge_key *)(const void *)(s + 8);
-        const struct acc *a = (const struct acc *)(const void *)(s + 8 + sizeof(*e));
+        const struct acc *a = (const struct acc *)(const void *)(s + g.edges.voff);
         char ls[80], ld[80];
         int c1 = 0, c2 = 0;
 
