@@ -149,6 +149,7 @@ int h_password_change(struct request *r, json_t **out)
     const char *cur, *pw;
     char err[256] = "";
     uint64_t uid = 0;
+    int64_t retry = 0;
     int st, rc;
 
     if (r->via_token)
@@ -167,7 +168,16 @@ int h_password_change(struct request *r, json_t **out)
         st = errmap_fail(out, 400, "new", "new must be a string");
         goto out;
     }
+    /* The same lockout as login, so a stolen session cannot guess the password. */
+    if (name != NULL && ca_login_check(r->portal, name, &retry) == CA_EBUSY) {
+        st = errmap_fail(out, 429, "current",
+                         "too many wrong passwords for this account: try again in %lld seconds",
+                         (long long)retry);
+        goto out;
+    }
     if (name == NULL || ca_user_verify(r->portal, name, cur, &uid) != 0 || uid != r->user_id) {
+        if (name != NULL)
+            (void)ca_login_record(r->portal, name, 1);
         st = errmap_fail(out, 400, "current", "the current password is wrong");
         goto out;
     }
