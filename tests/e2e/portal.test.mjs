@@ -248,6 +248,8 @@ describe('workspaces', () => {
     assert.equal(up.status, 202, up.text);
     assert.equal((await e.client.waitJob(up.json.job.id)).state, 'done');
     assert.equal((await v.client.get(`/api/workspaces/${ws}/flows`)).status, 200);
+    const exp = await v.client.get(`/api/workspaces/${ws}/export?format=csv`);
+    assert.equal(exp.status, 200, 'a viewer may export');
     assert.equal((await e.client.req('PATCH', `/api/workspaces/${ws}`, { json: { name: 'mine now' } })).status, 403);
 
     // A shared link to a filtered view: the API behind it answers only those with access.
@@ -319,6 +321,7 @@ test('the audit log records logins, failures, user and share changes, imports an
   has((e) => e.action === 'admin' && e.detail.method === 'DELETE', 'user deleted');
   has((e) => e.action === 'manage' && /\/shares$/.test(e.target) && e.detail.role === 'editor', 'share');
   has((e) => e.action === 'import' && /\/captures$/.test(e.target), 'import');
+  has((e) => e.action === 'export' && /\/export$/.test(e.target) && e.user_name === 'victor', 'export');
   has((e) => e.action === 'manage' && e.detail.method === 'DELETE' && /^\/api\/workspaces\/\d+$/.test(e.target), 'workspace deleted');
   assert.ok(entries.every((e) => typeof e.time === 'number' && 'addr' in e));
   assert.ok(entries[0].id > entries[entries.length - 1].id, 'newest first');
