@@ -742,10 +742,11 @@ static json_t *acc_json(const struct acc *a, const int *ms, int nm)
  */
 enum {
     TAB_MINUTE = 100,
-    TAB_BYTES_ORDER = 101,
+    TAB_BYTES_ORDER = 101, /* u32 seqs by bytes descending, then seq */
     TAB_INFO = 102,
-    TAB_SRC_AIDS = 103, /* u32 address ids seen as source, ascending */
-    TAB_DST_AIDS = 104  /* ... as destination */
+    TAB_SRC_AIDS = 103,   /* u32 address ids seen as source, ascending */
+    TAB_DST_AIDS = 104,   /* ... as destination */
+    TAB_FIRST_ORDER = 105 /* u32 seqs by first packet time descending, then seq */
 };
 
 /* TAB_INFO: u32 flags. */
@@ -765,6 +766,7 @@ struct tabrec {
 
 struct ordrec {
     uint64_t bytes;
+    uint64_t first; /* first_ns with the sign bit flipped: unsigned order */
     uint32_t seq;
     uint32_t pad;
 };
@@ -929,6 +931,7 @@ int ca_capagg_add(struct ca_capagg *a, uint32_t seq0, const struct ca_hot *h, si
         if (grow((void **)&a->order, &a->caporder, a->norder + 1, sizeof(*a->order)) != 0)
             return CA_ENOMEM;
         a->order[a->norder].bytes = r->sent_bytes + r->recv_bytes;
+        a->order[a->norder].first = (uint64_t)r->first_ns ^ (1ULL << 63);
         a->order[a->norder].seq = seq0 + (uint32_t)i;
         a->order[a->norder++].pad = 0;
     }
@@ -941,6 +944,15 @@ static int ord_cmp(const void *x, const void *y)
 
     if (a->bytes != b->bytes)
         return a->bytes > b->bytes ? -1 : 1;
+    return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+static int ord_first_cmp(const void *x, const void *y)
+{
+    const struct ordrec *a = x, *b = y;
+
+    if (a->first != b->first)
+        return a->first > b->first ? -1 : 1;
     return a->seq < b->seq ? -1 : a->seq > b->seq;
 }
 
@@ -984,15 +996,15 @@ int ca_capagg_emit(struct ca_capagg *a, int (*put)(void *, unsigned, const void 
             rc = emit_tab(&a->t[f], sizeof(struct gv), (unsigned)f, put, arg);
     if (rc == 0)
         rc = emit_tab(&a->minute, 8, TAB_MINUTE, put, arg);
-    if (rc == 0) {
+    for (int k = 0; rc == 0 && k < 2; k++) {
         uint32_t *o = malloc((a->norder + 1) * sizeof(*o));
 
-        qsort(a->order, a->norder, sizeof(*a->order), ord_cmp);
         if (o == NULL)
             return CA_ENOMEM;
+        qsort(a->order, a->norder, sizeof(*a->order), k == 0 ? ord_cmp : ord_first_cmp);
         for (size_t i = 0; i < a->norder; i++)
             o[i] = a->order[i].seq;
-        rc = put(arg, TAB_BYTES_ORDER, o, a->norder * sizeof(*o));
+        rc = put(arg, k == 0 ? TAB_BYTES_ORDER : TAB_FIRST_ORDER, o, a->norder * sizeof(*o));
         free(o);
     }
     for (int side = 0; rc == 0 && side < 2; side++) {
@@ -2241,8 +2253,8 @@ static int page_row(void *arg, uint32_t cap, uint32_t seq, const struct ca_hot *
 }
 
 /*
- * Pages sorted by bytes walk each capture's flows in bytes order (a
- * pre-computed table) and stop at the first flow that cannot beat the
+ * Pages sorted by bytes or by first packet walk each capture's flows in
+ * that order (a pre-computed table) and stop at the first flow that cannot beat the
  * page's worst row, so an unfiltered page reads about limit rows per
  * capture.  With a filter, rows that do not match are skipped, and the
  * total comes from a count; a filter matching too few rows for the walk
@@ -2257,7 +2269,7 @@ static int count_row(void *arg, uint32_t cap, uint32_t seq, const struct ca_hot 
     return 0;
 }
 
-static int page_by_bytes(struct ca_query *q, struct page *p, int *gave_up)
+static int page_by_order(struct ca_query *q, struct page *p, unsigned kind, int *gave_up)
 {
     size_t nc;
     const struct ca_snap_capture *c = ca_ws_snap_captures(q->s, &nc);
@@ -2272,7 +2284,7 @@ static int page_by_bytes(struct ca_query *q, struct page *p, int *gave_up)
 
         if (all)
             p->total += c[i].flows;
-        rc = ca_ws_snap_capagg(q->s, c[i].id, TAB_BYTES_ORDER, &d, &len);
+        rc = ca_ws_snap_capagg(q->s, c[i].id, kind, &d, &len);
         n = len / sizeof(uint32_t);
         for (size_t j = 0; rc == 0 && j < n; j++) {
             uint32_t seq;
@@ -2409,10 +2421,11 @@ int ca_query_flows(struct ca_query *q, const char *sort, int desc, size_t limit,
         rc = CA_ENOMEM;
         goto out;
     }
-    if (p.sf == SF_BYTES && have_tables(q) && !q->has_ip && !address_filter(q)) {
+    if ((p.sf == SF_BYTES || p.sf == SF_FIRST) && have_tables(q) && !q->has_ip &&
+        !address_filter(q)) {
         int gave_up = 0;
 
-        rc = page_by_bytes(q, &p, &gave_up);
+        rc = page_by_order(q, &p, p.sf == SF_BYTES ? TAB_BYTES_ORDER : TAB_FIRST_ORDER, &gave_up);
         if (rc == 0 && gave_up) {
             p.n = 0;
             p.total = 0;

@@ -287,10 +287,21 @@ static json_t *tab_answers(const char *filter)
         CHECK(ca_query_timeline(q, bins, 0, 0, &a, err, sizeof(err), NULL) == 0);
         json_array_append_new(all, a != NULL ? a : json_null());
     }
-    for (int desc = 0; desc <= 1; desc++) {
-        CHECK(ca_query_flows(q, "bytes", desc, 100, NULL, "bytes", &a, err, sizeof(err), NULL) ==
-              0);
-        json_array_append_new(all, a != NULL ? a : json_null());
+    /* three pages each way, by bytes and by first packet */
+    for (int k = 0; k < 4; k++) {
+        char cursor[128] = "";
+
+        for (int page = 0; page < 3; page++) {
+            json_t *next;
+
+            CHECK(ca_query_flows(q, k < 2 ? "bytes" : "first", k % 2, 100,
+                                 cursor[0] ? cursor : NULL, "bytes,first", &a, err, sizeof(err),
+                                 NULL) == 0);
+            next = json_object_get(a, "next");
+            snprintf(cursor, sizeof(cursor), "%s",
+                     json_is_string(next) ? json_string_value(next) : "");
+            json_array_append_new(all, a != NULL ? a : json_null());
+        }
     }
     ca_query_close(q);
     return all;
