@@ -321,7 +321,7 @@ static void new_flow(struct flow *f)
            : r < 760 ? K_NTP
            : r < 800 ? K_ICMP
            : r < 880 ? K_TCP
-           : r < 992 ? K_UDP
+           : r < 998 ? K_UDP
                      : K_BULK;
     e->v6 = rn(100) < 15;
     e->vlan = rn(100) < 10 ? (uint16_t)(10 + rn(20)) : 0;
@@ -437,7 +437,7 @@ static int step(struct flow *f)
         n = 48;
     } else if (f->k == K_QUIC) {
         d = s == 0 ? 0 : (int)rn(2);
-        n = d == 0 && s < 2 ? 1200 : 50 + rn(1200);
+        n = d == 0 && s < 2 ? 1200 : 50 + rn(800);
         for (uint32_t k = 0; k < n; k++)
             pl[k] = (uint8_t)rnd();
         if (s < 2) { /* long header Initial, version 1 */
