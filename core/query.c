@@ -2285,6 +2285,10 @@ static int page_by_order(struct ca_query *q, struct page *p, unsigned kind, int 
         if (all)
             p->total += c[i].flows;
         rc = ca_ws_snap_capagg(q->s, c[i].id, kind, &d, &len);
+        if (rc == CA_ENOTFOUND) { /* a capture finished before this table existed */
+            *gave_up = 1;
+            return 0;
+        }
         n = len / sizeof(uint32_t);
         for (size_t j = 0; rc == 0 && j < n; j++) {
             uint32_t seq;
