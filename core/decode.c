@@ -28,6 +28,8 @@
 #define DLT_IPV6_ 229
 #define DLT_NFLOG_ 239
 #define DLT_LINUX_SLL2_ 276
+#define DLT_IEEE802_11_ 105
+#define DLT_IEEE802_11_RADIO_ 127
 
 static uint16_t rd16(const uint8_t *p)
 {
@@ -234,6 +236,104 @@ static const char *ethertype(uint16_t t, const uint8_t *p, uint32_t len, struct 
     return "malformed:vlan";
 }
 
+/*
+ * An 802.11 frame (no FCS): data frames go on through LLC/SNAP; the MACs
+ * are the frame's source and destination, whatever the DS bits.
+ */
+static const char *wlan(const uint8_t *p, uint32_t len, struct ca_pkt_info *pi, int depth)
+{
+    uint8_t fc0, fc1, type, sub;
+    uint32_t hl = 24;
+    const uint8_t *da, *sa;
+
+    add_encap(pi, "wlan");
+    if (len < 24)
+        return "truncated:wlan";
+    fc0 = p[0];
+    fc1 = p[1];
+    type = (fc0 >> 2) & 3;
+    sub = (fc0 >> 4) & 0x0f;
+    if ((fc0 & 3) != 0)
+        return "malformed:wlan";
+    if (type == 0)
+        return "non_ip:wlan_mgmt";
+    if (type == 1)
+        return "non_ip:wlan_ctrl";
+    if (type != 2)
+        return "malformed:wlan";
+    if (sub & 0x04)
+        return "non_ip:wlan_null";
+    if (fc1 & 0x40)
+        return "non_ip:wlan_protected";
+    if ((fc1 & 3) == 3)
+        hl += 6;
+    if (sub & 0x08) {
+        hl += 2;
+        if (fc1 & 0x80) /* +HTC */
+            hl += 4;
+    }
+    switch (fc1 & 3) { /* ToDS, FromDS */
+    case 0:
+        da = p + 4, sa = p + 10;
+        break;
+    case 1:
+        da = p + 16, sa = p + 10;
+        break;
+    case 2:
+        da = p + 4, sa = p + 16;
+        break;
+    default:
+        if (len < 30)
+            return "truncated:wlan";
+        da = p + 16, sa = p + 24;
+        break;
+    }
+    if (!pi->has_mac) {
+        pi->has_mac = 1;
+        memcpy(pi->dst_mac, da, 6);
+        memcpy(pi->src_mac, sa, 6);
+    }
+    if (len < hl + 8)
+        return "truncated:wlan";
+    if (p[hl] != 0xaa || p[hl + 1] != 0xaa || p[hl + 2] != 0x03)
+        return "non_ip:wlan_llc";
+    return ethertype(rd16(p + hl + 6), p + hl + 8, len - hl - 8, pi, depth + 1);
+}
+
+/* Radiotap header, then 802.11; the Flags field says whether an FCS ends the frame. */
+static const char *radiotap(const uint8_t *p, uint32_t len, struct ca_pkt_info *pi)
+{
+    uint32_t rl, off = 8, present;
+    int fcs = 0;
+
+    add_encap(pi, "radiotap");
+    if (len < 8)
+        return "truncated:radiotap";
+    rl = rd16le(p + 2);
+    if (p[0] != 0 || rl < 8)
+        return "malformed:radiotap";
+    if (rl > len)
+        return "truncated:radiotap";
+    present = rd32le(p + 4);
+    for (uint32_t pr = present; pr & 0x80000000u; pr = rd32le(p + off - 4)) {
+        if (off + 4 > rl)
+            return "malformed:radiotap";
+        off += 4;
+    }
+    if (present & 1) /* TSFT: 8 bytes, aligned to 8 */
+        off = ((off + 7) & ~7u) + 8;
+    if ((present & 2) && off < rl && (p[off] & 0x10))
+        fcs = 1;
+    p += rl;
+    len -= rl;
+    if (fcs) {
+        if (len < 4)
+            return "truncated:wlan";
+        len -= 4;
+    }
+    return wlan(p, len, pi, 1);
+}
+
 static const char *eth(const uint8_t *p, uint32_t len, struct ca_pkt_info *pi, int depth)
 {
     if (len < 14)
@@ -255,6 +355,42 @@ static const char *udp_tunnel(const uint8_t *p, uint32_t len, struct ca_pkt_info
     *taken = 0;
     if (depth > MAX_DEPTH)
         return NULL;
+    if ((dp == 37008 || sp == 37008) && len >= 5 && p[0] == 1) { /* TZSP */
+        uint16_t enc = rd16(p + 2);
+        uint32_t o = 4;
+        while (o < len && p[o] != 1) { /* tagged fields up to END */
+            if (p[o] == 0)
+                o++;
+            else if (o + 2 <= len)
+                o += 2u + p[o + 1];
+            else
+                return NULL;
+        }
+        if (o >= len || (enc != 1 && enc != 18))
+            return NULL;
+        o++;
+        *taken = 1;
+        if (pi->tunnel == NULL)
+            pi->tunnel = "tzsp";
+        add_encap(pi, "tzsp");
+        return enc == 1 ? eth(p + o, len - o, pi, depth + 1) : wlan(p + o, len - o, pi, depth + 1);
+    }
+    if ((dp == 3544 || sp == 3544) &&
+        len >= 40) { /* Teredo: IPv6 in UDP, maybe after indications */
+        uint32_t o = 0;
+        if (p[0] == 0 && p[1] == 1 && len >= 4) { /* authentication indication */
+            o = 4u + p[2] + p[3] + 8 + 1;
+        }
+        if (o + 8 <= len && p[o] == 0 && p[o + 1] == 0) /* origin indication */
+            o += 8;
+        if (o + 40 <= len && (p[o] >> 4) == 6 && rd16(p + o + 4) + 40u == len - o) {
+            *taken = 1;
+            if (pi->tunnel == NULL)
+                pi->tunnel = "teredo";
+            add_encap(pi, "teredo");
+            return ip_any(p + o, len - o, pi, depth + 1);
+        }
+    }
     if ((dp == 4789 || sp == 4789) && len >= 8 + 14 && (p[0] & 0x08)) {
         *taken = 1;
         if (pi->tunnel == NULL)
@@ -687,6 +823,10 @@ const char *ca_decode(int dlt, const uint8_t *p, uint32_t len, struct ca_pkt_inf
     switch (dlt) {
     case DLT_EN10MB_:
         return eth(p, len, pi, 0);
+    case DLT_IEEE802_11_:
+        return wlan(p, len, pi, 0);
+    case DLT_IEEE802_11_RADIO_:
+        return radiotap(p, len, pi);
     case DLT_RAW_:
     case DLT_RAW_BSD:
     case DLT_IPV4_:

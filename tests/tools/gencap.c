@@ -12,6 +12,10 @@
  *   gencap -t KIND -o FILE                  small unit-test captures:
  *      frag4       IPv4 UDP datagram in 3 fragments (+ out of order, + duplicate)
  *      direction   TCP flow whose SYN is missing (server port 443 < client)
+ *      wlan        radiotap + 802.11 (DLT 127): a data frame with a DNS query
+ *                  (FCS present), a beacon, a protected data frame
+ *      tunnels     Ethernet: TZSP carrying Ethernet/IPv4/TCP, Teredo carrying
+ *                  IPv6/ICMPv6 echo
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -52,11 +56,16 @@ static void put32(uint8_t *p, uint32_t v)
     p[3] = (uint8_t)v;
 }
 
-static void write_header(void)
+static void write_header_dlt(uint32_t dlt)
 {
-    uint32_t h[6] = {0xa1b2c3d4, 0x00040002, 0, 0, 65535, 1};
+    uint32_t h[6] = {0xa1b2c3d4, 0x00040002, 0, 0, 65535, dlt};
     fwrite(h, 1, sizeof(h), out);
     written += sizeof(h);
+}
+
+static void write_header(void)
+{
+    write_header_dlt(1);
 }
 
 static void emit(const uint8_t *frame, uint32_t len)
@@ -96,7 +105,7 @@ static uint8_t frame[70000];
 static uint32_t build(struct ep *e, int d, uint8_t tcpflags, const uint8_t *pl, uint32_t plen)
 {
     uint8_t *p = frame;
-    uint32_t l4len = (e->l4 == 6 ? 20 : 8) + plen, n;
+    uint32_t l4len = (e->l4 == 6 ? 20 : e->l4 == 17 ? 8 : 0) + plen, n;
 
     memcpy(p, e->mac[!d], 6);
     memcpy(p + 6, e->mac[d], 6);
@@ -476,7 +485,98 @@ static int test_capture(const char *kind)
     put32(e.ip[1], 0x08080808);
     memcpy(e.mac[0], "\x02\x00\x00\x00\x00\x01", 6);
     memcpy(e.mac[1], "\x02\x00\x00\x00\x00\x02", 6);
+    if (strcmp(kind, "wlan") == 0) {
+        /* inner packet: eth/ipv4/udp DNS query, of which the IP part is reused */
+        uint32_t n, fl, ipl;
+        uint8_t f[2000], *q;
+        write_header_dlt(127);
+        e.l4 = 17;
+        e.port[0] = 40001;
+        e.port[1] = 53;
+        n = dns_msg(pl, "wlan.example.org", 9, 0);
+        fl = build(&e, 0, 0, pl, n);
+        ipl = 20 + 8 + n; /* IPv4 packet length (before the Ethernet padding) */
+        for (int k = 0; k < 3; k++) {
+            q = f;
+            /* radiotap: version 0, length 9, present = Flags; Flags = FCS at end on frame 0 */
+            q[0] = 0, q[1] = 0, q[2] = 9, q[3] = 0;
+            q[4] = 0x02, q[5] = 0, q[6] = 0, q[7] = 0;
+            q[8] = k == 0 ? 0x10 : 0;
+            q += 9;
+            if (k == 1) { /* beacon */
+                memset(q, 0, 36);
+                q[0] = 0x80;
+                memset(q + 4, 0xff, 6);
+                q += 36;
+            } else {
+                q[0] = 0x08;                 /* data */
+                q[1] = k == 2 ? 0x41 : 0x01; /* ToDS (+ protected) */
+                q[2] = q[3] = 0;
+                memcpy(q + 4, "\x02\xbb\xbb\xbb\xbb\xbb", 6); /* BSSID */
+                memcpy(q + 10, e.mac[0], 6);                  /* SA */
+                memcpy(q + 16, e.mac[1], 6);                  /* DA */
+                q[22] = q[23] = 0;
+                q += 24;
+                memcpy(q, "\xaa\xaa\x03\x00\x00\x00\x08\x00", 8);
+                q += 8;
+                memcpy(q, frame + 14, ipl);
+                q += ipl;
+                if (k == 0) {
+                    memset(q, 0x5a, 4); /* FCS */
+                    q += 4;
+                }
+            }
+            now_us += 1000;
+            emit(f, (uint32_t)(q - f));
+        }
+        (void)fl;
+        return 0;
+    }
     write_header();
+    if (strcmp(kind, "tunnels") == 0) {
+        struct ep outer = e, in4 = e, in6;
+        uint8_t inner[2000];
+        uint32_t n, il;
+        /* TZSP: outer UDP 37008 carrying an Ethernet frame with TCP 10.1.1.1:5555 -> 10.2.2.2:80 */
+        put32(in4.ip[0], 0x0a010101);
+        put32(in4.ip[1], 0x0a020202);
+        in4.l4 = 6;
+        in4.port[0] = 5555;
+        in4.port[1] = 80;
+        n = (uint32_t)snprintf((char *)pl, sizeof(pl),
+                               "GET / HTTP/1.1\r\nHost: tzsp.example\r\n\r\n");
+        il = build(&in4, 0, 0x18, pl, n);
+        inner[0] = 1, inner[1] = 0, inner[2] = 0, inner[3] = 1; /* v1, received, Ethernet */
+        inner[4] = 1;                                           /* END */
+        memcpy(inner + 5, frame, il);
+        outer.l4 = 17;
+        outer.port[0] = 37008;
+        outer.port[1] = 37008;
+        now_us += 1000;
+        emit(frame, build(&outer, 0, 0, inner, 5 + il));
+        /* Teredo: UDP 3544 carrying IPv6 ICMPv6 echo request and reply */
+        memset(&in6, 0, sizeof(in6));
+        in6.v6 = 1;
+        in6.l4 = 58;
+        put32(in6.ip[0], 0x20010000);
+        put32(in6.ip[1], 0x2a000001);
+        in6.ip[0][15] = 1;
+        in6.ip[1][15] = 2;
+        for (int d = 0; d < 2; d++) {
+            uint8_t icmp[16] = {0};
+            uint32_t fl6;
+            icmp[0] = d ? 129 : 128;
+            put16(icmp + 4, 0x77);
+            fl6 = build(&in6, d, 0, icmp, sizeof(icmp));
+            (void)fl6;
+            memcpy(inner, frame + 14, 40 + sizeof(icmp)); /* the IPv6 packet */
+            outer.port[0] = 50000;
+            outer.port[1] = 3544;
+            now_us += 1000;
+            emit(frame, build(&outer, d, 0, inner, 40 + sizeof(icmp)));
+        }
+        return 0;
+    }
     if (strcmp(kind, "frag4") == 0) {
         /*
          * A DNS answer of 2400 bytes in three fragments (in order), the same
@@ -572,8 +672,8 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "-t") == 0 && i + 1 < argc)
             test = argv[++i];
         else {
-            fprintf(stderr,
-                    "usage: gencap [-m MB] [-s SEED] [-o FILE] | -t frag4|direction -o FILE\n");
+            fprintf(stderr, "usage: gencap [-m MB] [-s SEED] [-o FILE] | -t "
+                            "frag4|direction|wlan|tunnels -o FILE\n");
             return 2;
         }
     }

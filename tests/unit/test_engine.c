@@ -746,6 +746,63 @@ static void test_direction_generated(void)
     unlink(path);
 }
 
+/* radiotap + 802.11 (gencap -t wlan): data frames through LLC/SNAP, the rest counted */
+static void test_wlan(void)
+{
+    char path[256];
+    struct run r;
+
+    CHECK(gencap("wlan", path, sizeof(path)) == 0);
+    run_path(path, &r);
+    CHECK_EQ_U(r.rc, 0);
+    CHECK_EQ_U(r.c.n, 1);
+    if (r.c.n == 1) {
+        const struct ca_flow *f = &r.c.f[0];
+        CHECK(strcmp(f->encap, "radiotap/wlan/ipv4/udp") == 0);
+        CHECK(strcmp(f->host, "wlan.example.org") == 0);
+        CHECK_EQ_U(f->srv_port, 53);
+        CHECK_EQ_U(f->cli_mac[5], 1); /* SA of a ToDS frame is address 2 */
+        CHECK_EQ_U(f->srv_mac[5], 2);
+    }
+    {
+        json_t *n = json_object_get(r.rep, "non_ip");
+        CHECK_EQ_U(json_integer_value(json_object_get(n, "wlan_mgmt")), 1);
+        CHECK_EQ_U(json_integer_value(json_object_get(n, "wlan_protected")), 1);
+    }
+    run_free(&r);
+    unlink(path);
+}
+
+/* TZSP and Teredo (gencap -t tunnels): the inner flows, the tunnel in encap */
+static void test_tzsp_teredo(void)
+{
+    char path[256];
+    struct run r;
+
+    CHECK(gencap("tunnels", path, sizeof(path)) == 0);
+    run_path(path, &r);
+    CHECK_EQ_U(r.rc, 0);
+    CHECK_EQ_U(r.c.n, 2);
+    for (size_t i = 0; i < r.c.n; i++) {
+        const struct ca_flow *f = &r.c.f[i];
+        if (f->l4 == 6) {
+            CHECK(strcmp(f->encap, "eth/ipv4/udp/tzsp/eth/ipv4/tcp") == 0);
+            CHECK_EQ_U(f->srv_port, 80);
+            CHECK(strcmp(f->l7_name, "HTTP") == 0);
+        } else {
+            CHECK_EQ_U(f->l4, 58);
+            CHECK(strcmp(f->encap, "eth/ipv4/udp/teredo/ipv6/icmpv6") == 0);
+            CHECK_EQ_U(f->pkts[0], 1);
+            CHECK_EQ_U(f->pkts[1], 1);
+            CHECK_EQ_U(f->icmp_id, 0x77);
+        }
+    }
+    CHECK_EQ_U(json_integer_value(json_object_get(json_object_get(r.rep, "tunnels"), "tzsp")), 1);
+    CHECK_EQ_U(json_integer_value(json_object_get(json_object_get(r.rep, "tunnels"), "teredo")), 2);
+    run_free(&r);
+    unlink(path);
+}
+
 int main(int argc, char **argv)
 {
     struct ca_engine_conf c;
@@ -770,6 +827,8 @@ int main(int argc, char **argv)
     unit_run("FILE* input (memory, pipe) and gzip by content", test_streams_gzip);
     unit_run("IPv4 fragments reassembled (gencap frag4, zeek)", test_fragments);
     unit_run("direction without a handshake (gencap)", test_direction_generated);
+    unit_run("radiotap + 802.11 data frames (gencap)", test_wlan);
+    unit_run("TZSP and Teredo tunnels (gencap)", test_tzsp_teredo);
     unit_run("IPv6 extension headers and tunnels", test_tunnels_ipv6);
     unit_run("damaged and non-capture files", test_damaged);
     unit_run("flow codec round trip and garbage", test_codec);
