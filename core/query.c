@@ -1684,19 +1684,57 @@ static int sum_tables(struct ca_query *q, struct sum *s)
 {
     size_t n;
     const struct ca_snap_capture *c = ca_ws_snap_captures(q->s, &n);
-    int rc;
+    int rc, aid_lists = q->aids;
 
-    if (ht_presize(&s->src, tab_rows(q, GF_SRC)) != 0 ||
-        ht_presize(&s->dst, tab_rows(q, GF_DST)) != 0 ||
-        ht_presize(&s->ips, tab_rows(q, GF_IP)) != 0)
-        return CA_ENOMEM;
     rc = tab_each(q, GF_L4, total_one, &s->a);
-    if (rc == 0)
+    for (size_t i = 0; rc == 0 && aid_lists && i < n; i++) {
+        const void *d;
+        size_t len;
+
+        if (ca_ws_snap_capagg(q->s, c[i].id, TAB_SRC_AIDS, &d, &len) != 0)
+            aid_lists = 0; /* finished by an older build */
+    }
+    if (rc == 0 && aid_lists) {
+        /* distinct addresses: a union of the captures' address id lists */
+        uint32_t amax = ca_ws_snap_addr_max(q->s);
+        size_t words = amax / 64 + 1;
+        uint64_t *bits = calloc(3 * words, sizeof(*bits)), cnt[3] = {0, 0, 0};
+
+        if (bits == NULL)
+            return CA_ENOMEM;
+        for (size_t i = 0; rc == 0 && i < n; i++) {
+            for (int side = 0; rc == 0 && side < 2; side++) {
+                const void *d;
+                size_t len;
+
+                rc = ca_ws_snap_capagg(q->s, c[i].id, side == 0 ? TAB_SRC_AIDS : TAB_DST_AIDS, &d,
+                                       &len);
+                for (size_t off = 0; rc == 0 && off + 4 <= len; off += 4) {
+                    uint32_t id;
+
+                    memcpy(&id, (const char *)d + off, 4);
+                    if (id > amax)
+                        continue;
+                    cnt[side] += bit_set(bits + (size_t)side * words, id);
+                    cnt[2] += bit_set(bits + 2 * words, id);
+                }
+            }
+        }
+        free(bits);
+        s->src.n = cnt[0];
+        s->dst.n = cnt[1];
+        s->ips.n = cnt[2];
+    } else if (rc == 0) {
+        if (ht_presize(&s->src, tab_rows(q, GF_SRC)) != 0 ||
+            ht_presize(&s->dst, tab_rows(q, GF_DST)) != 0 ||
+            ht_presize(&s->ips, tab_rows(q, GF_IP)) != 0)
+            return CA_ENOMEM;
         rc = tab_each(q, GF_SRC, sum_src_one, s);
-    if (rc == 0)
-        rc = tab_each(q, GF_DST, sum_dst_one, s);
-    if (rc == 0)
-        rc = tab_each(q, GF_IP, sum_ip_one, s);
+        if (rc == 0)
+            rc = tab_each(q, GF_DST, sum_dst_one, s);
+        if (rc == 0)
+            rc = tab_each(q, GF_IP, sum_ip_one, s);
+    }
     for (size_t i = 0, any = 0; rc == 0 && i < n; i++) {
         if (c[i].flows == 0)
             continue;
