@@ -48,9 +48,10 @@ function asUser1(user, cmd, args, opts = {}) {
 // ---- HTTP client: one keep-alive connection ------------------------------------------------
 
 function client(srv, cookie) {
-  const agent = new https.Agent({ keepAlive: true, maxSockets: 1, ca: srv.ca });
-  return (p) =>
+  let agent = null;
+  const once = (p) =>
     new Promise((resolve, reject) => {
+      if (!agent) agent = new https.Agent({ keepAlive: true, maxSockets: 1, ca: srv.ca });
       const t0 = process.hrtime.bigint();
       const req = https.get(new URL(p, srv.url), { agent, headers: { Cookie: cookie }, servername: 'localhost', checkServerIdentity: () => undefined }, (res) => {
         const chunks = [];
@@ -64,6 +65,17 @@ function client(srv, cookie) {
       });
       req.on('error', reject);
     });
+  // A keep-alive connection idle for long (PostgreSQL loading) may have been closed by nginx.
+  return async (p) => {
+    try {
+      return await once(p);
+    } catch (e) {
+      if (!['EPIPE', 'ECONNRESET'].includes(e.code)) throw e;
+      agent.destroy();
+      agent = null;
+      return once(p);
+    }
+  };
 }
 
 const pct = (xs, p) => {
