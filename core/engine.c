@@ -28,6 +28,8 @@ void ca_engine_conf_defaults(struct ca_engine_conf *c)
         c->tcp_idle_sec = 300;
     if (c->udp_idle_sec == 0)
         c->udp_idle_sec = 120;
+    if (c->max_live_flows == 0)
+        c->max_live_flows = 150000;
 }
 
 int ca_engine_open(const struct ca_engine_conf *c, struct ca_engine **out, char *err, size_t errlen)
@@ -133,6 +135,7 @@ int ca_engine_import(struct ca_engine *e, const struct ca_import_req *req, json_
     memset(&fc, 0, sizeof(fc));
     fc.tcp_idle_sec = e->conf.tcp_idle_sec;
     fc.udp_idle_sec = e->conf.udp_idle_sec;
+    fc.max_live = e->conf.max_live_flows;
     fc.capture_id = req->capture_id;
     fc.ts_nsec = (uint8_t)ca_capture_nsec(cap);
     fc.dpi = e->dpi;
@@ -217,6 +220,8 @@ out:
         json_object_set_new(rep, "first_ns", packets ? json_integer(first_ns) : json_null());
         json_object_set_new(rep, "last_ns", packets ? json_integer(last_ns) : json_null());
         json_object_set_new(rep, "flows", json_integer(ft ? (json_int_t)ca_flowtab_flows(ft) : 0));
+        json_object_set_new(rep, "flows_evicted",
+                            json_integer(ft ? (json_int_t)ca_flowtab_evicted(ft) : 0));
         json_object_set_new(rep, "fragments_reassembled",
                             json_integer(ft ? (json_int_t)ca_flowtab_frag_reassembled(ft) : 0));
         json_object_set_new(rep, "fragments_incomplete",

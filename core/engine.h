@@ -25,6 +25,12 @@ struct ca_engine_conf {
     const char *geo_asn_db; /* optional second .mmdb for ASNs */
     uint32_t tcp_idle_sec;  /* default 300 */
     uint32_t udp_idle_sec;  /* default 120 (UDP and everything else) */
+    /*
+     * Live flows kept at most (default 150000, about 2 KiB each): beyond it
+     * the least recently active flow is emitted early ("flows_evicted" in the
+     * report), so that memory is bounded whatever the file.
+     */
+    uint32_t max_live_flows;
 };
 
 /* Sets defaults in c (all zero/NULL fields get their default). */

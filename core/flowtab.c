@@ -67,6 +67,7 @@ struct ca_flowtab {
     size_t nbatch;
     uint64_t emitted;
     uint64_t frag_joined;
+    uint64_t evicted;
     struct ca_ipfrag *reasm; /* NULL: no reassembly (out of memory at creation) */
     struct frag_ent frags[FRAG_SLOTS];
 };
@@ -419,6 +420,19 @@ int ca_flowtab_packet(struct ca_flowtab *t, const struct ca_pkt_info *pi, int64_
         e = NULL;
     }
     if (e == NULL) {
+        /* at the live-flow limit: emit the least recently active flow first */
+        while (t->count >= (t->c.max_live ? t->c.max_live : 150000)) {
+            struct fent *lru = NULL;
+            for (int l = 0; l < L_COUNT; l++)
+                if (t->head[l] != NULL && (lru == NULL || t->head[l]->f.last_ns < lru->f.last_ns))
+                    lru = t->head[l];
+            if (lru == NULL)
+                break;
+            r = expire_one(t, lru);
+            if (r != 0)
+                return r;
+            t->evicted++;
+        }
         if (t->count >= t->nbuckets * 2 && grow(t) != 0)
             return CA_ENOMEM;
         e = calloc(1, sizeof(*e));
@@ -553,6 +567,11 @@ int ca_flowtab_flush(struct ca_flowtab *t)
 uint64_t ca_flowtab_flows(const struct ca_flowtab *t)
 {
     return t->emitted;
+}
+
+uint64_t ca_flowtab_evicted(const struct ca_flowtab *t)
+{
+    return t->evicted;
 }
 
 uint64_t ca_flowtab_frag_reassembled(const struct ca_flowtab *t)

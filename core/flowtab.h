@@ -22,6 +22,7 @@ struct ca_flowtab;
 struct ca_flowtab_conf {
     uint32_t tcp_idle_sec;
     uint32_t udp_idle_sec;
+    uint32_t max_live; /* live flows at most (0: 150000); the least recent goes first */
     uint32_t capture_id;
     uint8_t ts_nsec;
     struct ca_dpi *dpi;   /* may be NULL */
@@ -42,6 +43,7 @@ int ca_flowtab_packet(struct ca_flowtab *t, const struct ca_pkt_info *pi, int64_
 int ca_flowtab_flush(struct ca_flowtab *t);
 
 uint64_t ca_flowtab_flows(const struct ca_flowtab *t);            /* flows emitted so far */
+uint64_t ca_flowtab_evicted(const struct ca_flowtab *t);          /* emitted early (max_live) */
 uint64_t ca_flowtab_frag_seen(const struct ca_flowtab *t);        /* later fragments joined */
 uint64_t ca_flowtab_frag_reassembled(const struct ca_flowtab *t); /* IPv4 datagrams rebuilt */
 uint64_t ca_flowtab_frag_dropped(const struct ca_flowtab *t);     /* incomplete, given up */
