@@ -14,6 +14,7 @@
  * already shown; their flows show up in their place on later pages.
  */
 #include <ctype.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -2301,10 +2302,112 @@ static int page_row(void *arg, uint32_t cap, uint32_t seq, const struct ca_hot *
  */
 #define WALK_MAX 20000
 
-static int count_row(void *arg, uint32_t cap, uint32_t seq, const struct ca_hot *h)
+/*
+ * Counting the matches of a filter over every flow (a page's total) is
+ * the one scan whose partial answers simply add up, so it runs on two
+ * threads over the snapshot's hot chunks: the mapped memory stays valid
+ * while the read transaction is open, and the compiled filter is only read.
+ */
+struct cchunk {
+    const struct ca_hot *h;
+    size_t n;
+    int64_t cap_start;
+    uint32_t cap;
+    int owned; /* a copy of a chunk LMDB stored unaligned */
+};
+
+struct ccollect {
+    struct ca_query *q;
+    struct cchunk *c;
+    size_t n, cap;
+    const struct ca_snap_capture *caps;
+    size_t ncaps;
+};
+
+static int collect_chunk(void *arg, uint32_t cap, uint32_t seq0, const struct ca_hot *h, size_t n)
 {
-    (*(uint64_t *)arg)++;
+    struct ccollect *cc = arg;
+    struct cchunk *k;
+    size_t off = 0;
+
+    if (grow((void **)&cc->c, &cc->cap, cc->n + 1, sizeof(*cc->c)) != 0)
+        return CA_ENOMEM;
+    k = &cc->c[cc->n];
+    memset(k, 0, sizeof(*k));
+    if (((uintptr_t)h & 7) != 0 || ca_ws_snap_hot_is_copy(ca_query_snap(cc->q), h)) {
+        struct ca_hot *copy = malloc(n * sizeof(*copy));
+
+        if (copy == NULL)
+            return CA_ENOMEM;
+        memcpy(copy, h, n * sizeof(*copy));
+        h = copy;
+        k->owned = 1;
+    }
+    k->h = h;
+    k->n = n;
+    k->cap = cap;
+    for (; off < cc->ncaps; off++)
+        if (cc->caps[off].id == cap)
+            k->cap_start = cc->caps[off].first_ns;
+    cc->n++;
     return 0;
+}
+
+struct cwork {
+    const struct ca_filter *f;
+    const struct cchunk *c;
+    size_t from, to;
+    uint64_t count;
+};
+
+static void *count_work(void *arg)
+{
+    struct cwork *w = arg;
+
+    for (size_t i = w->from; i < w->to; i++) {
+        struct ca_filter_row row = {NULL, w->c[i].cap, w->c[i].cap_start};
+
+        for (size_t j = 0; j < w->c[i].n; j++) {
+            row.h = &w->c[i].h[j];
+            w->count += (uint64_t)ca_filter_match(w->f, &row);
+        }
+    }
+    return NULL;
+}
+
+static int count_matches(struct ca_query *q, uint64_t *total)
+{
+    struct ccollect cc;
+    struct cwork w[2];
+    pthread_t th;
+    size_t rows = 0, half = 0, acc = 0;
+    int rc, threaded;
+
+    memset(&cc, 0, sizeof(cc));
+    cc.q = q;
+    cc.caps = ca_ws_snap_captures(q->s, &cc.ncaps);
+    rc = ca_ws_snap_scan(q->s, 0, 0, collect_chunk, &cc);
+    for (size_t i = 0; i < cc.n; i++)
+        rows += cc.c[i].n;
+    /* split where half of the rows are */
+    for (half = 0; half < cc.n && acc < rows / 2; half++)
+        acc += cc.c[half].n;
+    w[0] = (struct cwork){q->f, cc.c, 0, half, 0};
+    w[1] = (struct cwork){q->f, cc.c, half, cc.n, 0};
+    if (rc == 0) {
+        threaded = rows >= 4096 && pthread_create(&th, NULL, count_work, &w[1]) == 0;
+        count_work(&w[0]);
+        if (threaded)
+            pthread_join(th, NULL);
+        else
+            count_work(&w[1]);
+        *total += w[0].count + w[1].count;
+    }
+    for (size_t i = 0; i < cc.n; i++)
+        if (cc.c[i].owned)
+            free((void *)cc.c[i].h);
+    free(cc.c);
+    return rc;
 }
 
 static int page_by_order(struct ca_query *q, struct page *p, unsigned kind, int *gave_up)
@@ -2363,7 +2466,7 @@ static int page_by_order(struct ca_query *q, struct page *p, unsigned kind, int 
         }
     }
     if (rc == 0 && !all)
-        rc = scan(q, 0, 0, count_row, &p->total, NULL);
+        rc = count_matches(q, &p->total);
     return rc;
 }
 

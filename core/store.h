@@ -295,6 +295,12 @@ const struct ca_snap_capture *ca_ws_snap_captures(const struct ca_ws_snap *s, si
 typedef int (*ca_hot_fn)(void *arg, uint32_t cap, uint32_t seq0, const struct ca_hot *h, size_t n);
 int ca_ws_snap_scan(struct ca_ws_snap *s, uint64_t after_id, size_t max_chunks, ca_hot_fn fn,
                     void *arg);
+/*
+ * Whether h (handed to a ca_hot_fn) is the snapshot's own copy of a chunk
+ * LMDB stored unaligned, overwritten by the next chunk; other chunks stay
+ * valid until ca_ws_snap_close.
+ */
+int ca_ws_snap_hot_is_copy(const struct ca_ws_snap *s, const struct ca_hot *h);
 /* One full flow of a ready capture; CA_ENOTFOUND otherwise. */
 int ca_ws_snap_flow(struct ca_ws_snap *s, uint64_t flow_id, struct ca_flow *out);
 /* Interned string by id ("" for 0 or unknown); valid while s is open. */

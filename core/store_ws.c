@@ -1483,6 +1483,11 @@ out:
     return rc < -1000 || rc > 0 ? ca_store_err(rc) : rc;
 }
 
+int ca_ws_snap_hot_is_copy(const struct ca_ws_snap *s, const struct ca_hot *h)
+{
+    return s->align != NULL && h >= s->align && h < s->align + s->align_n;
+}
+
 int ca_ws_snap_flow(struct ca_ws_snap *s, uint64_t flow_id, struct ca_flow *out)
 {
     unsigned char key[8];
