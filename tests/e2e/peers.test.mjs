@@ -158,7 +158,7 @@ function whyOurs(o, f, nd, matchedKeys) {
 
 function whyNdpi(n, f, o) {
   const skipped = Object.keys(o.report?.skipped || {}).filter((k) => k !== 'non_ip');
-  if (/^(17 .*\/(4789|6081)|47 )/.test(n.key)) return 'outer tunnel flow: we decapsulate it and report the inner flows';
+  if (/^(17 .*\/(4789|6081|3544|37008)\b|47 )/.test(n.key)) return 'outer tunnel flow: we decapsulate it and report the inner flows';
   if (o.flows.some((x) => x.key.replace(/ vlan:\d+$/, '') === n.key.replace(/ vlan:\d+$/, '')))
     return 'same 5-tuple with another VLAN id (see above)';
   if (skipped.length) return `packets we count as ${skipped.join(', ')} in the import report; ndpiReader took them`;
