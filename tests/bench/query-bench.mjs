@@ -8,7 +8,7 @@
 // unfiltered, selective (`ip == <one client>`) and broad (`proto == TLS and bytes > 10KB`).
 // Prints p50/p99 per query against the targets.  The same flows (mkflows --csv) go into a
 // private PostgreSQL 15 cluster with btree indexes; the equivalent SQL runs
-// CAPATLAS_QBENCH_PG_REPS times (default 5) and the speed-up per query is printed.
+// CAPATLAS_QBENCH_PG_REPS times (default 5; 3 from 5M flows) and the speed-up per query is printed.
 // CAPATLAS_QBENCH_PG=0 skips PostgreSQL.  CAPATLAS_QBENCH_STRICT=1 exits non-zero on a missed
 // target (otherwise only on errors).
 import assert from 'node:assert/strict';
@@ -22,7 +22,8 @@ import { ROOT, startServer } from '../lib/server.mjs';
 
 const SIZES = (process.env.CAPATLAS_QBENCH_SIZES || '1000000,10000000').split(',').map(Number);
 const REPS = Number(process.env.CAPATLAS_QBENCH_REPS || 30);
-const PG_REPS = Number(process.env.CAPATLAS_QBENCH_PG_REPS || 5);
+const PG_REPS_ENV = Number(process.env.CAPATLAS_QBENCH_PG_REPS || 0);
+let PG_REPS = 5; // per size: 5, or 3 from 5M flows (PostgreSQL takes seconds per query there)
 const USE_PG = process.env.CAPATLAS_QBENCH_PG !== '0';
 const PGBIN = '/usr/lib/postgresql/15/bin';
 const MKFLOWS = path.join(ROOT, 'build/tests/mkflows');
@@ -234,6 +235,7 @@ async function main() {
       const sum = await get(base + 'summary');
       assert.equal(sum.json.flows, n);
       let pg = null;
+      PG_REPS = PG_REPS_ENV || (n >= 5_000_000 ? 3 : 5);
       if (USE_PG) {
         pg = pgStart(path.join(tmp, `pg-${n}`));
         const secs = pgLoad(pg, csv);
