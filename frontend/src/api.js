@@ -11,6 +11,7 @@ export class ApiError extends Error {
     this.status = status;
     this.field = field;
     this.position = position; // a bad filter's 0-based column (400 from the query endpoints)
+    this.aborted = false; // the caller cancelled it (a newer filter): not an error to show
   }
 }
 
@@ -49,21 +50,25 @@ function remember(data) {
   if (data && typeof data.csrf === 'string') csrf = data.csrf;
 }
 
-export async function api(method, path, body) {
+/** opts.signal: an AbortSignal; a cancelled request rejects with an ApiError whose aborted is true. */
+export async function api(method, path, body, opts0 = {}) {
   const headers = { Accept: 'application/json' };
   if (method !== 'GET' && method !== 'HEAD' && csrf) headers['X-CSRF-Token'] = csrf;
-  const opts = { method, headers, credentials: 'same-origin', cache: 'no-store' };
+  const opts = { method, headers, credentials: 'same-origin', cache: 'no-store', signal: opts0.signal };
   if (body !== undefined) {
     headers['Content-Type'] = 'application/json';
     opts.body = JSON.stringify(body);
   }
   let res;
+  let textBody;
   try {
     res = await fetch(path, opts);
+    textBody = await res.text();
   } catch (e) {
-    throw new ApiError(0, `cannot reach the server (${e.message})`);
+    const err = new ApiError(0, opts.signal && opts.signal.aborted ? 'cancelled' : `cannot reach the server (${e.message})`);
+    err.aborted = !!(opts.signal && opts.signal.aborted);
+    throw err;
   }
-  const textBody = await res.text();
   const data = parse(textBody);
   if (!res.ok) {
     const err = errorFrom(res.status, data, textBody);
@@ -78,7 +83,7 @@ export async function api(method, path, body) {
   return data;
 }
 
-export const get = (path) => api('GET', path);
+export const get = (path, opts) => api('GET', path, undefined, opts);
 export const post = (path, body) => api('POST', path, body);
 
 /**

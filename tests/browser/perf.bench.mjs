@@ -1,49 +1,81 @@
 // Performance of the views on a large workspace (issue 7), run by `make bench`
-// (tests/bench/browser-views.sh), not by `make test`: it imports a synthetic capture of
-// CAPATLAS_BENCH_FLOWS flows (default 1,000,000; tests/browser/lib/bulk-pcap.mjs), then in
-// headless Chromium measures, for each view, the time from a filter change to its data drawn
-// (performance marks set by the SPA, printed), scrolls the flows grid through 10,000 rows while
-// a PerformanceObserver records long tasks, and checks the production bundle size.
+// (tests/bench/browser-views.sh), not by `make test`. It builds a workspace of
+// CAPATLAS_BENCH_FLOWS synthetic flows (default 1,000,000) with build/tests/mkflows straight into
+// the running server's data folder (seconds, not an import), then in headless Chromium measures,
+// for each view, the time from a filter change to its data drawn (performance marks set by the
+// SPA), split into the wait for the server (Resource Timing of the requests the view made) and
+// the client's own part; each request is then replayed alone, sequentially, from node to give
+// the server's time without the view's other requests competing for the API workers. Finally it
+// scrolls the flows grid through 10,000 rows while a PerformanceObserver records long tasks.
+//
+// Environment: CAPATLAS_BENCH_FLOWS (1000000), CAPATLAS_BENCH_VIEW_MS (1000),
+// CAPATLAS_BENCH_TABS (comma list, default every view), CAPATLAS_MKFLOWS (build/tests/mkflows),
+// CAPATLAS_BENCH_STRICT=0 prints the figures without failing on a missed target.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import https from 'node:https';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { tmpdir, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
-import { startServer } from '../lib/server.mjs';
-import { writeBulkPcap } from './lib/bulk-pcap.mjs';
+import { startServer, ROOT } from '../lib/server.mjs';
 
 const FLOWS = Number(process.env.CAPATLAS_BENCH_FLOWS || 1_000_000);
 const LIMIT_MS = Number(process.env.CAPATLAS_BENCH_VIEW_MS || 1000);
-const TABS = ['flows', 'overview', 'statistics', 'perhour', 'geo', 'ips-src', 'ips-dst', 'protocols', 'timeline', 'graph'];
-const FILTERS = ['port == 443', 'port == 443 and hour == 14'];
+const LONGTASK_MS = 100;
+const STRICT = process.env.CAPATLAS_BENCH_STRICT !== '0';
+const MKFLOWS = process.env.CAPATLAS_MKFLOWS || join(ROOT, 'build/tests/mkflows');
+const ALL_TABS = ['flows', 'overview', 'statistics', 'perhour', 'geo', 'ips-src', 'ips-dst', 'protocols', 'timeline', 'graph'];
+const TABS = process.env.CAPATLAS_BENCH_TABS ? process.env.CAPATLAS_BENCH_TABS.split(',') : ALL_TABS;
 
 let srv;
 let ctx;
 let profile;
-let tmp;
 let ws;
+let sampleIp;
 let page;
+let api;
 const problems = [];
+let filters = [];
+
+const load = () => loadavg().map((x) => x.toFixed(2)).join(' ');
+
+function asCapatlas(cmd, args) {
+  if (!(process.getuid && process.getuid() === 0)) return execFileSync(cmd, args, { encoding: 'utf8' });
+  const gid = execFileSync('id', ['-g', 'capatlas'], { encoding: 'utf8' }).trim();
+  return execFileSync('setpriv', ['--reuid=capatlas', `--regid=${gid}`, '--init-groups', '--', cmd, ...args], { encoding: 'utf8' });
+}
+
+// One GET through the real stack (nginx, HTTPS, FastCGI) from node, alone: the server's time.
+let agent;
+function timedGet(path) {
+  return new Promise((resolve, reject) => {
+    const t0 = process.hrtime.bigint();
+    const req = https.get(new URL(path, srv.url), { agent, headers: { Cookie: api.cookie }, servername: 'localhost', checkServerIdentity: () => undefined }, (res) => {
+      res.on('data', () => {});
+      res.on('end', () => resolve({ status: res.statusCode, ms: Number(process.hrtime.bigint() - t0) / 1e6 }));
+    });
+    req.on('error', reject);
+  });
+}
 
 before(async () => {
   srv = await startServer();
-  const api = srv.client();
+  api = srv.client();
   await api.login();
-  ws = (await api.post('/api/workspaces', { name: `bench ${FLOWS}` })).json.workspace.id;
-  tmp = await mkdtemp(join(tmpdir(), 'capatlas-bench-'));
-  const file = join(tmp, 'bulk.pcap');
+  agent = new https.Agent({ keepAlive: true, maxSockets: 1, ca: srv.ca });
   let t = Date.now();
-  writeBulkPcap(file, FLOWS);
-  console.log(`# generated ${FLOWS} flows in ${Date.now() - t} ms`);
-  t = Date.now();
-  const u = await api.upload(ws, file);
-  assert.equal(u.status, 202, u.text);
-  const job = await api.waitJob(u.json.job.id, 3_600_000);
-  assert.equal(job.state, 'done', job.error);
+  const out = asCapatlas(MKFLOWS, ['--data', srv.dataDir, '--owner', 'admin', '--flows', String(FLOWS), '--name', `bench ${FLOWS}`]);
+  const info = JSON.parse(out.trim().split('\n').pop());
+  ws = info.workspace;
+  sampleIp = info.sample_ip;
   const s = await api.get(`/api/workspaces/${ws}/summary`);
-  console.log(`# imported in ${Date.now() - t} ms: ${s.json.flows} flows`);
+  assert.equal(s.status, 200, s.text);
+  assert.equal(s.json.flows, FLOWS);
+  console.log(`# mkflows: workspace ${ws} of ${s.json.flows} flows in ${Date.now() - t} ms; sample ip ${sampleIp}; load average ${load()}`);
+  filters = ['port == 443', 'port == 443 and hour == 14', `ip == ${sampleIp}`];
   profile = await mkdtemp(join(tmpdir(), 'capatlas-chromium-'));
   ctx = await chromium.launchPersistentContext(profile, {
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium', headless: true, ignoreHTTPSErrors: true, viewport: { width: 1400, height: 1000 },
@@ -60,43 +92,86 @@ before(async () => {
   await page.locator('[data-testid="login-password"]').fill(srv.admin.password);
   await page.locator('[data-testid="login-submit"]').click();
   await page.locator('[data-testid="logout"]').waitFor();
+  t = Date.now();
 });
 
 after(async () => {
+  if (agent) agent.destroy();
   if (ctx) await ctx.close().catch(() => {});
   if (srv) await srv.stop();
   if (profile) await rm(profile, { recursive: true, force: true });
-  if (tmp) await rm(tmp, { recursive: true, force: true });
 });
 
+// Waits until the view shows the filter's data; returns the SPA's measure (mark at the filter
+// change → drawn) and the API requests made meanwhile, from Resource Timing.
 async function waitView(tab, filter) {
   await page.waitForFunction(([t, f]) => {
     const p = document.querySelector(`[data-testid="view-${t}"]`);
     return p && !p.hidden && p.getAttribute('data-state') === 'ready' && p.getAttribute('data-filter') === f;
   }, [tab, filter], { timeout: 120_000, polling: 50 });
-  return Number(await page.locator(`[data-testid="view-${tab}"]`).getAttribute('data-ms'));
+  return page.evaluate((t) => {
+    const ms = performance.getEntriesByName(`capatlas:${t}`, 'measure');
+    const m = ms[ms.length - 1];
+    const end = m.startTime + m.duration;
+    const reqs = performance.getEntriesByType('resource')
+      .filter((r) => /\/api\/workspaces\//.test(r.name) && r.startTime >= m.startTime - 1 && r.startTime <= end)
+      .map((r) => ({
+        url: r.name.replace(/^https?:\/\/[^/]+/, ''), start: Math.round(r.startTime - m.startTime),
+        ttfb: Math.round(r.responseStart - r.requestStart), end: Math.round(r.responseEnd - m.startTime), size: r.encodedBodySize,
+      }));
+    performance.clearResourceTimings();
+    return { ms: Math.round(m.duration), reqs };
+  }, tab);
 }
 
-test(`each view draws within ${LIMIT_MS} ms of a filter change (${FLOWS} flows)`, { timeout: 1_800_000 }, async () => {
+function short(url) {
+  const u = new URL(url, 'https://x');
+  const p = u.pathname.replace(/^\/api\/workspaces\/[^/]+\//, '');
+  const q = [...u.searchParams].filter(([k]) => k !== 'filter' && k !== 'columns').map(([k, v]) => `${k}=${v}`).join('&');
+  return q ? `${p}?${q}` : p;
+}
+
+async function report(tab, label, r) {
+  // The view's requests, each alone from node: the server's own time for it.
+  const alone = [];
+  for (const q of r.reqs) alone.push((await timedGet(q.url)).ms);
+  const wait = r.reqs.length ? Math.max(...r.reqs.map((q) => q.end)) : 0;
+  const client = r.ms - wait;
+  console.log(`# ${tab.padEnd(10)} ${label.padEnd(32)} drawn ${String(r.ms).padStart(5)} ms = waiting for the server ${String(wait).padStart(5)} ms + client ${String(client).padStart(4)} ms; ${r.reqs.length} requests, alone ${alone.map((x) => Math.round(x)).join('/') || '-'} ms (sum ${Math.round(alone.reduce((a, b) => a + b, 0))})`);
+  for (let i = 0; i < r.reqs.length; i++) {
+    const q = r.reqs[i];
+    console.log(`#     ${short(q.url).padEnd(58)} start ${String(q.start).padStart(4)} ttfb ${String(q.ttfb).padStart(5)} done ${String(q.end).padStart(5)} ms; alone ${Math.round(alone[i])} ms`);
+  }
+  return { wait, client, alone: Math.max(0, ...alone) };
+}
+
+test(`each view draws within ${LIMIT_MS} ms of a filter change (${FLOWS} flows)`, { timeout: 3_600_000 }, async () => {
   const rows = [];
+  await page.evaluate(() => performance.setResourceTimingBufferSize(5000));
+  console.log(`# load average before the views: ${load()}`);
   for (const tab of TABS) {
     await page.goto(`${srv.url}/#/w/${ws}/${tab}`);
+    await page.evaluate(() => performance.setResourceTimingBufferSize(5000));
     const first = await waitView(tab, '');
-    const times = [];
-    for (const f of FILTERS) {
+    await report(tab, 'unfiltered (first load)', first);
+    for (const f of filters) {
       await page.locator('[data-testid="filter-input"]').fill(f);
       await page.locator('[data-testid="filter-apply"]').click();
-      times.push(await waitView(tab, f));
+      const r = await waitView(tab, f);
+      const x = await report(tab, f.startsWith('ip ==') ? 'ip == <sample>' : f, r);
+      rows.push({ tab, filter: f, ms: r.ms, ...x });
     }
-    rows.push({ tab, first, times });
-    console.log(`# ${tab.padEnd(10)} unfiltered ${String(first).padStart(6)} ms; after filter change: ${times.map((x) => `${x} ms`).join(', ')}`);
   }
-  const slow = rows.flatMap((r) => r.times.map((ms, i) => ({ tab: r.tab, filter: FILTERS[i], ms }))).filter((x) => x.ms > LIMIT_MS);
+  const slow = rows.filter((x) => x.ms > LIMIT_MS);
+  console.log(`# load average after the views: ${load()}`);
+  console.log(`# summary after a filter change (ms): ${TABS.map((t) => `${t} ${rows.filter((x) => x.tab === t).map((x) => x.ms).join('/')}`).join('; ')}`);
+  console.log(`# ${slow.length ? 'FAIL' : 'PASS'}: ${rows.length - slow.length}/${rows.length} view loads within ${LIMIT_MS} ms of a filter change`);
+  for (const x of slow) console.log(`#   slow: ${x.tab} [${x.filter}] ${x.ms} ms (server wait ${x.wait}, client ${x.client}, slowest request alone ${Math.round(x.alone)})`);
   assert.deepEqual(problems, []);
-  assert.deepEqual(slow, [], `views slower than ${LIMIT_MS} ms after a filter change`);
+  if (STRICT) assert.deepEqual(slow.map((x) => `${x.tab} [${x.filter}] ${x.ms} ms`), [], `views slower than ${LIMIT_MS} ms after a filter change`);
 });
 
-test('the flows grid scrolls 10,000 rows with no long task over 100 ms', { timeout: 600_000 }, async () => {
+test(`the flows grid scrolls 10,000 rows with no long task over ${LONGTASK_MS} ms`, { timeout: 600_000 }, async () => {
   await page.goto(`${srv.url}/#/w/${ws}/flows`);
   await waitView('flows', '');
   const r = await page.evaluate(async () => {
@@ -107,9 +182,11 @@ test('the flows grid scrolls 10,000 rows with no long task over 100 ms', { timeo
     const frame = () => new Promise((res) => requestAnimationFrame(() => res()));
     const t0 = performance.now();
     let waited = 0;
+    let frames = 0;
     while (true) {
       sc.scrollTop += 28 * 25; // 25 rows per frame
       await frame();
+      frames++;
       const rows = document.querySelectorAll('[data-testid="flow-row"]');
       const last = rows.length ? Number(rows[rows.length - 1].getAttribute('aria-rowindex')) : 0;
       if (last >= 10000) break;
@@ -123,10 +200,12 @@ test('the flows grid scrolls 10,000 rows with no long task over 100 ms', { timeo
     await new Promise((res) => setTimeout(res, 200));
     po.disconnect();
     const rowsNow = document.querySelectorAll('[data-testid="flow-row"]');
-    return { ms: Math.round(performance.now() - t0), waited, longs, maxDraw: document.querySelector('[data-testid="flows-table"]').getAttribute('data-max-draw-ms'), last: Number(rowsNow[rowsNow.length - 1].getAttribute('aria-rowindex')) };
+    return { ms: Math.round(performance.now() - t0), frames, waited, longs, maxDraw: document.querySelector('[data-testid="flows-table"]').getAttribute('data-max-draw-ms'), last: Number(rowsNow[rowsNow.length - 1].getAttribute('aria-rowindex')) };
   });
   const max = r.longs.length ? Math.max(...r.longs) : 0;
-  console.log(`# scrolled to row ${r.last} in ${r.ms} ms (${r.waited} ms waiting for pages); long tasks: ${r.longs.length}, longest ${Math.round(max)} ms; longest row drawing ${r.maxDraw} ms`);
+  console.log(`# scrolled to row ${r.last} in ${r.ms} ms, ${r.frames} frames (${r.waited} ms waiting for pages); long tasks: ${r.longs.length}, longest ${Math.round(max)} ms; longest row drawing ${r.maxDraw} ms; load average ${load()}`);
+  console.log(`# ${max <= LONGTASK_MS && r.last >= 10000 ? 'PASS' : 'FAIL'}: longest task while scrolling 10,000 rows ${Math.round(max)} ms (limit ${LONGTASK_MS} ms)`);
   assert.ok(r.last >= 10000, `reached row ${r.last}`);
-  assert.ok(max <= 100, `longest task ${max} ms`);
+  assert.deepEqual(problems, []);
+  if (STRICT) assert.ok(max <= LONGTASK_MS, `longest task ${max} ms`);
 });

@@ -66,6 +66,16 @@ export function axis(extra = {}) {
   };
 }
 
+/** An option's structure: its components and each series' type, stack, name and axes. */
+function shapeOf(o) {
+  const list = (x) => (Array.isArray(x) ? x : x ? [x] : []);
+  return JSON.stringify([
+    Object.keys(o).filter((k) => o[k] !== undefined).sort(),
+    list(o.series).map((x) => [x.type, x.stack, x.name, x.xAxisIndex, x.yAxisIndex, x.layout]),
+    list(o.xAxis).map((x) => x.type), list(o.yAxis).map((x) => x.type),
+  ]);
+}
+
 /**
  * A chart card: a titled box with a PNG button. chartCard(title, { testid, height }) returns
  * { node, set(option, onClick), chart, dispose }. onClick(params) gets ECharts' click params.
@@ -76,6 +86,7 @@ export function chartCard(title, { testid, height = 320, tools = [] } = {}) {
   const status = h('p', { class: 'muted chart-status', testid: testid ? `${testid}-status` : null, 'aria-live': 'polite' });
   let chart = null;
   let clickFn = null;
+  let shape = null; // the last option's structure: same structure → merge, else replace
   const png = h('button', {
     type: 'button', class: 'secondary small', title: `Download “${title}” as PNG`, testid: testid ? `${testid}-png` : null,
     onClick: () => {
@@ -116,6 +127,7 @@ export function chartCard(title, { testid, height = 320, tools = [] } = {}) {
       status.hidden = false;
       box.classList.add('dim');
       if (chart) chart.clear();
+      shape = null;
     },
     empty(msg = 'No flows match the filter.') {
       status.textContent = msg;
@@ -123,18 +135,24 @@ export function chartCard(title, { testid, height = 320, tools = [] } = {}) {
       status.hidden = false;
       box.classList.add('dim');
       if (chart) chart.clear();
+      shape = null;
     },
     set(option, onClick) {
       status.hidden = true;
       box.classList.remove('dim');
       clickFn = onClick || null;
-      ensure().setOption(baseOption(option), { notMerge: true });
+      // The chart instance lives as long as the card. Replacing the whole option (notMerge) rebuilds
+      // every component; only needed when the structure changes (other series, axes, components).
+      const key = shapeOf(option);
+      ensure().setOption(baseOption(option), { notMerge: key !== shape, lazyUpdate: false });
+      shape = key;
       box.setAttribute('data-drawn', String(Date.now()));
     },
     dispose() {
       ro.disconnect();
       if (chart) chart.dispose();
       chart = null;
+      shape = null;
     },
   };
 }

@@ -103,6 +103,7 @@ export async function runAll(jobs) {
     try {
       await fn();
     } catch (e) {
+      if (e.aborted) return; // a newer filter took over: its load draws this card
       card.error(e.message || String(e));
       if (e.status === 400 && e.field === 'filter') filterErr = e;
     }

@@ -21,6 +21,8 @@ const NUM = new Set(['id', 'capture', 'first_ns', 'last_ns', 'duration', 'ip_ver
 const WIDTH = { first: 200, last: 200, src: 170, dst: 170, host: 200, dns_name: 200, user_agent: 220, proto: 130, encap: 180, risks: 180, src_mac: 140, dst_mac: 140, first_ns: 170, last_ns: 170 };
 const ROW_H = 28;
 const PAGE = 500;
+const OVERSCAN = 3; // rows drawn beyond each edge of the viewport
+const PREFETCH = 350; // rows left below the viewport when the next page is asked for
 const LS_KEY = 'capatlas.flowColumns';
 
 export function fmtField(f, k) {
@@ -69,6 +71,7 @@ export function flowsView(ctx) {
     class: 'vgrid-scroll', tabindex: 0, testid: 'flows-scroll', 'aria-label': 'Flows; arrow keys move, Enter opens the detail',
     onScroll: () => schedule(), onKeydown: (ev) => key(ev),
   }, spacer);
+  new ResizeObserver(() => { viewH = scroller.clientHeight; schedule(); }).observe(scroller);
   const grid = h('div', { class: 'vgrid', role: 'grid', testid: 'flows-table', 'aria-rowcount': '0' }, head, scroller);
   const detail = h('div', { class: 'flow-detail card', testid: 'flow-detail', hidden: true });
 
@@ -91,6 +94,7 @@ export function flowsView(ctx) {
 
   function drawHead() {
     pool = [];
+    poolFirst = 0;
     replace(win);
     replace(head, cols.map((c) => {
       const cell = h('div', {
@@ -105,6 +109,7 @@ export function flowsView(ctx) {
     const w = cols.reduce((a, c) => a + widthOf(c), 0);
     head.style.width = `${w}px`;
     spacer.style.width = `${w}px`;
+    rowW = w;
   }
 
   function setSort(c) {
@@ -127,43 +132,83 @@ export function flowsView(ctx) {
     if (ms > maxDraw) { maxDraw = ms; grid.setAttribute('data-max-draw-ms', String(Math.round(ms))); }
   }
 
-  // Rows are pooled: scrolling rewrites the text of the same few dozen elements instead of
-  // building new ones, so a frame costs a few hundred text updates at most.
-  let pool = [];
+  // Rows are pooled and kept in DOM order (index order, for screen readers and tests). Scrolling
+  // moves the window with a transform and rewrites only the rows that enter the view: the rows
+  // that stay keep their text, and the ones that left are moved to the other end and refilled.
+  // Every row and cell has a fixed size and CSS containment, so a text change lays out only its
+  // own cell, never the grid. Each frame reads the scroll position first, then only writes.
+  let pool = []; // in DOM order: pool[k] shows row poolFirst + k
+  let poolFirst = 0;
+  let rowW = 0;
+  let viewH = 0;
   function poolRow() {
+    const texts = [];
     const cells = cols.map((c) => {
-      const cell = h('div', { class: `vcell${NUM.has(c) ? ' num' : ''}`, role: 'gridcell' });
+      const t = document.createTextNode('');
+      texts.push(t);
+      const cell = h('div', { class: `vcell${NUM.has(c) ? ' num' : ''}`, role: 'gridcell' }, t);
       cell.style.width = `${widthOf(c)}px`;
       return cell;
     });
     const el = h('div', { class: 'vrow', role: 'row' }, cells);
-    return { el, cells, index: -1, flow: null };
+    el.style.width = `${rowW}px`;
+    return { el, texts, index: -1, flow: undefined, active: false, cls: '', tid: '' };
+  }
+
+  function fill(r, i) {
+    const f = rows[i] || null;
+    const active = i === activeRow;
+    if (r.index === i && r.flow === f && r.active === active) return;
+    if (r.index !== i) {
+      r.el.setAttribute('aria-rowindex', String(i + 1));
+      r.el.setAttribute('data-index', String(i));
+    }
+    const cls = `vrow${active ? ' active' : ''}${i % 2 ? ' alt' : ''}`;
+    if (r.cls !== cls) { r.el.className = cls; r.cls = cls; }
+    const tid = f ? 'flow-row' : 'flow-row-pending';
+    if (r.tid !== tid) { r.el.setAttribute('data-testid', tid); r.tid = tid; }
+    if (r.index !== i || r.flow !== f) {
+      for (let c = 0; c < cols.length; c++) {
+        const v = f ? fmtField(f, cols[c]) : i === rows.length && c === 0 ? '…' : '';
+        if (r.texts[c].data !== v) r.texts[c].data = v;
+      }
+    }
+    r.index = i;
+    r.flow = f;
+    r.active = active;
   }
 
   function drawRows() {
+    // read
     const top = scroller.scrollTop;
-    const height = scroller.clientHeight || 560;
-    const first = Math.max(0, Math.floor(top / ROW_H) - 5);
-    const last = Math.min(rowsShown(), Math.ceil((top + height) / ROW_H) + 5);
+    if (!viewH) viewH = scroller.clientHeight || 560;
+    const first = Math.max(0, Math.floor(top / ROW_H) - OVERSCAN);
+    const last = Math.min(rowsShown(), Math.ceil((top + viewH) / ROW_H) + OVERSCAN);
     const n = Math.max(0, last - first);
-    while (pool.length < n) { const r = poolRow(); pool.push(r); win.append(r.el); }
-    while (pool.length > n) pool.pop().el.remove();
-    for (let k = 0; k < n; k++) {
-      const i = first + k;
-      const f = rows[i] || null;
-      const r = pool[k];
-      if (r.index === i && r.flow === f && r.active === (i === activeRow)) continue;
-      r.index = i;
-      r.flow = f;
-      r.active = i === activeRow;
-      r.el.className = `vrow${r.active ? ' active' : ''}${i % 2 ? ' alt' : ''}`;
-      r.el.setAttribute('aria-rowindex', String(i + 1));
-      r.el.setAttribute('data-index', String(i));
-      r.el.setAttribute('data-testid', f ? 'flow-row' : 'flow-row-pending');
-      for (let c = 0; c < cols.length; c++) r.cells[c].textContent = f ? fmtField(f, cols[c]) : i === rows.length && c === 0 ? '…' : '';
+    // write
+    const oldLast = poolFirst + pool.length;
+    const a = Math.max(first, poolFirst);
+    const b = Math.min(last, oldLast);
+    if (a < b) {
+      const kept = pool.slice(a - poolFirst, b - poolFirst);
+      const free = pool.slice(0, a - poolFirst).concat(pool.slice(b - poolFirst));
+      const headRows = [];
+      for (let i = first; i < a; i++) headRows.push(free.pop() || poolRow());
+      const tailRows = [];
+      for (let i = b; i < last; i++) tailRows.push(free.pop() || poolRow());
+      for (const r of free) r.el.remove();
+      if (headRows.length) win.prepend(...headRows.map((r) => r.el));
+      if (tailRows.length) win.append(...tailRows.map((r) => r.el));
+      pool = headRows.concat(kept, tailRows);
+    } else {
+      while (pool.length < n) { const r = poolRow(); pool.push(r); win.append(r.el); }
+      while (pool.length > n) pool.pop().el.remove();
     }
-    win.style.transform = `translateY(${first * ROW_H}px)`;
-    if (next !== null && last > rows.length - 200) more();
+    if (poolFirst !== first || !win.style.transform) win.style.transform = `translateY(${first * ROW_H}px)`;
+    poolFirst = first;
+    for (let k = 0; k < n; k++) fill(pool[k], first + k);
+    // prefetch: ask for the next page well before the viewport reaches the end of the rows
+    if (next !== null && last > rows.length - PREFETCH) more();
   }
 
   function rowsShown() {
@@ -189,15 +234,15 @@ export function flowsView(ctx) {
     const my = gen;
     fetching = (async () => {
       try {
-        const d = await get(`${ctx.base}/flows${qs(params(next))}`);
+        const d = await get(`${ctx.base}/flows${qs(params(next))}`, { signal: ctx.signal });
         if (my !== gen) return;
-        rows = rows.concat(d.flows || []);
+        for (const f of d.flows || []) rows.push(f);
         next = d.next ?? null;
         if (typeof d.total === 'number') total = d.total;
         sizeSpacer();
         schedule();
       } catch (e) {
-        if (my === gen) { status.className = 'error'; status.textContent = `Cannot load more flows: ${e.message}`; next = null; sizeSpacer(); }
+        if (my === gen && !e.aborted) { status.className = 'error'; status.textContent = `Cannot load more flows: ${e.message}`; next = null; sizeSpacer(); }
       } finally {
         if (my === gen) fetching = null;
       }
@@ -213,7 +258,7 @@ export function flowsView(ctx) {
     status.textContent = 'Loading…';
     status.hidden = false;
     try {
-      const d = await get(`${ctx.base}/flows${qs(params(null))}`);
+      const d = await get(`${ctx.base}/flows${qs(params(null))}`, { signal: ctx.signal });
       if (my !== gen) return;
       rows = d.flows || [];
       next = d.next ?? null;
@@ -228,6 +273,7 @@ export function flowsView(ctx) {
       else status.hidden = true;
     } catch (e) {
       if (my !== gen) return;
+      if (e.aborted) throw e;
       rows = [];
       next = null;
       total = 0;

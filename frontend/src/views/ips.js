@@ -33,6 +33,7 @@ export function ipsView(ctx, side) {
       if (rows.length) status.clear();
       else status.empty();
     } catch (e) {
+      if (e.aborted) throw e;
       replace(box);
       status.error(e);
       throw e;

@@ -36,18 +36,28 @@ export function statisticsView(ctx) {
   };
   const agg = (by, order, metrics = 'flows,bytes,sent,recv') => ctx.fetch('aggregate', { by, metrics, top: 10, order });
   const ipClick = (f) => (k) => ctx.add(cond(f, '==', k));
+  // The duration histogram groups by (bucket, protocol) over every flow, so its rows also give
+  // the top protocols by flows: one request fewer for the API workers per filter change.
+  let durP = null;
+  const durations = () => durP || (durP = ctx.fetch('aggregate', { by: 'duration.bucket,proto', metrics: 'flows', top: 0 }));
+  function topProtocols(rows) {
+    const m = new Map();
+    for (const r of rows) m.set(r.key[1], (m.get(r.key[1]) || 0) + r.flows);
+    return [...m.entries()].sort((a, b) => b[1] - a[1] || String(a[0]).localeCompare(String(b[0]))).slice(0, 10)
+      .map(([k, flows]) => ({ key: [k], flows }));
+  }
 
   const jobs = [
     [c.srcFlows, async () => hbar(c.srcFlows, (await agg('src', 'flows')).rows || [], { metrics: ['flows'], labels: ['Flows'], onClick: ipClick('src') })],
     [c.srcBytes, async () => hbar(c.srcBytes, (await agg('src', 'bytes')).rows || [], { metrics: ['sent', 'recv'], labels: ['Sent', 'Received'], onClick: ipClick('src') })],
     [c.dstFlows, async () => hbar(c.dstFlows, (await agg('dst', 'flows')).rows || [], { metrics: ['flows'], labels: ['Flows'], onClick: ipClick('dst') })],
     [c.dstBytes, async () => hbar(c.dstBytes, (await agg('dst', 'bytes')).rows || [], { metrics: ['sent', 'recv'], labels: ['Sent', 'Received'], onClick: ipClick('dst') })],
-    [c.protos, async () => hbar(c.protos, (await agg('proto', 'flows', 'flows,bytes')).rows || [], { metrics: ['flows'], labels: ['Flows'], onClick: (k) => ctx.add(cond('proto', '==', k)) })],
+    [c.protos, async () => hbar(c.protos, topProtocols((await durations()).rows || []), { metrics: ['flows'], labels: ['Flows'], onClick: (k) => ctx.add(cond('proto', '==', k)) })],
     [c.countries, async () => hbar(c.countries, (await agg('dst.country', 'flows', 'flows,bytes')).rows || [], {
       metrics: ['flows'], labels: ['Flows'], label: countryLabel, onClick: (k) => (isCountryCode(k) || k === '--') && ctx.add(cond('dst.country', '==', k)),
     })],
     [c.durations, async () => {
-      const d = await ctx.fetch('aggregate', { by: 'duration.bucket,proto', metrics: 'flows', top: 0 });
+      const d = await durations();
       const rows = d.rows || [];
       if (!rows.length) return c.durations.empty();
       const buckets = [...new Set(rows.map((r) => r.key[0]))];
@@ -73,7 +83,7 @@ export function statisticsView(ctx) {
   const all = Object.values(c);
   return {
     node: h('div', { class: 'grid2' }, all.map((x) => x.node)),
-    load: () => runAll(jobs),
+    load: () => { durP = null; return runAll(jobs); },
     dispose: () => all.forEach((x) => x.dispose()),
   };
 }
