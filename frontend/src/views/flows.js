@@ -21,7 +21,7 @@ const NUM = new Set(['id', 'capture', 'first_ns', 'last_ns', 'duration', 'ip_ver
 const WIDTH = { first: 200, last: 200, src: 170, dst: 170, host: 200, dns_name: 200, user_agent: 220, proto: 130, encap: 180, risks: 180, src_mac: 140, dst_mac: 140, first_ns: 170, last_ns: 170 };
 const ROW_H = 28;
 const PAGE = 500;
-const OVERSCAN = 3; // rows drawn beyond each edge of the viewport
+const OVERSCAN = 2; // rows drawn beyond each edge of the viewport
 const PREFETCH = 350; // rows left below the viewport when the next page is asked for
 const LS_KEY = 'capatlas.flowColumns';
 
