@@ -14,8 +14,6 @@ int cmd_flows(int argc, char **argv);
 int cmd_user(int argc, char **argv);
 /* capatlasd routes: the API route table with each route's action, as JSON (fcgi/router.c) */
 int cmd_routes(int argc, char **argv);
-/* capatlasd routes: the API route table with each route's action, as JSON (fcgi/router.c) */
-int cmd_routes(int argc, char **argv);
 /* capatlasd check [--config F] [--print-env]: validate the configuration (fcgi/cmd_check.c) */
 int cmd_check(int argc, char **argv);
 /* capatlasd backup --data D --out DIR; restore --from DIR --data D2 (fcgi/cmd_backup.c) */

@@ -32,7 +32,6 @@ static void usage(FILE *f)
           "  user add NAME [--admin] [--data DIR]     (password on stdin)\n"
           "  user passwd NAME [--data DIR]            (password on stdin)\n"
           "  routes                                   the API route table and its actions (JSON)\n"
-          "  routes                                   the API route table and its actions (JSON)\n"
           "  version\n"
           "  help\n",
           f);
@@ -52,8 +51,6 @@ int main(int argc, char **argv)
         return cmd_flows(argc - 1, argv + 1);
     if (strcmp(cmd, "user") == 0)
         return cmd_user(argc - 1, argv + 1);
-    if (strcmp(cmd, "routes") == 0)
-        return cmd_routes(argc - 1, argv + 1);
     if (strcmp(cmd, "routes") == 0)
         return cmd_routes(argc - 1, argv + 1);
     if (strcmp(cmd, "check") == 0)
