@@ -51,60 +51,11 @@ int h_capture_list(struct request *r, json_t **out)
     return 200;
 }
 
-/* Copy src to dst when rename(2) cannot (another filesystem). */
-static int copy_file(const char *src, const char *dst)
-{
-    char buf[1 << 16];
-    int in, outfd, rc = -1;
-    ssize_t n;
-
-    in = open(src, O_RDONLY | O_CLOEXEC);
-    if (in < 0)
-        return -1;
-    outfd = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
-    if (outfd < 0) {
-        close(in);
-        return -1;
-    }
-    for (;;) {
-        n = read(in, buf, sizeof(buf));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            rc = n == 0 ? 0 : -1;
-            break;
-        }
-        for (ssize_t off = 0; off < n;) {
-            ssize_t w = write(outfd, buf + off, (size_t)(n - off));
-
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w <= 0)
-                goto done;
-            off += w;
-        }
-    }
-done:
-    if (close(outfd) != 0)
-        rc = -1;
-    close(in);
-    if (rc != 0)
-        unlink(dst);
-    return rc;
-}
-
 /* Moves r->body_file to dst; marks it consumed on success. */
 static int move_upload(struct request *r, const char *dst)
 {
-    if (rename(r->body_file, dst) == 0) {
-        r->body_consumed = 1;
-        return 0;
-    }
-    if (errno != EXDEV)
+    if (ingest_move(r->body_file, dst) != 0)
         return -1;
-    if (copy_file(r->body_file, dst) != 0)
-        return -1;
-    unlink(r->body_file);
     r->body_consumed = 1;
     return 0;
 }
