@@ -56,7 +56,15 @@ async function timeJob(c, start, id) {
 test(`a ${MB} MB blob from Azurite imports in at most 1.3x the local-disk time`, { timeout: 3600e3 }, async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'capatlas-bench-'));
   const big = path.join(dir, 'big.pcap');
-  const size = makeBig(big, MB * 1024 * 1024);
+  // CAPATLAS_BENCH_FILE: a capture to use instead (e.g. gencap's realistic
+  // mix, where parsing rather than Azurite's serving sets the pace).
+  let size;
+  if (process.env.CAPATLAS_BENCH_FILE) {
+    fs.copyFileSync(process.env.CAPATLAS_BENCH_FILE, big);
+    size = fs.statSync(big).size;
+  } else {
+    size = makeBig(big, MB * 1024 * 1024);
+  }
   const az = await startAzurite();
   const srv = await startServer({ env: { CAPATLAS_FETCH_ALLOW_HOSTS: '127.0.0.1', CAPATLAS_FETCH_CA_FILE: az.certFile } });
   try {
@@ -77,6 +85,16 @@ test(`a ${MB} MB blob from Azurite imports in at most 1.3x the local-disk time`,
     assert.equal(r.status, 202, r.text);
     const remote = await timeJob(c, t0, r.json.job.id);
     assert.equal(remote.job.state, 'done', JSON.stringify(remote.job));
+
+    // Local again, after the URL import: the first import into a fresh
+    // workspace also pays for growing its LMDB map, so compare with the
+    // faster of the two local runs rather than favour the URL import.
+    const up2 = await c.upload(ws, big);
+    assert.equal(up2.status, 202, up2.text);
+    const local2 = await timeJob(c, Date.now(), up2.json.job.id);
+    assert.equal(local2.job.state, 'done');
+    console.log(`# local runs: ${(local.ms / 1000).toFixed(1)} s, ${(local2.ms / 1000).toFixed(1)} s`);
+    if (local2.ms < local.ms) local.ms = local2.ms;
 
     const ratio = remote.ms / local.ms;
     console.log(`# size ${(size / 1048576).toFixed(0)} MiB: local ${(local.ms / 1000).toFixed(1)} s, ` +
