@@ -249,3 +249,38 @@ int ca_cred_random_password(char *out, size_t outlen)
     out[len] = '\0';
     return 0;
 }
+
+/* The MD5 context is OpenSSL's own; the struct only names it for callers. */
+struct ca_md5 *ca_cred_md5_new(void)
+{
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+
+    if (ctx != NULL && EVP_DigestInit_ex(ctx, EVP_md5(), NULL) != 1) {
+        EVP_MD_CTX_free(ctx);
+        ctx = NULL;
+    }
+    return (struct ca_md5 *)ctx;
+}
+
+void ca_cred_md5_update(struct ca_md5 *m, const void *buf, size_t len)
+{
+    if (m != NULL)
+        EVP_DigestUpdate((EVP_MD_CTX *)m, buf, len);
+}
+
+int ca_cred_md5_final_b64(struct ca_md5 *m, char *out, size_t outlen)
+{
+    unsigned char d[EVP_MAX_MD_SIZE];
+    unsigned int dl = 0;
+
+    if (m == NULL || EVP_DigestFinal_ex((EVP_MD_CTX *)m, d, &dl) != 1 ||
+        outlen < 4 * ((dl + 2) / 3) + 1)
+        return -1;
+    EVP_EncodeBlock((unsigned char *)out, d, (int)dl);
+    return 0;
+}
+
+void ca_cred_md5_free(struct ca_md5 *m)
+{
+    EVP_MD_CTX_free((EVP_MD_CTX *)m);
+}

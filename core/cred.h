@@ -30,4 +30,17 @@ void ca_cred_digest(const char *s, char *out, size_t outlen);
 /* Readable random password for the first admin (out >= 25). */
 int ca_cred_random_password(char *out, size_t outlen);
 
+/*
+ * Streaming MD5, for checking downloads against Content-MD5 /
+ * x-ms-blob-content-md5 (an integrity check, not a security one).
+ * ca_cred_md5_new returns NULL on ENOMEM; the caller frees with
+ * ca_cred_md5_free (accepts NULL).  ca_cred_md5_final_b64 writes the
+ * base64 digest (out >= 25) and returns 0, or -1 on failure.
+ */
+struct ca_md5;
+struct ca_md5 *ca_cred_md5_new(void);
+void ca_cred_md5_update(struct ca_md5 *m, const void *buf, size_t len);
+int ca_cred_md5_final_b64(struct ca_md5 *m, char *out, size_t outlen);
+void ca_cred_md5_free(struct ca_md5 *m);
+
 #endif

@@ -20,9 +20,9 @@
 #include <unistd.h>
 
 #include <curl/curl.h>
-#include <openssl/evp.h>
 
 #include "ca_error.h"
+#include "cred.h"
 #include "fetch.h"
 
 #define MAX_HOPS 5
@@ -141,7 +141,7 @@ struct fetch {
     const struct ca_fetch_req *req;
     struct ca_fetch_info *info;
     CURL *h;
-    EVP_MD_CTX *md5;
+    struct ca_md5 *md5;
     double deadline; /* 0 = none */
     /* per request */
     int host_allowed;
@@ -280,7 +280,7 @@ static size_t fetch_write(char *buf, size_t size, size_t nmemb, void *arg)
         return 0;
     }
     if (f->md5 != NULL)
-        EVP_DigestUpdate(f->md5, buf + off, n - off);
+        ca_cred_md5_update(f->md5, buf + off, n - off);
     rc = f->req->write(f->req->write_arg, buf + off, n - off);
     if (rc < 0) {
         f->abort_rc = rc;
@@ -416,17 +416,6 @@ static int is_tls_error(CURLcode c)
     }
 }
 
-static int b64_md5(EVP_MD_CTX *ctx, char *out, size_t len)
-{
-    unsigned char d[EVP_MAX_MD_SIZE];
-    unsigned int dl = 0;
-
-    if (EVP_DigestFinal_ex(ctx, d, &dl) != 1 || len < 4 * ((dl + 2) / 3) + 1)
-        return -1;
-    EVP_EncodeBlock((unsigned char *)out, d, (int)dl);
-    return 0;
-}
-
 int ca_fetch_get(const struct ca_fetch_conf *conf, const struct ca_fetch_req *req,
                  struct ca_fetch_info *info, char *err, size_t errlen)
 {
@@ -444,8 +433,8 @@ int ca_fetch_get(const struct ca_fetch_conf *conf, const struct ca_fetch_req *re
         f.deadline = now_ms() + (double)conf->total_timeout_s * 1e3;
     f.h = curl_easy_init();
     if (req->verify_md5) {
-        f.md5 = EVP_MD_CTX_new();
-        if (f.md5 == NULL || EVP_DigestInit_ex(f.md5, EVP_md5(), NULL) != 1) {
+        f.md5 = ca_cred_md5_new();
+        if (f.md5 == NULL) {
             rc = CA_ENOMEM;
             goto out;
         }
@@ -615,7 +604,7 @@ int ca_fetch_get(const struct ca_fetch_conf *conf, const struct ca_fetch_req *re
     if (f.md5 != NULL && f.md5_expect[0] != '\0') {
         char got[64];
 
-        if (b64_md5(f.md5, got, sizeof(got)) == 0 && strcmp(got, f.md5_expect) != 0) {
+        if (ca_cred_md5_final_b64(f.md5, got, sizeof(got)) == 0 && strcmp(got, f.md5_expect) != 0) {
             rc = ca_seterr(err, errlen, CA_EIO,
                            "the download is damaged: its MD5 is %s, the server said %s", got,
                            f.md5_expect);
@@ -626,7 +615,7 @@ int ca_fetch_get(const struct ca_fetch_conf *conf, const struct ca_fetch_req *re
     rc = 0;
 out:
     free(url);
-    EVP_MD_CTX_free(f.md5);
+    ca_cred_md5_free(f.md5);
     curl_easy_cleanup(f.h);
     return rc;
 }

@@ -125,6 +125,32 @@ static void test_hash_cost(void)
     CHECK(strlen(strrchr(h, '$') + 1) == 64);
 }
 
+/* Known digests (RFC 1321 test suite), fed in pieces as a download is. */
+static void test_md5(void)
+{
+    struct ca_md5 *m = ca_cred_md5_new();
+    char out[32];
+
+    CHECK(m != NULL);
+    CHECK(ca_cred_md5_final_b64(m, out, sizeof(out)) == 0);
+    CHECK(strcmp(out, "1B2M2Y8AsgTpgAmY7PhCfg==") == 0);
+    ca_cred_md5_free(m);
+
+    m = ca_cred_md5_new();
+    ca_cred_md5_update(m, "a", 1);
+    ca_cred_md5_update(m, "bc", 2);
+    CHECK(ca_cred_md5_final_b64(m, out, 8) == -1); /* too small for 24 chars + NUL */
+    ca_cred_md5_free(m);
+
+    m = ca_cred_md5_new();
+    ca_cred_md5_update(m, "a", 1);
+    ca_cred_md5_update(m, "bc", 2);
+    CHECK(ca_cred_md5_final_b64(m, out, sizeof(out)) == 0);
+    CHECK(strcmp(out, "kAFQmDzST7DWlj99KOF/cg==") == 0);
+    ca_cred_md5_free(m);
+    ca_cred_md5_free(NULL);
+}
+
 int main(void)
 {
     unit_run("cred: hash and verify", test_hash_verify);
@@ -132,5 +158,6 @@ int main(void)
     unit_run("cred: tokens and digests", test_tokens);
     unit_run("cred: random password", test_random_password);
     unit_run("cred: scrypt cost and equal time for unknown users", test_hash_cost);
+    unit_run("cred: streaming MD5 in base64", test_md5);
     return unit_done();
 }
