@@ -57,6 +57,8 @@ uint32_t ca_store_rd32(const void *p);
  * put, and the next value of a counter kept as 8 big-endian bytes. */
 int ca_store_get_json(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen, json_t **out);
 int ca_store_put_json(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen, json_t *v);
+/* Sets key to v (a new reference, always consumed) unless o already has it. */
+int ca_store_set_default(json_t *o, const char *key, json_t *v);
 int ca_store_counter_next(MDB_txn *txn, MDB_dbi dbi, const char *name, uint64_t *out);
 
 /* Unix seconds. */

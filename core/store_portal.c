@@ -101,6 +101,15 @@ struct ca_portal {
 
 /* ---- shared helpers --------------------------------------------------- */
 
+int ca_store_set_default(json_t *o, const char *key, json_t *v)
+{
+    if (json_object_get(o, key) != NULL) {
+        json_decref(v);
+        return 0;
+    }
+    return json_object_set_new(o, key, v);
+}
+
 int ca_store_err(int rc)
 {
     if (rc == 0 || (rc < 0 && rc >= CA_ERR_MIN))
@@ -1076,16 +1085,6 @@ static int job_create_txn(MDB_txn *txn, void *arg)
     return job_put(a->p, txn, key, a->rec);
 }
 
-/* Sets key to v unless the object already has it. */
-static int set_default(json_t *o, const char *key, json_t *v)
-{
-    if (json_object_get(o, key) != NULL) {
-        json_decref(v);
-        return 0;
-    }
-    return json_object_set_new(o, key, v);
-}
-
 int ca_job_create(struct ca_portal *p, json_t *job, uint64_t *id_out)
 {
     struct job_arg a = {.p = p};
@@ -1102,8 +1101,8 @@ int ca_job_create(struct ca_portal *p, json_t *job, uint64_t *id_out)
         json_object_set_new(a.rec, "finished", json_null()) != 0 ||
         json_object_set_new(a.rec, "worker_pid", json_null()) != 0 ||
         json_object_set_new(a.rec, "error", json_null()) != 0 ||
-        set_default(a.rec, "kind", json_string("import")) != 0 ||
-        set_default(a.rec, "bytes_total", json_integer(0)) != 0 ||
+        ca_store_set_default(a.rec, "kind", json_string("import")) != 0 ||
+        ca_store_set_default(a.rec, "bytes_total", json_integer(0)) != 0 ||
         json_object_set_new(a.rec, "bytes_done", json_integer(0)) != 0 ||
         json_object_set_new(a.rec, "packets_done", json_integer(0)) != 0)
         goto out;

@@ -293,15 +293,6 @@ static int cap_add_txn(MDB_txn *txn, void *arg)
     return ca_store_put_json(txn, a->w->db[WDB_CAPTURES], key, sizeof(key), a->rec);
 }
 
-static int set_default(json_t *o, const char *key, json_t *v)
-{
-    if (json_object_get(o, key) != NULL) {
-        json_decref(v);
-        return 0;
-    }
-    return json_object_set_new(o, key, v);
-}
-
 int ca_ws_capture_add(struct ca_ws *w, json_t *meta, uint32_t *id_out)
 {
     struct cap_arg a = {.w = w};
@@ -312,11 +303,11 @@ int ca_ws_capture_add(struct ca_ws *w, json_t *meta, uint32_t *id_out)
     a.rec = json_deep_copy(meta);
     if (a.rec == NULL)
         return CA_ENOMEM;
-    if (set_default(a.rec, "state", json_string("queued")) != 0 ||
-        set_default(a.rec, "error", json_null()) != 0 ||
-        set_default(a.rec, "report", json_null()) != 0 ||
-        set_default(a.rec, "size", json_integer(0)) != 0 ||
-        set_default(a.rec, "created", json_integer(ca_store_now())) != 0 ||
+    if (ca_store_set_default(a.rec, "state", json_string("queued")) != 0 ||
+        ca_store_set_default(a.rec, "error", json_null()) != 0 ||
+        ca_store_set_default(a.rec, "report", json_null()) != 0 ||
+        ca_store_set_default(a.rec, "size", json_integer(0)) != 0 ||
+        ca_store_set_default(a.rec, "created", json_integer(ca_store_now())) != 0 ||
         json_object_set_new(a.rec, "flows", json_integer(0)) != 0)
         goto out;
     rc = ca_store_err(ca_store_write(w->env, cap_add_txn, &a));
