@@ -16,10 +16,10 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import https from 'node:https';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir, loadavg } from 'node:os';
+import { rm } from 'node:fs/promises';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { launchChromium } from './lib/chromium.mjs';
 import { startServer, ROOT } from '../lib/server.mjs';
 
 const FLOWS = Number(process.env.CAPATLAS_BENCH_FLOWS || 1_000_000);
@@ -76,12 +76,7 @@ before(async () => {
   assert.equal(s.json.flows, FLOWS);
   console.log(`# mkflows: workspace ${ws} of ${s.json.flows} flows in ${Date.now() - t} ms; sample ip ${sampleIp}; load average ${load()}`);
   filters = ['port == 443', 'port == 443 and hour == 14', `ip == ${sampleIp}`];
-  profile = await mkdtemp(join(tmpdir(), 'capatlas-chromium-'));
-  ctx = await chromium.launchPersistentContext(profile, {
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium', headless: true, ignoreHTTPSErrors: true, viewport: { width: 1400, height: 1000 },
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  ({ ctx, profile } = await launchChromium({ height: 1000 }));
   page = ctx.pages()[0] || (await ctx.newPage());
   page.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`));
   page.on('console', (msg) => {

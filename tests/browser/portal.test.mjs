@@ -4,28 +4,17 @@
 // viewer role, and changes their password.  Any page error or CSP violation fails the test.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { rm } from 'node:fs/promises';
+import { launchChromium } from './lib/chromium.mjs';
 import { startServer } from '../lib/server.mjs';
 
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 let srv;
 let browser;
 let profile;
 
 before(async () => {
   srv = await startServer({ env: { CAPATLAS_LOGIN_RATE: '6000r/m', CAPATLAS_LOGIN_BURST: '500' } });
-  profile = await mkdtemp(join(tmpdir(), 'capatlas-chromium-'));
-  browser = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    ignoreHTTPSErrors: true,
-    viewport: { width: 1400, height: 900 },
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  ({ ctx: browser, profile } = await launchChromium({ height: 900 }));
 });
 
 after(async () => {

@@ -5,11 +5,10 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, mkdir, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { launchChromium } from './lib/chromium.mjs';
 import { startServer } from '../lib/server.mjs';
 import { pendingEndpoints, endpointOf } from './lib/pending.mjs';
 
@@ -17,7 +16,6 @@ import { pendingEndpoints, endpointOf } from './lib/pending.mjs';
 const PCAPS = process.env.CAPATLAS_PCAPS || fileURLToPath(new URL('../../../shared/pcaps/', import.meta.url));
 const PCAP = join(PCAPS, 'http_ipv6.pcap');
 const OUT = fileURLToPath(new URL('../output/', import.meta.url));
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 
 let srv;
 let ctx;
@@ -32,16 +30,7 @@ before(async () => {
   await c.login();
   const w = await c.post('/api/workspaces', { name: 'probe' });
   pending = await pendingEndpoints(c, w.json.workspace.id);
-  profile = await mkdtemp(join(tmpdir(), 'capatlas-chromium-'));
-  // launch() refuses --user-data-dir, so a fresh profile comes through launchPersistentContext.
-  ctx = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    ignoreHTTPSErrors: true,
-    viewport: { width: 1400, height: 900 },
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  ({ ctx, profile } = await launchChromium({ height: 900 }));
 });
 
 after(async () => {

@@ -13,14 +13,13 @@ import { mkdtemp, mkdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { launchChromium } from './lib/chromium.mjs';
 import { startServer } from '../lib/server.mjs';
 import { writeHostilePcap, HOSTILE } from './lib/hostile-pcap.mjs';
 import { pendingEndpoints, endpointOf } from './lib/pending.mjs';
 
 const PCAPS = process.env.CAPATLAS_PCAPS || fileURLToPath(new URL('../../../shared/pcaps/', import.meta.url));
 const OUT = fileURLToPath(new URL('../output/', import.meta.url));
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const CAPTURES = ['android.pcap', 'http_ipv6.pcap', 'google_ssl.pcap', 'dns.pcap'];
 const TABS = ['flows', 'overview', 'statistics', 'perhour', 'geo', 'ips-src', 'ips-dst', 'protocols', 'timeline', 'graph'];
 
@@ -79,12 +78,7 @@ before(async () => {
   pending = await pendingEndpoints(api, ws);
   if (pending.size) console.log(`# query endpoints not on the server yet (views must show their error): ${[...pending].join(', ')}`);
 
-  profile = await mkdtemp(join(tmpdir(), 'capatlas-chromium-'));
-  ctx = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM, headless: true, ignoreHTTPSErrors: true, viewport: { width: 1400, height: 1000 },
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  ({ ctx, profile } = await launchChromium({ height: 1000 }));
   page = ctx.pages()[0] || (await ctx.newPage());
   let loggedIn = false;
   page.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`));
