@@ -25,15 +25,48 @@ const OVERSCAN = 2; // rows drawn beyond each edge of the viewport
 const PREFETCH = 350; // rows left below the viewport when the next page is asked for
 const LS_KEY = 'capatlas.flowColumns';
 
+const anyText = (v) => (Array.isArray(v) ? v.map(text).join(', ') : text(v));
+const GROUPED = (k) => NUM.has(k) && !/_ns$|port|asn|id$|capture|offset|packet$|vlan|icmp/.test(k);
+
+/** The display function of a field, chosen once per column (the grid calls it for every cell). */
+export function formatterOf(k) {
+  const base = k === 'first' || k === 'last' ? fmtTime : k === 'duration' ? fmtDuration : BYTES.has(k) ? fmtBytes : null;
+  if (base) return (v) => (v === null || v === undefined ? '' : base(v));
+  if (GROUPED(k)) return (v) => (v === null || v === undefined ? '' : typeof v === 'number' ? fmtInt(v) : anyText(v));
+  return (v) => (v === null || v === undefined ? '' : anyText(v));
+}
+
 export function fmtField(f, k) {
-  const v = f[k];
-  if (v === null || v === undefined) return '';
-  if (k === 'first' || k === 'last') return fmtTime(v);
-  if (k === 'duration') return fmtDuration(v);
-  if (BYTES.has(k)) return fmtBytes(v);
-  if (Array.isArray(v)) return v.map(text).join(', ');
-  if (typeof v === 'number' && NUM.has(k) && !/_ns$|port|asn|id$|capture|offset|packet$|vlan|icmp/.test(k)) return fmtInt(v);
-  return text(v);
+  return formatterOf(k)(f[k]);
+}
+
+// Text widths without layout: the advance of every printable ASCII character in the grid's font,
+// measured once on a canvas; other characters count as the widest ASCII one plus a margin. A cell
+// is clipped (with an ellipsis) only when its text may not fit, so the many cells that fit need
+// no clip of their own, which keeps each scrolled frame's paint and layerisation small.
+let advances = null;
+let advanceFont = '';
+function measureFont(font) {
+  if (advances && advanceFont === font) return;
+  const c = document.createElement('canvas').getContext('2d');
+  advances = new Float32Array(128);
+  if (!c) { advances.fill(1e6); advanceFont = font; return; } // no canvas: clip every cell
+  c.font = font;
+  let widest = 0;
+  for (let i = 32; i < 127; i++) { advances[i] = c.measureText(String.fromCharCode(i)).width; widest = Math.max(widest, advances[i]); }
+  for (let i = 0; i < 32; i++) advances[i] = widest;
+  advances[127] = widest * 1.6; // anything outside ASCII (wide scripts, emoji)
+  advanceFont = font;
+}
+function mayOverflow(s, room) {
+  if (s.length * advances[127] <= room) return false; // short enough whatever its characters
+  let w = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    w += advances[c < 127 ? c : 127];
+    if (w > room) return true;
+  }
+  return false;
 }
 
 function loadCols() {
@@ -91,10 +124,14 @@ export function flowsView(ctx) {
     })));
 
   const widthOf = (c) => WIDTH[c] || (NUM.has(c) ? 90 : 110);
+  let fmts = []; // per shown column: its display function
+  let rooms = []; // per shown column: the width its text may take (px)
 
   function drawHead() {
     pool = [];
     poolFirst = 0;
+    fmts = cols.map(formatterOf);
+    rooms = [];
     replace(win);
     replace(head, cols.map((c) => {
       const cell = h('div', {
@@ -143,16 +180,27 @@ export function flowsView(ctx) {
   let viewH = 0;
   function poolRow() {
     const texts = [];
+    const cellEls = [];
     const cells = cols.map((c) => {
       const t = document.createTextNode('');
       texts.push(t);
       const cell = h('div', { class: `vcell${NUM.has(c) ? ' num' : ''}`, role: 'gridcell' }, t);
       cell.style.width = `${widthOf(c)}px`;
+      cellEls.push(cell);
       return cell;
     });
     const el = h('div', { class: 'vrow', role: 'row' }, cells);
     el.style.width = `${rowW}px`;
-    return { el, texts, index: -1, flow: undefined, active: false, cls: '', tid: '' };
+    return { el, texts, cellEls, clipped: cols.map(() => false), index: -1, flow: undefined, active: false, tid: '' };
+  }
+
+  // The room for text in each column, from the first drawn cell's font and padding (read once
+  // per column set, before any write of the frame).
+  function measureRooms(r) {
+    const cs = getComputedStyle(r.cellEls[0]);
+    measureFont(`${cs.fontStyle} ${cs.fontWeight} ${cs.fontSize} ${cs.fontFamily}`);
+    const pad = (parseFloat(cs.paddingLeft) || 0) + (parseFloat(cs.paddingRight) || 0);
+    rooms = cols.map((c) => widthOf(c) - pad - 1);
   }
 
   function fill(r, i) {
@@ -163,14 +211,17 @@ export function flowsView(ctx) {
       r.el.setAttribute('aria-rowindex', String(i + 1));
       r.el.setAttribute('data-index', String(i));
     }
-    const cls = `vrow${active ? ' active' : ''}${i % 2 ? ' alt' : ''}`;
-    if (r.cls !== cls) { r.el.className = cls; r.cls = cls; }
+    if (r.active !== active) r.el.classList.toggle('active', active);
     const tid = f ? 'flow-row' : 'flow-row-pending';
     if (r.tid !== tid) { r.el.setAttribute('data-testid', tid); r.tid = tid; }
     if (r.index !== i || r.flow !== f) {
-      for (let c = 0; c < cols.length; c++) {
-        const v = f ? fmtField(f, cols[c]) : i === rows.length && c === 0 ? '…' : '';
-        if (r.texts[c].data !== v) r.texts[c].data = v;
+      for (let c = 0; c < fmts.length; c++) {
+        const v = f ? fmts[c](f[cols[c]]) : i === rows.length && c === 0 ? '…' : '';
+        const t = r.texts[c];
+        if (t.data === v) continue;
+        t.data = v;
+        const clip = mayOverflow(v, rooms[c]);
+        if (clip !== r.clipped[c]) { r.cellEls[c].classList.toggle('clip', clip); r.clipped[c] = clip; }
       }
     }
     r.index = i;
@@ -204,6 +255,7 @@ export function flowsView(ctx) {
       while (pool.length < n) { const r = poolRow(); pool.push(r); win.append(r.el); }
       while (pool.length > n) pool.pop().el.remove();
     }
+    if (pool.length && !rooms.length) measureRooms(pool[0]);
     if (poolFirst !== first || !win.style.transform) win.style.transform = `translateY(${first * ROW_H}px)`;
     poolFirst = first;
     for (let k = 0; k < n; k++) fill(pool[k], first + k);
