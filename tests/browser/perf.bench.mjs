@@ -150,8 +150,35 @@ async function report(tab, label, r) {
   return { wait, client, alone: slowest, drawMs: r.drawMs };
 }
 
+// The charts' drawing cost on a loaded machine is mostly waiting for a core: each chart of the
+// view is drawn again 7 times with its last option (values nudged, as a filter change does) and
+// the fastest is kept, the closest a wall clock gets to the drawing's own CPU time.
+async function redrawFloor(tab) {
+  return page.evaluate(async (t) => {
+    const out = [];
+    for (const box of document.querySelectorAll(`[data-testid="view-${t}"] .chart`)) {
+      const inst = box.ecInstance;
+      if (!inst) continue;
+      const o = inst.getOption();
+      let best = Infinity;
+      for (let i = 0; i < 7; i++) {
+        for (const x of o.series || []) {
+          if (Array.isArray(x.data)) x.data = x.data.map((d) => (d && typeof d === 'object' && typeof d.value === 'number' ? { ...d, value: d.value * (0.95 + 0.01 * i) } : d));
+        }
+        const t0 = performance.now();
+        inst.setOption(o);
+        best = Math.min(best, performance.now() - t0);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      out.push([box.getAttribute('data-testid').replace(/-chart$/, ''), best]);
+    }
+    return out;
+  }, tab);
+}
+
 test(`each view draws within ${LIMIT_MS} ms of a filter change (${FLOWS} flows)`, { timeout: 3_600_000, skip: TABS.length === 0 }, async () => {
   const rows = [];
+  const floors = [];
   await page.evaluate(() => performance.setResourceTimingBufferSize(5000));
   console.log(`# load average before the views: ${load()}`);
   for (const tab of TABS) {
@@ -166,10 +193,18 @@ test(`each view draws within ${LIMIT_MS} ms of a filter change (${FLOWS} flows)`
       const x = await report(tab, f.startsWith('ip ==') ? 'ip == <sample>' : f, r);
       rows.push({ tab, filter: f, ms: r.ms, ...x });
     }
+    const floor = await redrawFloor(tab);
+    if (floor.length) {
+      const sum = floor.reduce((a, [, ms]) => a + ms, 0);
+      floors.push([tab, sum]);
+      console.log(`# ${tab.padEnd(10)} charts redrawn, fastest of 7 each: ${sum.toFixed(1)} ms in all (${floor.map(([id, ms]) => `${id} ${ms.toFixed(1)}`).join(', ')}); load average ${load()}`);
+    }
   }
   const slow = rows.filter((x) => x.ms > LIMIT_MS);
   console.log(`# load average after the views: ${load()}`);
   console.log(`# summary after a filter change (ms): ${TABS.map((t) => `${t} ${rows.filter((x) => x.tab === t).map((x) => x.ms).join('/')}`).join('; ')}`);
+  console.log(`# client part per view after a filter change (ms, wall: whatever the server's answers leave): ${TABS.map((t) => `${t} ${rows.filter((x) => x.tab === t).map((x) => x.client).join('/')}`).join('; ')}`);
+  console.log(`# charts' own drawing per view (ms, fastest redraw): ${floors.map(([t, ms]) => `${t} ${ms.toFixed(1)}`).join('; ')}`);
   console.log(`# ${slow.length ? 'FAIL' : 'PASS'}: ${rows.length - slow.length}/${rows.length} view loads within ${LIMIT_MS} ms of a filter change`);
   for (const x of slow) console.log(`#   slow: ${x.tab} [${x.filter}] ${x.ms} ms (server wait ${x.wait}, client ${x.client}, slowest request alone ${Math.round(x.alone)})`);
   assert.deepEqual(problems, []);

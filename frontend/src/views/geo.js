@@ -66,7 +66,7 @@ export function geoView(ctx) {
       visualMap: { min: 0, max, left: 10, bottom: 10, calculable: false, text: ['more', 'less'], textStyle: { color: c.muted },
         inRange: { color: ['#d6e6f5', '#6baed6', '#2171b5', '#08306b'] }, outOfRange: { color: c.line } },
       series: [{
-        type: 'map', map: 'world', roam: true, nameProperty: 'name', emphasis: { label: { show: false } },
+        type: 'map', map: 'world', roam: true, nameProperty: 'name', label: { show: false }, emphasis: { label: { show: false } },
         itemStyle: { borderColor: c.card, areaColor: c.line }, selectedMode: false,
         data: [...rowsByCode.values()].map((r) => ({ name: r.key[0], value: r[metric] })),
       }],
