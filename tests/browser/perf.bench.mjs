@@ -5,8 +5,13 @@
 // for each view, the time from a filter change to its data drawn (performance marks set by the
 // SPA), split into the wait for the server (Resource Timing of the requests the view made) and
 // the client's own part; each request is then replayed alone, sequentially, from node to give
-// the server's time without the view's other requests competing for the API workers. Finally it
-// scrolls the flows grid through 10,000 rows while a PerformanceObserver records long tasks.
+// the server's time without the view's other requests competing for the API workers, and each
+// view's charts are redrawn a few times, the fastest kept: their own drawing cost, apart from the
+// waiting for a core that a loaded machine adds. Finally it scrolls the flows grid through 10,000
+// rows while a PerformanceObserver records long tasks (wall time, the verdict), then scrolls again
+// under a trace to print the renderer's CPU time per frame and what the longest tasks were made of
+// (the trace costs CPU of its own, so it stays out of the verdict). CAPATLAS_BENCH_DEEP=1 adds V8
+// events (GC, compiles) to the breakdown of the longest tasks.
 //
 // Environment: CAPATLAS_BENCH_FLOWS (1000000), CAPATLAS_BENCH_VIEW_MS (1000),
 // CAPATLAS_BENCH_TABS (comma list, default every view; none: only the scroll test), CAPATLAS_MKFLOWS (build/tests/mkflows),
