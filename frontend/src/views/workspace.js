@@ -158,6 +158,7 @@ export function workspaceView(wsId, route) {
     // The mark is set first: the time measured runs from the filter change to the view drawn.
     const mark = `capatlas-load-${my}`;
     performance.mark(mark);
+    performance.clearMeasures('capatlas-draw'); // the charts' draw times of the previous load
     ac.abort();
     ac = new AbortController();
     if (loading) { loading.loaded = null; loading = null; } // cancelled half-way: load again when shown
@@ -189,9 +190,10 @@ export function workspaceView(wsId, route) {
     } catch (e) {
       if (e && e.status === 400 && e.field === 'filter' && my === loadSeq) bar.error(filter, e);
     }
-    if (!alive || my !== loadSeq) return;
+    if (!alive || my !== loadSeq) { performance.clearMarks(mark); return; }
     loading = null;
     const m = performance.measure(`capatlas:${tab}`, mark);
+    performance.clearMarks(mark);
     perf.push({ view: tab, filter, ms: Math.round(m.duration) });
     v.panel.setAttribute('data-state', 'ready');
     v.panel.setAttribute('data-filter', filter);
