@@ -626,7 +626,8 @@ int ca_capture_next(struct ca_capture *c, struct ca_capture_pkt *pkt, char *err,
 
     if (c->ngf != NULL)
         return ng_next(c, pkt, err, errlen);
-    before = ftell(pcap_file(c->p));
+    /* where the last read ended (one ftell a packet, not two) */
+    before = c->pos > 0 ? (long)c->pos : ftell(pcap_file(c->p));
     r = pcap_next_ex(c->p, &h, &data);
     after = ftell(pcap_file(c->p));
     if (after > 0)

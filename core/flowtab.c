@@ -21,7 +21,7 @@
 
 /* Flows handed to the sink at once: each is one store commit, whose fixed
  * costs (B-tree paths copied, pages written) shrink per flow as it grows. */
-#define BATCH 4096
+#define BATCH 16384
 #define ENDED_IDLE_SEC 10
 #define FRAG_SLOTS 4096
 
@@ -568,7 +568,7 @@ int ca_flowtab_packet(struct ca_flowtab *t, const struct ca_pkt_info *pi, int64_
                 return r;
             t->evicted++;
         }
-        if (t->count >= t->nbuckets * 2 && grow(t) != 0)
+        if (t->count * 2 >= t->nbuckets && grow(t) != 0) /* chains short: lookups miss cache */
             return CA_ENOMEM;
         e = calloc(1, sizeof(*e));
         if (e == NULL)

@@ -56,6 +56,8 @@ run() {
 echo "capture: $BIG ($(size "$BIG") bytes); slice: $SLICE ($(size "$SLICE") bytes)"
 rm -rf "$DIR/store1" "$DIR/store2a" "$DIR/store2b" "$DIR/store-slice"
 mkdir -p "$DIR/store1" "$DIR/store2a" "$DIR/store2b" "$DIR/store-slice"
+# a shared machine makes wall times noisy: say how busy it was
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-14s %11s %14s %12s\n' run wall throughput peak-RSS
 run libpcap "$BIG" $ONE "$LOOP" "$BIG"
 # shellcheck disable=SC2086
@@ -75,6 +77,7 @@ run capatlas-2w "$BIG" sh "$DIR/two.sh"
 run capatlas-100M "$SLICE" "$BIN" flows --store "$DIR/store-slice" $GEOARG "$SLICE"
 run tshark-100M "$SLICE" tshark -n -r "$SLICE" -q -z conv,tcp -z conv,udp
 
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "flows in the capture (capatlas): ${flows:-?}"
 awk -v flows="${flows:-0}" '
     { wall[$1] = $2; mbs[$1] = $4; rss[$1] = $6 }
