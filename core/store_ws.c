@@ -840,7 +840,6 @@ static int flows_put_txn(MDB_txn *txn, void *arg)
     struct cap_arg *a = arg;
     struct ca_ws *w = a->w;
     struct ws_import *imp = w->imp;
-    struct ca_flow *f = NULL;
     struct ca_hot *hot = imp->hot;
     uint8_t *buf = NULL;
     unsigned char key[8], skey[4], sval[4], hkey[8];
@@ -860,9 +859,8 @@ static int flows_put_txn(MDB_txn *txn, void *arg)
     if ((uint64_t)seq + a->n > UINT32_MAX)
         return CA_EQUOTA;
     a->seq0 = seq;
-    f = malloc(sizeof(*f));
     buf = malloc(CA_FLOW_ENC_MAX);
-    if (f == NULL || buf == NULL) {
+    if (buf == NULL) {
         rc = CA_ENOMEM;
         goto out;
     }
@@ -871,12 +869,11 @@ static int flows_put_txn(MDB_txn *txn, void *arg)
     for (size_t i = 0; i < a->n; i++) {
         uint32_t s2 = seq + (uint32_t)i;
 
-        *f = a->flows[i];
-        f->capture_id = a->id;
-        f->id = (uint64_t)a->id << 32 | s2;
-        ca_store_be64(f->id, key);
+        uint64_t id = (uint64_t)a->id << 32 | s2;
+
+        ca_store_be64(id, key);
         v.mv_data = buf;
-        v.mv_size = ca_flow_encode(f, buf);
+        v.mv_size = ca_flow_encode_as(&a->flows[i], id, a->id, buf);
         /* seqs only grow: each key goes after the last one */
         rc = mdb_put(txn, w->db[WDB_FLOWS], &k, &v, MDB_APPEND);
         if (rc == MDB_KEYEXIST) /* not the last key (a leftover of a crash): plain put */
@@ -909,7 +906,6 @@ static int flows_put_txn(MDB_txn *txn, void *arg)
     rc = mdb_put(txn, w->db[WDB_CAPSEQ], &k, &v, 0);
 out:
     free(buf);
-    free(f);
     return rc;
 }
 
