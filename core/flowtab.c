@@ -1,8 +1,8 @@
 /*
  * Flow table (see flowtab.h).  Entries live in a chained hash table keyed
  * on the normalised (vlan, ip version, l4, address pair, port pair, echo
- * id), and on one of three lists ordered by last activity (TCP, other,
- * ended) so that expiry only looks at list heads.  Statistics are kept
+ * id), and on one of three lists in order of last activity (TCP, other,
+ * ended; see expire) so that expiry only looks at list heads.  Statistics are kept
  * relative to the first packet's source ("side A") and swapped into
  * client/server order when the flow is emitted, because who the client is
  * may only become clear later (a SYN/ACK seen after a lost SYN).
@@ -52,6 +52,7 @@ struct fent {
     struct fent *prev, *next;
     uint32_t hash;
     uint8_t list;
+    int64_t pos_ns; /* last_ns when placed in its list */
     /* key, side A first */
     uint8_t ver, l4;
     uint16_t vlan;
@@ -144,6 +145,7 @@ static void list_del(struct ca_flowtab *t, struct fent *e)
 static void list_add_tail(struct ca_flowtab *t, struct fent *e, uint8_t l)
 {
     e->list = l;
+    e->pos_ns = e->f.last_ns;
     e->next = NULL;
     e->prev = t->tail[l];
     if (t->tail[l])
@@ -393,11 +395,33 @@ static int expire_one(struct ca_flowtab *t, struct fent *e)
     return r;
 }
 
+/* Puts e, active since it was placed, at its list's tail. */
+static void list_refresh(struct ca_flowtab *t, struct fent *e)
+{
+    uint8_t l = e->list;
+
+    list_del(t, e);
+    list_add_tail(t, e, l);
+}
+
+/*
+ * A packet does not move its flow in the list (that would touch two more
+ * flows' cache lines a packet); a list is in order of pos_ns, and a flow
+ * at the head that has been active since it was placed goes to the tail
+ * when expiry or eviction looks at it.
+ */
 static int expire(struct ca_flowtab *t, int64_t now)
 {
     for (int l = 0; l < L_COUNT; l++) {
-        while (t->head[l] != NULL && t->head[l]->f.last_ns + t->idle_ns[l] < now) {
-            int r = expire_one(t, t->head[l]);
+        while (t->head[l] != NULL && t->head[l]->pos_ns + t->idle_ns[l] < now) {
+            struct fent *e = t->head[l];
+            int r;
+
+            if (e->f.last_ns + t->idle_ns[l] >= now) {
+                list_refresh(t, e);
+                continue;
+            }
+            r = expire_one(t, e);
             if (r != 0)
                 return r;
         }
@@ -558,9 +582,12 @@ int ca_flowtab_packet(struct ca_flowtab *t, const struct ca_pkt_info *pi, int64_
         /* at the live-flow limit: emit the least recently active flow first */
         while (t->count >= (t->c.max_live ? t->c.max_live : 150000)) {
             struct fent *lru = NULL;
-            for (int l = 0; l < L_COUNT; l++)
+            for (int l = 0; l < L_COUNT; l++) {
+                while (t->head[l] != NULL && t->head[l]->f.last_ns != t->head[l]->pos_ns)
+                    list_refresh(t, t->head[l]);
                 if (t->head[l] != NULL && (lru == NULL || t->head[l]->f.last_ns < lru->f.last_ns))
                     lru = t->head[l];
+            }
             if (lru == NULL)
                 break;
             r = expire_one(t, lru);
@@ -582,7 +609,7 @@ int ca_flowtab_packet(struct ca_flowtab *t, const struct ca_pkt_info *pi, int64_
         memcpy(e->b_ip, pi->dst, 16);
         e->a_port = sport;
         e->b_port = dport;
-        e->f.first_ns = ts_ns;
+        e->f.first_ns = e->f.last_ns = ts_ns;
         e->f.first_pkt_offset = offset;
         e->f.first_pkt_index = index;
         if (pi->l4 == 1 || pi->l4 == 58) {
@@ -607,9 +634,6 @@ int ca_flowtab_packet(struct ca_flowtab *t, const struct ca_pkt_info *pi, int64_
         t->buckets[h & (t->nbuckets - 1)] = e;
         t->count++;
         list_add_tail(t, e, pi->l4 == 6 ? L_TCP : L_OTHER);
-    } else {
-        list_del(t, e);
-        list_add_tail(t, e, e->list);
     }
     /* MACs: side A's source MAC is stored in cli_mac, side B's in srv_mac */
     if (pi->has_mac) {
