@@ -946,7 +946,7 @@ static int imp_ready(struct ca_ws *w, size_t n)
  * again from the page cache), and asks for no fault-around (MADV_RANDOM)
  * in between.  Other processes' maps keep the defaults.
  */
-#define IMP_DROP_BATCHES 8
+#define IMP_DROP_BATCHES 2
 
 /* Where this process maps the workspace's data.mdb (LMDB does not say
  * unless MDB_FIXEDMAP): from /proc/self/maps. */
