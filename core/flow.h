@@ -87,6 +87,8 @@ struct ca_flow {
  */
 #define CA_FLOW_ENC_MAX (sizeof(struct ca_flow) + 64)
 size_t ca_flow_encode(const struct ca_flow *f, uint8_t *buf);
+/* The same with id and capture_id given (the store's, without a copy of f). */
+size_t ca_flow_encode_as(const struct ca_flow *f, uint64_t id, uint32_t capture_id, uint8_t *buf);
 int ca_flow_decode(const uint8_t *buf, size_t len, struct ca_flow *f);
 
 /*

@@ -114,11 +114,16 @@ static void rstr(struct rd *r, char *s, size_t max)
 
 size_t ca_flow_encode(const struct ca_flow *f, uint8_t *buf)
 {
+    return ca_flow_encode_as(f, f->id, f->capture_id, buf);
+}
+
+size_t ca_flow_encode_as(const struct ca_flow *f, uint64_t id, uint32_t capture_id, uint8_t *buf)
+{
     struct wr w = {buf, 0};
 
     w8(&w, CODEC_VERSION);
-    w64(&w, f->id);
-    w32(&w, f->capture_id);
+    w64(&w, id);
+    w32(&w, capture_id);
     w8(&w, f->ip_version);
     w8(&w, f->l4);
     w16(&w, f->vlan);

@@ -1,12 +1,13 @@
 /*
  * Flow table (see flowtab.h).  Entries live in a chained hash table keyed
  * on the normalised (vlan, ip version, l4, address pair, port pair, echo
- * id), and on one of three lists ordered by last activity (TCP, other,
- * ended) so that expiry only looks at list heads.  Statistics are kept
+ * id), and on one of three lists in order of last activity (TCP, other,
+ * ended; see expire) so that expiry only looks at list heads.  Statistics are kept
  * relative to the first packet's source ("side A") and swapped into
  * client/server order when the flow is emitted, because who the client is
  * may only become clear later (a SYN/ACK seen after a lost SYN).
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,17 +19,40 @@
 #include "ipfrag.h"
 #include "pdns.h"
 
-#define BATCH 256
+/* Flows handed to the sink at once: each is one store commit, whose fixed
+ * costs (B-tree paths copied, pages written) shrink per flow as it grows. */
+#define BATCH 16384
 #define ENDED_IDLE_SEC 10
 #define FRAG_SLOTS 4096
 
 enum { L_TCP, L_OTHER, L_ENDED, L_COUNT };
+
+/*
+ * A live flow keeps only the fields of struct ca_flow that change while it
+ * lives (the key is in struct fent; names, mostly empty, in a small packed
+ * string block), about a sixth of a struct ca_flow: the live-flow limit
+ * then costs tens of megabytes, not hundreds.  emit() builds the ca_flow.
+ */
+struct flive {
+    int64_t first_ns, last_ns;
+    uint64_t pkts[2], bytes[2], payload[2], retrans_bytes[2], gap_bytes[2];
+    uint64_t first_pkt_offset, first_pkt_index;
+    uint64_t risk;
+    uint16_t l7_master, l7_app, category;
+    uint8_t cli_mac[6], srv_mac[6]; /* side A's, side B's */
+    uint8_t tcp_flags[2];
+    uint8_t icmp_type, icmp_code;
+};
+
+/* The strings of a live flow, in their packed order. */
+enum fstr { S_ENCAP, S_DNS, S_L7, S_CAT, S_HOST, S_UA, S_TLSVER, S_RISKS, S_COUNT };
 
 struct fent {
     struct fent *hnext;
     struct fent *prev, *next;
     uint32_t hash;
     uint8_t list;
+    int64_t pos_ns; /* last_ns when placed in its list */
     /* key, side A first */
     uint8_t ver, l4;
     uint16_t vlan;
@@ -46,7 +70,8 @@ struct fent {
     uint8_t seq_valid[2];
     uint32_t next_seq[2];
     struct ca_dpi_flow *dpi;
-    struct ca_flow f; /* per-direction arrays relative to side A */
+    char *strs;     /* enum fstr strings, each NUL-terminated; NULL: all empty */
+    struct flive f; /* per-direction arrays relative to side A */
 };
 
 struct frag_ent {
@@ -63,7 +88,8 @@ struct ca_flowtab {
     size_t count;
     struct fent *head[L_COUNT], *tail[L_COUNT];
     int64_t idle_ns[L_COUNT];
-    struct ca_flow batch[BATCH];
+    struct ca_flow *batch;   /* BATCH */
+    struct ca_flow *scratch; /* DPI results of a flow whose detection ended */
     size_t nbatch;
     uint64_t emitted;
     uint64_t frag_joined;
@@ -83,9 +109,13 @@ int ca_flowtab_new(const struct ca_flowtab_conf *c, struct ca_flowtab **out)
     t->c = *c;
     t->nbuckets = 1u << 14;
     t->buckets = calloc(t->nbuckets, sizeof(*t->buckets));
+    t->batch = malloc(BATCH * sizeof(*t->batch));
+    t->scratch = malloc(sizeof(*t->scratch));
     t->reasm = ca_ipfrag_new();
-    if (t->buckets == NULL || t->reasm == NULL) {
+    if (t->buckets == NULL || t->batch == NULL || t->scratch == NULL || t->reasm == NULL) {
         ca_ipfrag_free(t->reasm);
+        free(t->scratch);
+        free(t->batch);
         free(t->buckets);
         free(t);
         return CA_ENOMEM;
@@ -115,6 +145,7 @@ static void list_del(struct ca_flowtab *t, struct fent *e)
 static void list_add_tail(struct ca_flowtab *t, struct fent *e, uint8_t l)
 {
     e->list = l;
+    e->pos_ns = e->f.last_ns;
     e->next = NULL;
     e->prev = t->tail[l];
     if (t->tail[l])
@@ -140,7 +171,77 @@ static void fent_free(struct fent *e)
     if (e == NULL)
         return;
     ca_dpi_flow_free(e->dpi);
+    free(e->strs);
     free(e);
+}
+
+/* Packs v[S_COUNT] (NULL = empty) into e->strs.  0, or CA_ENOMEM. */
+static int strs_set(struct fent *e, const char *const v[S_COUNT])
+{
+    size_t len[S_COUNT], total = 0;
+    char *b, *p;
+
+    for (int i = 0; i < S_COUNT; i++) {
+        len[i] = v[i] != NULL ? strlen(v[i]) : 0;
+        total += len[i] + 1;
+    }
+    if (total == S_COUNT) {
+        free(e->strs);
+        e->strs = NULL;
+        return 0;
+    }
+    b = malloc(total);
+    if (b == NULL)
+        return CA_ENOMEM;
+    p = b;
+    for (int i = 0; i < S_COUNT; i++) {
+        if (len[i] > 0)
+            memcpy(p, v[i], len[i]);
+        p[len[i]] = '\0';
+        p += len[i] + 1;
+    }
+    free(e->strs);
+    e->strs = b;
+    return 0;
+}
+
+/* v[i] = the flow's string i ("" when none). */
+static void strs_get(const struct fent *e, const char *v[S_COUNT])
+{
+    const char *p = e->strs;
+
+    for (int i = 0; i < S_COUNT; i++) {
+        v[i] = p != NULL ? p : "";
+        if (p != NULL)
+            p += strlen(p) + 1;
+    }
+}
+
+static void copy_field(char *dst, size_t n, const char *src)
+{
+    size_t l = strnlen(src, n - 1);
+
+    memcpy(dst, src, l);
+    dst[l] = '\0';
+}
+
+/* Keeps the DPI result of t->scratch in e (its detection is over). */
+static int keep_dpi(struct fent *e, const struct ca_flow *r)
+{
+    const char *v[S_COUNT];
+
+    strs_get(e, v);
+    e->f.l7_master = r->l7_master;
+    e->f.l7_app = r->l7_app;
+    e->f.category = r->category;
+    e->f.risk = r->risk;
+    v[S_L7] = r->l7_name;
+    v[S_CAT] = r->category_name;
+    v[S_HOST] = r->host;
+    v[S_UA] = r->user_agent;
+    v[S_TLSVER] = r->tls_version;
+    v[S_RISKS] = r->risks;
+    return strs_set(e, v);
 }
 
 void ca_flowtab_free(struct ca_flowtab *t)
@@ -155,6 +256,8 @@ void ca_flowtab_free(struct ca_flowtab *t)
         }
     }
     ca_ipfrag_free(t->reasm);
+    free(t->scratch);
+    free(t->batch);
     free(t->buckets);
     free(t);
 }
@@ -181,8 +284,42 @@ static int emit(struct ca_flowtab *t, struct fent *e)
 {
     struct ca_flow *f = &t->batch[t->nbatch];
     int client_b = 0; /* 1 when side B is the client */
+    const char *v[S_COUNT];
 
-    *f = e->f;
+    memset(f, 0, sizeof(*f));
+    f->capture_id = t->c.capture_id;
+    f->ip_version = e->ver;
+    f->l4 = e->l4;
+    f->vlan = e->vlan;
+    f->icmp_id = e->icmp_id;
+    f->ts_nsec = t->c.ts_nsec;
+    f->icmp_type = e->f.icmp_type;
+    f->icmp_code = e->f.icmp_code;
+    memcpy(f->cli_mac, e->f.cli_mac, 6);
+    memcpy(f->srv_mac, e->f.srv_mac, 6);
+    memcpy(f->tcp_flags, e->f.tcp_flags, 2);
+    f->first_ns = e->f.first_ns;
+    f->last_ns = e->f.last_ns;
+    memcpy(f->pkts, e->f.pkts, sizeof(f->pkts));
+    memcpy(f->bytes, e->f.bytes, sizeof(f->bytes));
+    memcpy(f->payload, e->f.payload, sizeof(f->payload));
+    memcpy(f->retrans_bytes, e->f.retrans_bytes, sizeof(f->retrans_bytes));
+    memcpy(f->gap_bytes, e->f.gap_bytes, sizeof(f->gap_bytes));
+    f->l7_master = e->f.l7_master;
+    f->l7_app = e->f.l7_app;
+    f->category = e->f.category;
+    f->risk = e->f.risk;
+    f->first_pkt_offset = e->f.first_pkt_offset;
+    f->first_pkt_index = e->f.first_pkt_index;
+    strs_get(e, v);
+    copy_field(f->encap, sizeof(f->encap), v[S_ENCAP]);
+    copy_field(f->dns_name, sizeof(f->dns_name), v[S_DNS]);
+    copy_field(f->l7_name, sizeof(f->l7_name), v[S_L7]);
+    copy_field(f->category_name, sizeof(f->category_name), v[S_CAT]);
+    copy_field(f->host, sizeof(f->host), v[S_HOST]);
+    copy_field(f->user_agent, sizeof(f->user_agent), v[S_UA]);
+    copy_field(f->tls_version, sizeof(f->tls_version), v[S_TLSVER]);
+    copy_field(f->risks, sizeof(f->risks), v[S_RISKS]);
     if (e->syn_from)
         client_b = e->syn_from == 2;
     else if (e->synack_from)
@@ -258,11 +395,33 @@ static int expire_one(struct ca_flowtab *t, struct fent *e)
     return r;
 }
 
+/* Puts e, active since it was placed, at its list's tail. */
+static void list_refresh(struct ca_flowtab *t, struct fent *e)
+{
+    uint8_t l = e->list;
+
+    list_del(t, e);
+    list_add_tail(t, e, l);
+}
+
+/*
+ * A packet does not move its flow in the list (that would touch two more
+ * flows' cache lines a packet); a list is in order of pos_ns, and a flow
+ * at the head that has been active since it was placed goes to the tail
+ * when expiry or eviction looks at it.
+ */
 static int expire(struct ca_flowtab *t, int64_t now)
 {
     for (int l = 0; l < L_COUNT; l++) {
-        while (t->head[l] != NULL && t->head[l]->f.last_ns + t->idle_ns[l] < now) {
-            int r = expire_one(t, t->head[l]);
+        while (t->head[l] != NULL && t->head[l]->pos_ns + t->idle_ns[l] < now) {
+            struct fent *e = t->head[l];
+            int r;
+
+            if (e->f.last_ns + t->idle_ns[l] >= now) {
+                list_refresh(t, e);
+                continue;
+            }
+            r = expire_one(t, e);
             if (r != 0)
                 return r;
         }
@@ -423,9 +582,12 @@ int ca_flowtab_packet(struct ca_flowtab *t, const struct ca_pkt_info *pi, int64_
         /* at the live-flow limit: emit the least recently active flow first */
         while (t->count >= (t->c.max_live ? t->c.max_live : 150000)) {
             struct fent *lru = NULL;
-            for (int l = 0; l < L_COUNT; l++)
+            for (int l = 0; l < L_COUNT; l++) {
+                while (t->head[l] != NULL && t->head[l]->f.last_ns != t->head[l]->pos_ns)
+                    list_refresh(t, t->head[l]);
                 if (t->head[l] != NULL && (lru == NULL || t->head[l]->f.last_ns < lru->f.last_ns))
                     lru = t->head[l];
+            }
             if (lru == NULL)
                 break;
             r = expire_one(t, lru);
@@ -433,7 +595,7 @@ int ca_flowtab_packet(struct ca_flowtab *t, const struct ca_pkt_info *pi, int64_
                 return r;
             t->evicted++;
         }
-        if (t->count >= t->nbuckets * 2 && grow(t) != 0)
+        if (t->count * 2 >= t->nbuckets && grow(t) != 0) /* chains short: lookups miss cache */
             return CA_ENOMEM;
         e = calloc(1, sizeof(*e));
         if (e == NULL)
@@ -447,32 +609,31 @@ int ca_flowtab_packet(struct ca_flowtab *t, const struct ca_pkt_info *pi, int64_
         memcpy(e->b_ip, pi->dst, 16);
         e->a_port = sport;
         e->b_port = dport;
-        e->f.capture_id = t->c.capture_id;
-        e->f.ip_version = pi->ip_version;
-        e->f.l4 = pi->l4;
-        e->f.vlan = pi->vlan;
-        e->f.icmp_id = echo_id;
-        e->f.ts_nsec = t->c.ts_nsec;
-        e->f.first_ns = ts_ns;
+        e->f.first_ns = e->f.last_ns = ts_ns;
         e->f.first_pkt_offset = offset;
         e->f.first_pkt_index = index;
         if (pi->l4 == 1 || pi->l4 == 58) {
             e->f.icmp_type = pi->icmp_type;
             e->f.icmp_code = pi->icmp_code;
         }
-        snprintf(e->f.encap, sizeof(e->f.encap), "%s", pi->encap);
-        const char *n = ca_pdns_lookup(t->c.pdns, pi->ip_version, pi->dst);
-        if (n != NULL)
-            snprintf(e->f.dns_name, sizeof(e->f.dns_name), "%s", n);
+        {
+            const char *v[S_COUNT] = {NULL};
+            char encap[CA_ENCAP_MAX];
+
+            copy_field(encap, sizeof(encap), pi->encap);
+            v[S_ENCAP] = encap;
+            v[S_DNS] = ca_pdns_lookup(t->c.pdns, pi->ip_version, pi->dst);
+            if (strs_set(e, v) != 0) {
+                free(e);
+                return CA_ENOMEM;
+            }
+        }
         if (t->c.dpi != NULL)
             e->dpi = ca_dpi_flow_new(); /* NULL: the flow just gets no L7 */
         e->hnext = t->buckets[h & (t->nbuckets - 1)];
         t->buckets[h & (t->nbuckets - 1)] = e;
         t->count++;
         list_add_tail(t, e, pi->l4 == 6 ? L_TCP : L_OTHER);
-    } else {
-        list_del(t, e);
-        list_add_tail(t, e, e->list);
     }
     /* MACs: side A's source MAC is stored in cli_mac, side B's in srv_mac */
     if (pi->has_mac) {
@@ -542,9 +703,14 @@ int ca_flowtab_packet(struct ca_flowtab *t, const struct ca_pkt_info *pi, int64_
         uint64_t n = e->f.pkts[0] + e->f.pkts[1];
         if (ca_dpi_packet(t->c.dpi, e->dpi, l3, l3_len, (uint64_t)(ts_ns / 1000000), pi->l4, n)) {
             /* detection over: keep the result, free nDPI's state now */
-            ca_dpi_result(t->c.dpi, e->dpi, &e->f);
+            memset(t->scratch, 0, offsetof(struct ca_flow, l7_name));
+            t->scratch->l7_name[0] = t->scratch->category_name[0] = t->scratch->host[0] = '\0';
+            t->scratch->user_agent[0] = t->scratch->tls_version[0] = t->scratch->risks[0] = '\0';
+            ca_dpi_result(t->c.dpi, e->dpi, t->scratch);
             ca_dpi_flow_free(e->dpi);
             e->dpi = NULL;
+            if (keep_dpi(e, t->scratch) != 0)
+                return CA_ENOMEM;
         }
     }
     return 0;

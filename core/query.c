@@ -772,11 +772,29 @@ struct ordrec {
     uint32_t pad;
 };
 
+/*
+ * Builder memory is per distinct value, not per flow (except the two
+ * order arrays and the address pairs, 32 bytes a flow): address and port
+ * tables, the biggest, use dense arrays instead of hash slots; the other
+ * fields have a few hundred values at most and keep hash tables.  The
+ * store feeds the builder batch by batch during the import.
+ */
+struct sideacc {
+    uint64_t flows, sent, recv, packets;
+    int64_t dur_ns;
+};
+
+enum { PT_PORT, PT_SPORT, PT_DPORT, PT_COUNT };
+
 struct ca_capagg {
-    struct htab t[GF_COUNT]; /* struct gv -> struct acc */
+    struct htab t[GF_COUNT]; /* struct gv -> struct acc, fields without a dense form */
     struct htab minute;      /* u64 minute -> struct acc */
-    struct htab addrs;       /* addrkey -> u32 index */
-    struct addrkey *akeys;
+    struct htab ipself;      /* struct gv -> struct acc: flows with src == dst (GF_IP once) */
+    struct sideacc *ports[PT_COUNT]; /* 65536 each: GF_PORT, GF_SPORT, GF_DPORT */
+    uint64_t *aslot;                 /* address hash: u32 hash << 32 | (index + 1); 0 empty */
+    size_t acap;
+    struct addrkey *akeys;    /* address index -> address */
+    struct sideacc *aside[2]; /* address index -> sums as source, as destination */
     size_t nakeys, capakeys;
     uint32_t *pidx, *pseq; /* (address index, seq) pairs */
     size_t npairs, cappairs;
@@ -792,6 +810,13 @@ static int tab_field(int f)
     return f != GF_PROTO_MASTER && f != GF_CAPTURE;
 }
 
+/* Fields whose table the builder keeps in dense arrays (see ca_capagg). */
+static int dense_field(int f)
+{
+    return f == GF_SRC || f == GF_DST || f == GF_IP || f == GF_PORT || f == GF_SPORT ||
+           f == GF_DPORT;
+}
+
 void ca_capagg_free(struct ca_capagg *a)
 {
     if (a == NULL)
@@ -799,8 +824,13 @@ void ca_capagg_free(struct ca_capagg *a)
     for (int f = 0; f < GF_COUNT; f++)
         ht_free(&a->t[f]);
     ht_free(&a->minute);
-    ht_free(&a->addrs);
+    ht_free(&a->ipself);
+    for (int p = 0; p < PT_COUNT; p++)
+        free(a->ports[p]);
+    free(a->aslot);
     free(a->akeys);
+    free(a->aside[0]);
+    free(a->aside[1]);
     free(a->pidx);
     free(a->pseq);
     free(a->order);
@@ -836,11 +866,22 @@ int ca_capagg_new(struct ca_capagg **out)
     int rc = a != NULL ? 0 : CA_ENOMEM;
 
     for (int f = 0; rc == 0 && f < GF_COUNT; f++)
-        if (tab_field(f) && ht_init(&a->t[f], sizeof(struct gv), sizeof(struct acc), 256) != 0)
+        if (tab_field(f) && !dense_field(f) &&
+            ht_init(&a->t[f], sizeof(struct gv), sizeof(struct acc), 64) != 0)
             rc = CA_ENOMEM;
-    if (rc == 0 && (ht_init(&a->minute, 8, sizeof(struct acc), 1024) != 0 ||
-                    ht_init(&a->addrs, sizeof(struct addrkey), 4, 4096) != 0))
+    if (rc == 0 && (ht_init(&a->minute, 8, sizeof(struct acc), 256) != 0 ||
+                    ht_init(&a->ipself, sizeof(struct gv), sizeof(struct acc), 16) != 0))
         rc = CA_ENOMEM;
+    /* calloc'd: only the pages of ports in use become resident */
+    for (int p = 0; rc == 0 && p < PT_COUNT; p++)
+        if ((a->ports[p] = calloc(65536, sizeof(struct sideacc))) == NULL)
+            rc = CA_ENOMEM;
+    if (rc == 0) {
+        a->acap = 4096;
+        a->aslot = calloc(a->acap, sizeof(*a->aslot));
+        if (a->aslot == NULL)
+            rc = CA_ENOMEM;
+    }
     if (rc != 0) {
         ca_capagg_free(a);
         a = NULL;
@@ -866,50 +907,124 @@ static int grow(void **p, size_t *cap, size_t need, size_t sz)
     return 0;
 }
 
-static int capagg_addr(struct ca_capagg *a, int ver, const uint8_t *addr, uint32_t seq)
+static void side_add(struct sideacc *s, const struct ca_hot *h)
+{
+    s->flows++;
+    s->sent += h->sent_bytes;
+    s->recv += h->recv_bytes;
+    s->packets += (uint64_t)h->sent_pkts + h->recv_pkts;
+    s->dur_ns += h->last_ns - h->first_ns;
+}
+
+/* Doubles the address hash (indexes stay). */
+static int addr_rehash(struct ca_capagg *a)
+{
+    size_t nc = a->acap * 2;
+    uint64_t *g = calloc(nc, sizeof(*g));
+
+    if (g == NULL)
+        return CA_ENOMEM;
+    for (size_t i = 0; i < a->acap; i++) {
+        uint64_t s = a->aslot[i];
+        size_t j;
+
+        if (s == 0)
+            continue;
+        for (j = (size_t)(s >> 32) & (nc - 1); g[j] != 0; j = (j + 1) & (nc - 1))
+            ;
+        g[j] = s;
+    }
+    free(a->aslot);
+    a->aslot = g;
+    a->acap = nc;
+    return 0;
+}
+
+/* The capture-local index of an address (added when new). */
+static int capagg_addr(struct ca_capagg *a, int ver, const uint8_t *addr, uint32_t *idx)
 {
     struct addrkey k;
-    uint32_t *idx;
-    int created = 0;
-    size_t c1 = a->cappairs;
+    uint32_t h;
+    size_t j, n;
 
     memcpy(k.addr, addr, 16);
     k.ver = (uint32_t)ver;
-    idx = ht_get(&a->addrs, &k, &created);
-    if (idx == NULL)
-        return CA_ENOMEM;
-    if (created) {
-        if (grow((void **)&a->akeys, &a->capakeys, a->nakeys + 1, sizeof(*a->akeys)) != 0)
-            return CA_ENOMEM;
-        a->akeys[a->nakeys] = k;
-        *idx = (uint32_t)a->nakeys++;
-    }
-    if (grow((void **)&a->pidx, &a->cappairs, a->npairs + 1, sizeof(*a->pidx)) != 0)
-        return CA_ENOMEM;
-    if (a->cappairs != c1) {
-        uint32_t *g = realloc(a->pseq, a->cappairs * sizeof(*g));
+    h = (uint32_t)hash_bytes(&k, sizeof(k));
+    for (j = h & (a->acap - 1); a->aslot[j] != 0; j = (j + 1) & (a->acap - 1)) {
+        uint64_t s = a->aslot[j];
 
-        if (g == NULL)
-            return CA_ENOMEM;
-        a->pseq = g;
+        if ((uint32_t)(s >> 32) == h) {
+            uint32_t i = (uint32_t)s - 1;
+
+            if (memcmp(&a->akeys[i], &k, sizeof(k)) == 0) {
+                *idx = i;
+                return 0;
+            }
+        }
     }
-    a->pidx[a->npairs] = *idx;
+    n = a->nakeys;
+    if (n >= UINT32_MAX - 1)
+        return CA_ENOMEM;
+    if (n + 1 > a->capakeys) {
+        size_t c0 = a->capakeys, c1 = a->capakeys;
+
+        if (grow((void **)&a->akeys, &c1, n + 1, sizeof(*a->akeys)) != 0)
+            return CA_ENOMEM;
+        for (int s = 0; s < 2; s++) {
+            size_t c = c0;
+            struct sideacc *g;
+
+            if (grow((void **)&a->aside[s], &c, n + 1, sizeof(*a->aside[s])) != 0)
+                return CA_ENOMEM;
+            g = a->aside[s];
+            memset(g + c0, 0, (c - c0) * sizeof(*g));
+        }
+        a->capakeys = c1;
+    }
+    a->akeys[n] = k;
+    a->aslot[j] = (uint64_t)h << 32 | (uint64_t)(n + 1);
+    a->nakeys = n + 1;
+    *idx = (uint32_t)n;
+    if (a->nakeys * 2 >= a->acap && addr_rehash(a) != 0)
+        return CA_ENOMEM;
+    return 0;
+}
+
+static int capagg_pair(struct ca_capagg *a, uint32_t idx, uint32_t seq)
+{
+    if (a->npairs + 1 > a->cappairs) {
+        size_t c = a->cappairs;
+
+        if (grow((void **)&a->pidx, &c, a->npairs + 1, sizeof(*a->pidx)) != 0)
+            return CA_ENOMEM;
+        {
+            size_t c2 = a->cappairs;
+
+            if (grow((void **)&a->pseq, &c2, a->npairs + 1, sizeof(*a->pseq)) != 0)
+                return CA_ENOMEM;
+        }
+        a->cappairs = c;
+    }
+    a->pidx[a->npairs] = idx;
     a->pseq[a->npairs++] = seq;
     return 0;
 }
 
 int ca_capagg_add(struct ca_capagg *a, uint32_t seq0, const struct ca_hot *h, size_t n)
 {
+    if (grow((void **)&a->order, &a->caporder, a->norder + n, sizeof(*a->order)) != 0)
+        return CA_ENOMEM;
     for (size_t i = 0; i < n; i++) {
         const struct ca_hot *r = &h[i];
         uint64_t m = (uint64_t)fdiv(r->first_ns, 60 * NS_PER_S);
+        uint32_t seq = seq0 + (uint32_t)i, si, di;
         struct gv v[2];
         struct acc *x;
 
         for (int f = 0; f < GF_COUNT; f++) {
             int nv;
 
-            if (!tab_field(f))
+            if (!tab_field(f) || dense_field(f))
                 continue;
             nv = gvals(f, 0, r, NULL, 0, v);
             for (int j = 0; j < nv; j++) {
@@ -921,19 +1036,32 @@ int ca_capagg_add(struct ca_capagg *a, uint32_t seq0, const struct ca_hot *h, si
         if ((x = ht_get(&a->minute, &m, NULL)) == NULL)
             return CA_ENOMEM;
         acc_add(x, r);
-        if (capagg_addr(a, r->ip_version, r->src, seq0 + (uint32_t)i) != 0 ||
-            (memcmp(r->src, r->dst, 16) != 0 &&
-             capagg_addr(a, r->ip_version, r->dst, seq0 + (uint32_t)i) != 0))
+        if (capagg_addr(a, r->ip_version, r->src, &si) != 0 || capagg_pair(a, si, seq) != 0)
             return CA_ENOMEM;
+        if (memcmp(r->src, r->dst, 16) != 0) {
+            if (capagg_addr(a, r->ip_version, r->dst, &di) != 0 || capagg_pair(a, di, seq) != 0)
+                return CA_ENOMEM;
+        } else {
+            di = si;
+            gv_addr(&v[0], r->src, r->ip_version);
+            if ((x = ht_get(&a->ipself, &v[0], NULL)) == NULL)
+                return CA_ENOMEM;
+            acc_add(x, r);
+        }
+        side_add(&a->aside[0][si], r);
+        side_add(&a->aside[1][di], r);
+        side_add(&a->ports[PT_SPORT][r->src_port], r);
+        side_add(&a->ports[PT_DPORT][r->dst_port], r);
+        side_add(&a->ports[PT_PORT][r->src_port], r);
+        if (r->dst_port != r->src_port)
+            side_add(&a->ports[PT_PORT][r->dst_port], r);
         if (r->src_aid == 0 || r->dst_aid == 0)
             a->no_aids = 1;
         else if (capagg_aid(a, 0, r->src_aid) != 0 || capagg_aid(a, 1, r->dst_aid) != 0)
             return CA_ENOMEM;
-        if (grow((void **)&a->order, &a->caporder, a->norder + 1, sizeof(*a->order)) != 0)
-            return CA_ENOMEM;
         a->order[a->norder].bytes = r->sent_bytes + r->recv_bytes;
         a->order[a->norder].first = (uint64_t)r->first_ns ^ (1ULL << 63);
-        a->order[a->norder].seq = seq0 + (uint32_t)i;
+        a->order[a->norder].seq = seq;
         a->order[a->norder++].pad = 0;
     }
     return 0;
@@ -957,6 +1085,19 @@ static int ord_first_cmp(const void *x, const void *y)
     return a->seq < b->seq ? -1 : a->seq > b->seq;
 }
 
+static void tabrec_set(struct tabrec *t, const struct gv *k, uint64_t flows, uint64_t sent,
+                       uint64_t recv, uint64_t packets, int64_t dur_ns)
+{
+    memset(t, 0, sizeof(*t));
+    t->k = *k;
+    t->flows = flows;
+    t->bytes = sent + recv;
+    t->sent = sent;
+    t->recv = recv;
+    t->packets = packets;
+    t->dur_ns = dur_ns;
+}
+
 static int emit_tab(struct htab *t, size_t ksz, unsigned kind,
                     int (*put)(void *, unsigned, const void *, size_t), void *arg)
 {
@@ -970,31 +1111,99 @@ static int emit_tab(struct htab *t, size_t ksz, unsigned kind,
     HT_EACH(t, i, sl)
     {
         const struct acc *x = (const struct acc *)(const void *)(sl + t->voff);
+        struct gv key;
 
-        memset(&recs[k], 0, sizeof(recs[k]));
-        memcpy(&recs[k].k, sl + 8, ksz < sizeof(recs[k].k) ? ksz : sizeof(recs[k].k));
-        recs[k].flows = x->flows;
-        recs[k].bytes = x->bytes;
-        recs[k].sent = x->sent;
-        recs[k].recv = x->recv;
-        recs[k].packets = x->packets;
-        recs[k].dur_ns = x->dur_ns;
-        k++;
+        memset(&key, 0, sizeof(key));
+        memcpy(&key, sl + 8, ksz < sizeof(key) ? ksz : sizeof(key));
+        tabrec_set(&recs[k++], &key, x->flows, x->sent, x->recv, x->packets, x->dur_ns);
     }
     rc = put(arg, kind, recs, k * sizeof(*recs));
     free(recs);
     return rc;
 }
 
+/* A dense table: ports (65536 entries) or addresses (a->nakeys). */
+static int emit_dense(struct ca_capagg *a, int f, struct tabrec *recs,
+                      int (*put)(void *, unsigned, const void *, size_t), void *arg)
+{
+    size_t k = 0;
+
+    if (f == GF_PORT || f == GF_SPORT || f == GF_DPORT) {
+        const struct sideacc *p = a->ports[f == GF_PORT    ? PT_PORT
+                                           : f == GF_SPORT ? PT_SPORT
+                                                           : PT_DPORT];
+
+        for (size_t i = 0; i < 65536; i++) {
+            struct gv key;
+
+            if (p[i].flows == 0)
+                continue;
+            gv_u64(&key, i);
+            tabrec_set(&recs[k++], &key, p[i].flows, p[i].sent, p[i].recv, p[i].packets,
+                       p[i].dur_ns);
+        }
+        return put(arg, (unsigned)f, recs, k * sizeof(*recs));
+    }
+    for (size_t i = 0; i < a->nakeys; i++) {
+        const struct sideacc *s = &a->aside[0][i], *d = &a->aside[1][i];
+        struct gv key;
+
+        memset(&key, 0, sizeof(key));
+        gv_addr(&key, a->akeys[i].addr, (int)a->akeys[i].ver);
+        if (f == GF_SRC)
+            tabrec_set(&recs[i], &key, s->flows, s->sent, s->recv, s->packets, s->dur_ns);
+        else if (f == GF_DST)
+            tabrec_set(&recs[i], &key, d->flows, d->sent, d->recv, d->packets, d->dur_ns);
+        else
+            tabrec_set(&recs[i], &key, s->flows + d->flows, s->sent + d->sent, s->recv + d->recv,
+                       s->packets + d->packets, s->dur_ns + d->dur_ns);
+    }
+    if (f == GF_IP) {
+        const uint8_t *sl;
+        size_t n0 = a->nakeys;
+
+        /* a flow from an address to itself counts once */
+        HT_EACH(&a->ipself, j, sl)
+        {
+            const struct gv *key = (const struct gv *)(const void *)(sl + 8);
+            const struct acc *y = (const struct acc *)(const void *)(sl + a->ipself.voff);
+            uint32_t i;
+
+            if (capagg_addr(a, (int)key->tag, key->b, &i) != 0 || i >= n0)
+                return CA_EINTERNAL; /* every such address is known */
+            recs[i].flows -= y->flows;
+            recs[i].sent -= y->sent;
+            recs[i].recv -= y->recv;
+            recs[i].bytes = recs[i].sent + recs[i].recv;
+            recs[i].packets -= y->packets;
+            recs[i].dur_ns -= y->dur_ns;
+        }
+    }
+    for (size_t i = 0; i < a->nakeys; i++)
+        if (recs[i].flows != 0)
+            recs[k++] = recs[i];
+    return put(arg, (unsigned)f, recs, k * sizeof(*recs));
+}
+
 int ca_capagg_emit(struct ca_capagg *a, int (*put)(void *, unsigned, const void *, size_t),
                    int (*addr)(void *, int, const uint8_t[16], const uint32_t *, size_t), void *arg)
 {
     uint32_t *seqs = NULL, *off = NULL;
+    struct tabrec *recs;
     int rc = 0;
 
-    for (int f = 0; rc == 0 && f < GF_COUNT; f++)
-        if (tab_field(f))
+    recs = malloc((a->nakeys > 65536 ? a->nakeys : 65536) * sizeof(*recs));
+    if (recs == NULL)
+        return CA_ENOMEM;
+    for (int f = 0; rc == 0 && f < GF_COUNT; f++) {
+        if (!tab_field(f))
+            continue;
+        if (dense_field(f))
+            rc = emit_dense(a, f, recs, put, arg);
+        else
             rc = emit_tab(&a->t[f], sizeof(struct gv), (unsigned)f, put, arg);
+    }
+    free(recs);
     if (rc == 0)
         rc = emit_tab(&a->minute, 8, TAB_MINUTE, put, arg);
     for (int k = 0; rc == 0 && k < 2; k++) {

@@ -50,6 +50,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,6 +84,8 @@ enum {
 static const char *const ws_dbnames[WDB_COUNT] = {"meta", "captures", "flows", "capseq", "hot",
                                                   "strs", "strid",    "caggs", "addrix"};
 
+struct ws_import;
+
 struct ca_ws {
     MDB_env *env;
     MDB_dbi db[WDB_COUNT];
@@ -91,9 +94,13 @@ struct ca_ws {
     int refs;
     dev_t dev; /* identity of data.mdb, to notice a deleted workspace */
     ino_t ino;
-    unsigned long used; /* last use, for evicting idle handles */
+    unsigned long used;    /* last use, for evicting idle handles */
+    struct ws_import *imp; /* state of the import writing through this handle */
     struct ca_ws *next;
 };
+
+static void imp_free(struct ws_import *imp);
+static void imp_drop(struct ca_ws *w, uint32_t cap);
 
 static struct ca_ws *ws_cache;
 static int ws_idle_max; /* handles kept open with no reference (ca_ws_keep_idle) */
@@ -138,6 +145,7 @@ static void ws_free(struct ca_ws *w)
 {
     if (w == NULL)
         return;
+    imp_free(w->imp);
     if (w->env != NULL)
         mdb_env_close(w->env);
     free(w->dir);
@@ -270,6 +278,7 @@ struct cap_arg {
     json_t *rec;
     const struct ca_flow *flows;
     size_t n;
+    uint32_t seq0; /* flows_put: seq of the first flow */
     int more;
     char path[4096];
 };
@@ -583,6 +592,7 @@ static int purge_all(struct ca_ws *w, uint32_t capture_id, int deleting)
 
 int ca_ws_capture_purge_flows(struct ca_ws *w, uint32_t capture_id)
 {
+    imp_drop(w, capture_id);
     return purge_all(w, capture_id, 0);
 }
 
@@ -608,17 +618,70 @@ static int capseq_get(struct ca_ws *w, MDB_txn *txn, uint32_t cap, uint32_t *seq
 }
 
 /*
- * String interning.  A small per-transaction cache spares most lookups
- * (names repeat a lot within a batch); it lives and dies with one attempt
- * of the transaction, so ids of an aborted attempt never leak out of it.
+ * The state of an import writing through a handle (ca_ws_flows_put ...
+ * ca_ws_capture_finish):
+ *  - interning caches: names and addresses -> ids.  Ids, once committed,
+ *    never change or go (strs/addrs are never deleted), so an entry stays
+ *    true for the whole import; entries made by a write attempt that did
+ *    not commit would not, so a new attempt after one that did not commit
+ *    ("pending") starts with empty caches.
+ *  - the capture's table builder (ca_capagg), fed with each batch's hot
+ *    records once the batch is committed, so the finishing commit does not
+ *    read every hot chunk back; and the span of the flows.  When the
+ *    builder has not seen every flow of the capture from seq 1 (an import
+ *    resumed by another process, a builder dropped for lack of memory),
+ *    the finishing commit builds the tables from the hot chunks as before.
  */
-#define ICACHE_SIZE 512
+#define ICACHE_SIZE 4096
+#define ACACHE_SIZE (1u << 18)
 
 struct icache {
     uint32_t id[ICACHE_SIZE];
     uint32_t hash[ICACHE_SIZE];
     char str[ICACHE_SIZE][CA_HOST_MAX + 2]; /* kind byte + name + NUL */
 };
+
+struct acache {
+    uint32_t id[ACACHE_SIZE];
+    uint8_t key[ACACHE_SIZE][17];
+};
+
+struct ws_import {
+    uint32_t cache_cap; /* capture whose import filled the caches */
+    int pending;        /* a write attempt began and has not committed */
+    struct icache *ic;
+    struct acache *ac;
+    struct ca_hot *hot; /* the last batch's hot records */
+    size_t hotcap;
+    void *map; /* the map last advised (imp_advise) */
+    size_t mapsize;
+    size_t envmapsize; /* LMDB map size when map was found */
+    unsigned batches;  /* committed since the map was last dropped */
+    uint32_t cap;      /* capture of the builder, 0 none */
+    uint32_t next_seq; /* seq the builder expects next */
+    struct ca_capagg *agg;
+    int64_t first_ns, last_ns; /* span of the flows the builder has */
+};
+
+static void imp_free(struct ws_import *imp)
+{
+    if (imp == NULL)
+        return;
+    ca_capagg_free(imp->agg);
+    free(imp->hot);
+    free(imp->ic);
+    free(imp->ac);
+    free(imp);
+}
+
+/* Drops the builder of capture cap (purged, deleted, or its import over). */
+static void imp_drop(struct ca_ws *w, uint32_t cap)
+{
+    if (w->imp != NULL && (cap == 0 || w->imp->cap == cap || w->imp->cache_cap == cap)) {
+        imp_free(w->imp);
+        w->imp = NULL;
+    }
+}
 
 static uint32_t str_hash(int kind, const char *s)
 {
@@ -728,14 +791,7 @@ static int hot_intern(struct ca_ws *w, MDB_txn *txn, struct icache *ic, const st
     return intern(w, txn, ic, CA_STR_RISKS, f->risks, &h->risks_id);
 }
 
-/* Address interning, with a per-transaction cache like names'. */
-#define ACACHE_SIZE 8192
-
-struct acache {
-    uint32_t id[ACACHE_SIZE];
-    uint8_t key[ACACHE_SIZE][17];
-};
-
+/* Address interning, with a cache like names'. */
 static int intern_addr(struct ca_ws *w, MDB_txn *txn, struct acache *ac, int ver,
                        const uint8_t addr[16], uint32_t *id)
 {
@@ -750,7 +806,7 @@ static int intern_addr(struct ca_ws *w, MDB_txn *txn, struct acache *ac, int ver
     memcpy(key + 1, addr, 16);
     for (size_t i = 0; i < sizeof(key); i++)
         h = (h ^ key[i]) * 1099511628211ULL;
-    slot = (size_t)(h % ACACHE_SIZE);
+    slot = (size_t)((h ^ h >> 32) % ACACHE_SIZE);
     if (ac->id[slot] != 0 && memcmp(ac->key[slot], key, sizeof(key)) == 0) {
         *id = ac->id[slot];
         return 0;
@@ -783,65 +839,61 @@ static int flows_put_txn(MDB_txn *txn, void *arg)
 {
     struct cap_arg *a = arg;
     struct ca_ws *w = a->w;
-    struct ca_flow *f = NULL;
-    struct icache *ic = NULL;
-    struct acache *ac = NULL;
-    struct ca_hot *hot;
+    struct ws_import *imp = w->imp;
+    struct ca_hot *hot = imp->hot;
     uint8_t *buf = NULL;
     unsigned char key[8], skey[4], sval[4], hkey[8];
     MDB_val k = {sizeof(key), key}, v, hk = {sizeof(hkey), hkey}, hv;
     uint32_t seq;
     int rc;
 
+    if (imp->pending || imp->cache_cap != a->id) {
+        memset(imp->ic->id, 0, sizeof(imp->ic->id));
+        memset(imp->ac->id, 0, sizeof(imp->ac->id));
+        imp->cache_cap = a->id;
+    }
+    imp->pending = 1;
     rc = capseq_get(w, txn, a->id, &seq);
     if (rc != 0)
         return rc;
     if ((uint64_t)seq + a->n > UINT32_MAX)
         return CA_EQUOTA;
-    f = malloc(sizeof(*f));
+    a->seq0 = seq;
     buf = malloc(CA_FLOW_ENC_MAX);
-    ic = calloc(1, sizeof(*ic));
-    ac = calloc(1, sizeof(*ac));
-    if (f == NULL || buf == NULL || ic == NULL || ac == NULL) {
+    if (buf == NULL) {
         rc = CA_ENOMEM;
         goto out;
     }
-    /* The hot chunk is written in place (MDB_RESERVE); fill it after the
-     * flow records, whose puts would move the reserved space. */
     ca_store_be32(a->id, hkey);
     ca_store_be32(seq, hkey + 4);
     for (size_t i = 0; i < a->n; i++) {
         uint32_t s2 = seq + (uint32_t)i;
 
-        *f = a->flows[i];
-        f->capture_id = a->id;
-        f->id = (uint64_t)a->id << 32 | s2;
-        ca_store_be64(f->id, key);
+        uint64_t id = (uint64_t)a->id << 32 | s2;
+
+        ca_store_be64(id, key);
         v.mv_data = buf;
-        v.mv_size = ca_flow_encode(f, buf);
-        rc = mdb_put(txn, w->db[WDB_FLOWS], &k, &v, 0);
+        v.mv_size = ca_flow_encode_as(&a->flows[i], id, a->id, buf);
+        /* seqs only grow: each key goes after the last one */
+        rc = mdb_put(txn, w->db[WDB_FLOWS], &k, &v, MDB_APPEND);
+        if (rc == MDB_KEYEXIST) /* not the last key (a leftover of a crash): plain put */
+            rc = mdb_put(txn, w->db[WDB_FLOWS], &k, &v, 0);
         if (rc != 0)
             goto out;
     }
-    hot = malloc(a->n * sizeof(*hot));
-    if (hot == NULL) {
-        rc = CA_ENOMEM;
-        goto out;
-    }
     for (size_t i = 0; i < a->n && rc == 0; i++) {
         ca_hot_from_flow(&a->flows[i], &hot[i]);
-        rc = hot_intern(w, txn, ic, &a->flows[i], &hot[i]);
+        rc = hot_intern(w, txn, imp->ic, &a->flows[i], &hot[i]);
         if (rc == 0)
-            rc = intern_addr(w, txn, ac, hot[i].ip_version, hot[i].src, &hot[i].src_aid);
+            rc = intern_addr(w, txn, imp->ac, hot[i].ip_version, hot[i].src, &hot[i].src_aid);
         if (rc == 0)
-            rc = intern_addr(w, txn, ac, hot[i].ip_version, hot[i].dst, &hot[i].dst_aid);
+            rc = intern_addr(w, txn, imp->ac, hot[i].ip_version, hot[i].dst, &hot[i].dst_aid);
     }
     if (rc == 0) {
         hv.mv_data = hot;
         hv.mv_size = a->n * sizeof(*hot);
         rc = mdb_put(txn, w->db[WDB_HOT], &hk, &hv, 0);
     }
-    free(hot);
     if (rc != 0)
         goto out;
     seq += (uint32_t)a->n;
@@ -853,22 +905,164 @@ static int flows_put_txn(MDB_txn *txn, void *arg)
     v.mv_size = sizeof(sval);
     rc = mdb_put(txn, w->db[WDB_CAPSEQ], &k, &v, 0);
 out:
-    free(ac);
-    free(ic);
     free(buf);
-    free(f);
     return rc;
 }
 
+static int imp_ready(struct ca_ws *w, size_t n)
+{
+    struct ws_import *imp = w->imp;
+
+    if (imp == NULL) {
+        imp = w->imp = calloc(1, sizeof(*imp));
+        if (imp == NULL)
+            return CA_ENOMEM;
+        imp->ic = malloc(sizeof(*imp->ic));
+        imp->ac = malloc(sizeof(*imp->ac));
+        imp->pending = 1; /* caches cleared on first use */
+        if (imp->ic == NULL || imp->ac == NULL) {
+            imp_drop(w, 0);
+            return CA_ENOMEM;
+        }
+    }
+    if (n > imp->hotcap) {
+        struct ca_hot *g = realloc(imp->hot, n * sizeof(*g));
+
+        if (g == NULL)
+            return CA_ENOMEM;
+        imp->hot = g;
+        imp->hotcap = n;
+    }
+    return 0;
+}
+
+/*
+ * An import reads the map at random places (B-tree lookups of names and
+ * addresses), and copy-on-write moves the pages it reads all over the file
+ * from one commit to the next: left alone, the pages mapped into the
+ * importing process (its resident set, though only page cache) would grow
+ * to the whole file.  So the import drops its mappings every few batches
+ * (MADV_DONTNEED on a read-only shared map: the next read maps the page
+ * again from the page cache), and asks for no fault-around (MADV_RANDOM)
+ * in between.  Other processes' maps keep the defaults.
+ */
+#define IMP_DROP_BATCHES 2
+
+/* Where this process maps the workspace's data.mdb (LMDB does not say
+ * unless MDB_FIXEDMAP): from /proc/self/maps. */
+static int imp_find_map(const struct ca_ws *w, void **addr, size_t *len)
+{
+    char line[4400], want[4200];
+    FILE *fp = fopen("/proc/self/maps", "re");
+    size_t wl;
+    int found = 0;
+
+    if (fp == NULL)
+        return -1;
+    snprintf(want, sizeof(want), "%s/data.mdb", w->dbdir);
+    wl = strlen(want);
+    while (!found && fgets(line, sizeof(line), fp) != NULL) {
+        size_t n = strcspn(line, "\n");
+        unsigned long lo, hi;
+
+        line[n] = '\0';
+        if (n >= wl && strcmp(line + n - wl, want) == 0 && sscanf(line, "%lx-%lx", &lo, &hi) == 2 &&
+            hi > lo) {
+            *addr = (void *)lo;
+            *len = hi - lo;
+            found = 1;
+        }
+    }
+    fclose(fp);
+    return found ? 0 : -1;
+}
+
+static void imp_advise(struct ca_ws *w)
+{
+    struct ws_import *imp = w->imp;
+    MDB_envinfo info;
+
+    if (mdb_env_info(w->env, &info) != 0)
+        return;
+    if (imp->map == NULL || info.me_mapsize != imp->envmapsize) {
+        imp->map = NULL;
+        if (imp_find_map(w, &imp->map, &imp->mapsize) != 0)
+            return;
+        imp->envmapsize = info.me_mapsize;
+        (void)madvise(imp->map, imp->mapsize, MADV_RANDOM);
+    }
+    if (++imp->batches >= IMP_DROP_BATCHES) {
+        imp->batches = 0;
+        (void)madvise(imp->map, imp->mapsize, MADV_DONTNEED);
+    }
+}
+
+/* After a committed batch: the builder takes its hot records. */
+static void imp_add(struct ca_ws *w, uint32_t cap, uint32_t seq0, size_t n)
+{
+    struct ws_import *imp = w->imp;
+
+    if (seq0 == 1) { /* a capture's first batch: a new builder */
+        ca_capagg_free(imp->agg);
+        imp->agg = NULL;
+        imp->cap = cap;
+        imp->next_seq = 1;
+        imp->first_ns = imp->last_ns = 0;
+        if (ca_capagg_new(&imp->agg) != 0)
+            return;
+    }
+    if (imp->agg == NULL || imp->cap != cap || imp->next_seq != seq0 ||
+        ca_capagg_add(imp->agg, seq0, imp->hot, n) != 0) {
+        ca_capagg_free(imp->agg); /* the finishing commit reads the hot chunks instead */
+        imp->agg = NULL;
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const struct ca_hot *h = &imp->hot[i];
+
+        if ((seq0 == 1 && i == 0) || h->first_ns < imp->first_ns)
+            imp->first_ns = h->first_ns;
+        if ((seq0 == 1 && i == 0) || h->last_ns > imp->last_ns)
+            imp->last_ns = h->last_ns;
+    }
+    imp->next_seq = seq0 + (uint32_t)n;
+}
+
+/*
+ * Batches commit without fsync (MDB_NOSYNC): the capture shows only after
+ * ca_ws_capture_finish, which syncs everything before its own commit, and a
+ * killed process leaves committed pages in the page cache either way.  A
+ * machine crash during an import may lose batches of that unfinished
+ * capture, which the retry purges and imports again.
+ */
 int ca_ws_flows_put(struct ca_ws *w, uint32_t capture_id, const struct ca_flow *flows, size_t n)
 {
     struct cap_arg a = {.w = w, .id = capture_id, .flows = flows, .n = n};
+    int rc;
 
     if (n == 0)
         return 0;
     if (flows == NULL || capture_id == 0)
         return CA_EINVAL;
-    return ca_store_err(ca_store_write(w->env, flows_put_txn, &a));
+    rc = imp_ready(w, n);
+    if (rc != 0)
+        return rc;
+    imp_advise(w);
+    (void)mdb_env_set_flags(w->env, MDB_NOSYNC, 1);
+    rc = ca_store_err(ca_store_write(w->env, flows_put_txn, &a));
+    (void)mdb_env_set_flags(w->env, MDB_NOSYNC, 0);
+    if (rc != 0)
+        return rc;
+    w->imp->pending = 0;
+    imp_add(w, capture_id, a.seq0, n);
+    return 0;
+}
+
+/* Whether the import's builder has every flow of capture cap (seqs < seq). */
+static int imp_complete(struct ca_ws *w, uint32_t cap, uint32_t seq)
+{
+    return w->imp != NULL && w->imp->agg != NULL && w->imp->cap == cap && w->imp->next_seq == seq &&
+           seq > 1;
 }
 
 /* Earliest first_ns and latest last_ns of a capture's flows (0, 0 if none). */
@@ -931,8 +1125,12 @@ static int addr_put(void *arg, int ver, const uint8_t addr[16], const uint32_t *
     return mdb_put(t->txn, t->w->db[WDB_ADDRIX], &k, &v, 0);
 }
 
-/* The capture's pre-computed tables and address lists, from its hot chunks. */
-static int build_tables(struct ca_ws *w, MDB_txn *txn, uint32_t cap)
+/*
+ * The capture's pre-computed tables and address lists: from the import's
+ * builder when it has every flow (seqs 1 .. seq - 1), else from the hot
+ * chunks.
+ */
+static int build_tables(struct ca_ws *w, MDB_txn *txn, uint32_t cap, uint32_t seq)
 {
     struct ca_capagg *agg = NULL;
     struct tab_arg t = {txn, w, cap};
@@ -946,6 +1144,8 @@ static int build_tables(struct ca_ws *w, MDB_txn *txn, uint32_t cap)
     rc = purge_prefix(txn, w->db[WDB_CAGGS], cap);
     if (rc == 0)
         rc = purge_prefix(txn, w->db[WDB_ADDRIX], cap);
+    if (rc == 0 && imp_complete(w, cap, seq))
+        return ca_capagg_emit(w->imp->agg, tab_put, addr_put, &t);
     if (rc == 0)
         rc = ca_capagg_new(&agg);
     if (rc == 0)
@@ -998,10 +1198,14 @@ static int finish_txn(MDB_txn *txn, void *arg)
     if (rc != 0)
         return rc;
     rc = capseq_get(a->w, txn, a->id, &seq);
-    if (rc == 0)
+    if (rc == 0 && imp_complete(a->w, a->id, seq)) {
+        first = a->w->imp->first_ns;
+        last = a->w->imp->last_ns;
+    } else if (rc == 0) {
         rc = hot_span(a->w, txn, a->id, &first, &last);
+    }
     if (rc == 0)
-        rc = build_tables(a->w, txn, a->id);
+        rc = build_tables(a->w, txn, a->id, seq);
     if (rc != 0)
         goto out;
     if (json_object_set_new(rec, "first_ns", json_integer(first)) != 0 ||
@@ -1024,7 +1228,14 @@ int ca_ws_capture_finish(struct ca_ws *w, uint32_t capture_id, json_t *report)
     struct cap_arg a = {.w = w, .id = capture_id, .rec = report};
     int rc;
 
+    /* the batches, committed without fsync, reach the disk before the
+     * commit that makes them visible */
+    if (mdb_env_sync(w->env, 1) != 0) {
+        imp_drop(w, capture_id);
+        return CA_EIO;
+    }
     rc = ca_store_err(ca_store_write(w->env, finish_txn, &a));
+    imp_drop(w, capture_id);
     if (rc != 0)
         return rc;
     /* The environment runs with MDB_NOMETASYNC for the flow batches; the
@@ -1078,6 +1289,7 @@ int ca_ws_capture_delete(struct ca_ws *w, uint32_t capture_id)
     char full[4096 + 64];
     int rc;
 
+    imp_drop(w, capture_id);
     rc = ca_store_err(ca_store_write(w->env, cap_delete_txn, &a));
     if (rc == 0 && a.more)
         rc = purge_all(w, capture_id, 1);
