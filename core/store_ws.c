@@ -1029,11 +1029,13 @@ static void imp_add(struct ca_ws *w, uint32_t cap, uint32_t seq0, size_t n)
 }
 
 /*
- * Batches commit without fsync (MDB_NOSYNC): the capture shows only after
- * ca_ws_capture_finish, which syncs everything before its own commit, and a
- * killed process leaves committed pages in the page cache either way.  A
- * machine crash during an import may lose batches of that unfinished
- * capture, which the retry purges and imports again.
+ * Batches commit with the environment's MDB_NOMETASYNC: their data pages
+ * reach the disk at each commit and only the meta page waits for the next
+ * one, so a machine crash keeps the database whole (it may undo the last
+ * batch, of a capture not yet visible, which the retry purges).  Not
+ * MDB_NOSYNC: LMDB says a machine crash can then corrupt the environment,
+ * which would lose captures already stored.  ca_ws_capture_finish syncs
+ * before and after the commit that makes the capture visible.
  */
 int ca_ws_flows_put(struct ca_ws *w, uint32_t capture_id, const struct ca_flow *flows, size_t n)
 {
@@ -1048,9 +1050,7 @@ int ca_ws_flows_put(struct ca_ws *w, uint32_t capture_id, const struct ca_flow *
     if (rc != 0)
         return rc;
     imp_advise(w);
-    (void)mdb_env_set_flags(w->env, MDB_NOSYNC, 1);
     rc = ca_store_err(ca_store_write(w->env, flows_put_txn, &a));
-    (void)mdb_env_set_flags(w->env, MDB_NOSYNC, 0);
     if (rc != 0)
         return rc;
     w->imp->pending = 0;
@@ -1228,8 +1228,8 @@ int ca_ws_capture_finish(struct ca_ws *w, uint32_t capture_id, json_t *report)
     struct cap_arg a = {.w = w, .id = capture_id, .rec = report};
     int rc;
 
-    /* the batches, committed without fsync, reach the disk before the
-     * commit that makes them visible */
+    /* the last batch's meta page reaches the disk before the commit that
+     * makes the capture visible */
     if (mdb_env_sync(w->env, 1) != 0) {
         imp_drop(w, capture_id);
         return CA_EIO;
