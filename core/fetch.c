@@ -5,7 +5,10 @@
  * open-socket callback, on the address libcurl is about to connect to,
  * so a name that resolves (or re-resolves) to an internal address is
  * caught whatever DNS said earlier.  The MD5 runs over the bytes handed
- * to the caller, across resumes.
+ * to the caller, across resumes, when the answer that brought the first
+ * byte announced one (an MD5 that only a later, resumed answer announces
+ * cannot be checked: the If-Match on the ETag keeps those bytes those of
+ * the same blob).
  */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -141,7 +144,8 @@ struct fetch {
     const struct ca_fetch_req *req;
     struct ca_fetch_info *info;
     CURL *h;
-    struct ca_md5 *md5;
+    struct ca_md5 *md5; /* made at the first byte when the server announced an MD5 */
+    int want_md5;
     double deadline; /* 0 = none */
     /* per request */
     int host_allowed;
@@ -278,6 +282,15 @@ static size_t fetch_write(char *buf, size_t size, size_t nmemb, void *arg)
                  "the download is larger than the limit of %llu bytes",
                  (unsigned long long)f->conf->max_size);
         return 0;
+    }
+    if (f->want_md5 && f->md5 == NULL && f->delivered == 0 && f->md5_expect[0] != '\0') {
+        /* Only an announced MD5 is worth its cost (about 1.5 s of CPU per GB). */
+        f->md5 = ca_cred_md5_new();
+        if (f->md5 == NULL) {
+            f->abort_rc = CA_ENOMEM;
+            snprintf(f->abort_msg, sizeof(f->abort_msg), "out of memory");
+            return 0;
+        }
     }
     if (f->md5 != NULL)
         ca_cred_md5_update(f->md5, buf + off, n - off);
@@ -432,13 +445,7 @@ int ca_fetch_get(const struct ca_fetch_conf *conf, const struct ca_fetch_req *re
     if (conf->total_timeout_s > 0)
         f.deadline = now_ms() + (double)conf->total_timeout_s * 1e3;
     f.h = curl_easy_init();
-    if (req->verify_md5) {
-        f.md5 = ca_cred_md5_new();
-        if (f.md5 == NULL) {
-            rc = CA_ENOMEM;
-            goto out;
-        }
-    }
+    f.want_md5 = req->verify_md5;
     if (f.h == NULL) {
         rc = CA_ENOMEM;
         goto out;

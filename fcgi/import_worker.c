@@ -44,6 +44,9 @@
 #define LIST_MAX_BYTES (16 * 1024 * 1024) /* one List Blobs page */
 #define LIST_MAX_BLOBS 100000
 #define STREAM_STALL_MS (330 * 1000) /* nginx gives up on a silent client after 300 s */
+#define FEED_WBUF (1024 * 1024)      /* download bytes gathered per write */
+#define FEED_FLUSH_MS 50             /* ... or for at most this long */
+#define FEED_RBUF (1024 * 1024)      /* the engine's reads of a growing file */
 
 static volatile sig_atomic_t imp_term;
 
@@ -92,9 +95,15 @@ struct feed {
     int dl_rc; /* the download's result */
     char dl_err[512];
     struct ca_fetch_info info;
-    /* download */
+    /* download: the bytes are gathered in wbuf and written (and shown to
+     * the reader) a MiB at a time, or after FEED_FLUSH_MS: one write and
+     * one wake-up per TLS record cost as much CPU as the parsing gains */
     int wfd;
     const char *url;
+    char *wbuf;
+    size_t wlen;
+    char *rbuf;    /* the engine's stdio buffer */
+    double wsince; /* when wbuf got its first byte */
     /* stream jobs: the end is told by the job record */
     int stream;
     struct imp *im;
@@ -304,11 +313,11 @@ static ssize_t feed_read(void *cookie, char *buf, size_t size)
     }
 }
 
-static int dl_write(void *arg, const void *buf, size_t n)
+/* Writes out what the download gathered and tells the reader. */
+static int dl_flush(struct feed *f)
 {
-    struct feed *f = arg;
-    const char *p = buf;
-    size_t left = n;
+    const char *p = f->wbuf;
+    size_t left = f->wlen;
 
     while (left > 0) {
         ssize_t w = write(f->wfd, p, left);
@@ -320,10 +329,35 @@ static int dl_write(void *arg, const void *buf, size_t n)
         p += w;
         left -= (size_t)w;
     }
+    if (f->wlen == 0)
+        return 0;
     pthread_mutex_lock(&f->mu);
-    f->written += n;
+    f->written += f->wlen;
     pthread_cond_broadcast(&f->cv);
     pthread_mutex_unlock(&f->mu);
+    f->wlen = 0;
+    return 0;
+}
+
+static int dl_write(void *arg, const void *buf, size_t n)
+{
+    struct feed *f = arg;
+    const char *p = buf;
+
+    while (n > 0) {
+        size_t k = FEED_WBUF - f->wlen < n ? FEED_WBUF - f->wlen : n;
+
+        if (f->wlen == 0)
+            f->wsince = mono_ms();
+        memcpy(f->wbuf + f->wlen, p, k);
+        f->wlen += k;
+        p += k;
+        n -= k;
+        if (f->wlen == FEED_WBUF && dl_flush(f) < 0)
+            return CA_EIO;
+    }
+    if (f->wlen > 0 && mono_ms() - f->wsince >= FEED_FLUSH_MS && dl_flush(f) < 0)
+        return CA_EIO;
     return 0;
 }
 
@@ -332,6 +366,9 @@ static int dl_progress(void *arg, uint64_t done, uint64_t total)
     struct feed *f = arg;
     int stop;
 
+    /* a slow or stalled download: what came is parsed meanwhile */
+    if (f->wlen > 0 && mono_ms() - f->wsince >= FEED_FLUSH_MS && dl_flush(f) < 0)
+        return 1;
     pthread_mutex_lock(&f->mu);
     if (total > 0)
         f->total = total;
@@ -355,6 +392,9 @@ static void *dl_thread(void *arg)
     req.progress_arg = f;
     req.verify_md5 = 1;
     rc = ca_fetch_get(&imp_fetch, &req, &f->info, err, sizeof(err));
+    if (dl_flush(f) < 0 && rc == 0)
+        rc = ca_seterr(err, sizeof(err), CA_EIO, "cannot write the capture file: %s",
+                       strerror(errno));
     pthread_mutex_lock(&f->mu);
     f->dl_rc = rc;
     snprintf(f->dl_err, sizeof(f->dl_err), "%s", err);
@@ -820,6 +860,11 @@ static void run_job(const struct config *c, struct ca_portal *p, struct ca_engin
         if (is_url) {
             fd->url = jstr(job, "url");
             fd->wfd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+            fd->wbuf = malloc(FEED_WBUF);
+            if (fd->wbuf == NULL) {
+                rc = CA_ENOMEM;
+                goto failed;
+            }
         }
         fd->rfd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd->rfd < 0 || (is_url && fd->wfd < 0)) {
@@ -876,7 +921,10 @@ static void run_job(const struct config *c, struct ca_portal *p, struct ca_engin
             rc = ca_seterr(err, sizeof(err), CA_ENOMEM, "fopencookie failed");
             goto failed;
         }
-        setvbuf(fp, NULL, _IOFBF, 1 << 16);
+        /* glibc ignores the size without a buffer (a cookie stream gets 8 KiB) */
+        fd->rbuf = malloc(FEED_RBUF);
+        if (fd->rbuf != NULL)
+            setvbuf(fp, fd->rbuf, _IOFBF, FEED_RBUF);
         req.fp = fp;
     } else if (file_is_zip(path)) {
         rc = import_zip(&im, job, path, err, sizeof(err));
@@ -983,6 +1031,8 @@ out:
             close(fd->wfd);
         pthread_mutex_destroy(&fd->mu);
         pthread_cond_destroy(&fd->cv);
+        free(fd->wbuf);
+        free(fd->rbuf);
         free(fd);
     }
     json_decref(report);
