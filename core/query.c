@@ -2831,22 +2831,64 @@ out:
 
 /* ---- host graph ---------------------------------------------------------- */
 
+/*
+ * One scan finds the hosts (indexed by address id when every record has
+ * one, else through a hash table) and keeps each matching flow as a
+ * (source host, destination host, bytes) triple.  The grouping follows
+ * from the hosts alone: hosts when few enough, else /24 (/48) networks,
+ * else ASNs, each host mapping to its group; then the triples add up into
+ * the groups' nodes and edges (a flow counts once for a node it touches on
+ * both sides), in a dense matrix when the groups are few.  A group's
+ * country is that of the last flow that touched it.  Only a host seen
+ * with several ASNs (the ASN grouping then follows each flow's own) or
+ * more matching flows than the triples may hold costs a second scan.
+ */
 enum { GRP_HOST, GRP_NET, GRP_ASN };
 
 struct gnode {
-    struct acc a;
-    char cc[4];
+    struct addrkey k;
+    uint64_t flows, bytes;
+    uint64_t last; /* 2 * scan position + 1 on the source side: whose country */
     uint32_t asn;
+    char cc[2];
+    uint8_t asn_mixed;
+    uint8_t pad;
 };
 
-struct gedge_key {
-    struct addrkey s, d;
+struct gfb {
+    uint64_t flows, bytes;
 };
 
-struct graph {
-    int grouping;
-    struct htab nodes; /* addrkey -> gnode */
-    struct htab edges; /* gedge_key -> acc */
+struct gtrip {
+    uint32_t s, d; /* host indexes */
+    uint64_t bytes;
+};
+
+#define GRAPH_TRIPS_MAX (4u << 20)
+#define GRAPH_MATRIX_MAX 256
+
+struct hostg {
+    int grouping; /* GRP_HOST, or GRP_ASN for the scan by ASN */
+    struct gnode *nodes;
+    size_t n, capn;
+    uint32_t *idx; /* address id -> node index + 1 (dense mode) */
+    uint32_t max;
+    struct htab keys; /* group key -> u32 node index (hash mode) */
+    uint64_t tick;
+    int out_of_range; /* dense mode met an address id it cannot index */
+    struct gtrip *trips;
+    size_t ntrips, captrips;
+    int overflow; /* more matching flows than GRAPH_TRIPS_MAX */
+};
+
+/* The answer being built: nodes of the chosen grouping and their edges. */
+struct gout {
+    struct hostg *hg;
+    const uint32_t *gid; /* host index -> group index */
+    struct gnode *nodes;
+    size_t n;
+    struct gfb *mat;   /* n * n when n <= GRAPH_MATRIX_MAX */
+    struct htab edges; /* u64 (a << 32 | b) -> struct gfb otherwise */
 };
 
 static void group_key(int grouping, int ver, const uint8_t *addr, uint32_t asn, struct addrkey *k)
@@ -2863,30 +2905,204 @@ static void group_key(int grouping, int ver, const uint8_t *addr, uint32_t asn, 
     }
 }
 
-static int graph_row(void *arg, uint32_t cap, uint32_t seq, const struct ca_hot *h)
+static void hostg_free(struct hostg *g)
 {
-    struct graph *g = arg;
-    struct gedge_key e;
-    struct gnode *n;
-    struct acc *a;
+    free(g->nodes);
+    free(g->idx);
+    free(g->trips);
+    ht_free(&g->keys);
+    memset(g, 0, sizeof(*g));
+}
 
-    group_key(g->grouping, h->ip_version, h->src, h->src_asn, &e.s);
-    group_key(g->grouping, h->ip_version, h->dst, h->dst_asn, &e.d);
-    for (int side = 0; side < 2; side++) {
-        n = ht_get(&g->nodes, side == 0 ? &e.s : &e.d, NULL);
-        if (n == NULL)
-            return CA_ENOMEM;
-        acc_add(&n->a, h);
-        memcpy(n->cc, side == 0 ? h->src_cc : h->dst_cc, 2);
-        n->asn = side == 0 ? h->src_asn : h->dst_asn;
-        if (memcmp(&e.s, &e.d, sizeof(e.s)) == 0)
-            break;
-    }
-    a = ht_get(&g->edges, &e, NULL);
-    if (a == NULL)
+/* A new zeroed node of g; its index in *i. */
+static int hg_new(struct hostg *g, const struct addrkey *k, uint32_t *i)
+{
+    if (grow((void **)&g->nodes, &g->capn, g->n + 1, sizeof(*g->nodes)) != 0)
         return CA_ENOMEM;
-    acc_add(a, h);
+    memset(&g->nodes[g->n], 0, sizeof(g->nodes[g->n]));
+    g->nodes[g->n].k = *k;
+    *i = (uint32_t)g->n++;
     return 0;
+}
+
+/* Node index of one side of a flow (created when new). */
+static int hg_node(struct hostg *g, uint32_t aid, int ver, const uint8_t *addr, uint32_t asn,
+                   uint32_t *i)
+{
+    struct addrkey k;
+    uint32_t *v;
+    int created = 0;
+
+    if (g->idx != NULL) {
+        if (aid == 0 || aid > g->max) {
+            g->out_of_range = 1;
+            return CA_EBUSY;
+        }
+        if (g->idx[aid] != 0) {
+            *i = g->idx[aid] - 1;
+            return 0;
+        }
+        group_key(GRP_HOST, ver, addr, asn, &k);
+        if (hg_new(g, &k, i) != 0)
+            return CA_ENOMEM;
+        g->idx[aid] = *i + 1;
+        return 0;
+    }
+    group_key(g->grouping, ver, addr, asn, &k);
+    v = ht_get(&g->keys, &k, &created);
+    if (v == NULL)
+        return CA_ENOMEM;
+    if (created && hg_new(g, &k, v) != 0)
+        return CA_ENOMEM;
+    *i = *v;
+    return 0;
+}
+
+static void hg_touch(struct hostg *g, uint32_t i, uint64_t last, const char *cc, uint32_t asn)
+{
+    struct gnode *n = &g->nodes[i];
+
+    if (n->flows == 0)
+        n->asn = asn;
+    else if (n->asn != asn)
+        n->asn_mixed = 1;
+    n->flows++;
+    n->last = last;
+    memcpy(n->cc, cc, 2);
+}
+
+static int hg_row(void *arg, uint32_t cap, uint32_t seq, const struct ca_hot *h)
+{
+    struct hostg *g = arg;
+    uint32_t s, d;
+    int rc;
+
+    if ((rc = hg_node(g, h->src_aid, h->ip_version, h->src, h->src_asn, &s)) != 0 ||
+        (rc = hg_node(g, h->dst_aid, h->ip_version, h->dst, h->dst_asn, &d)) != 0)
+        return rc;
+    hg_touch(g, s, 2 * g->tick + 1, h->src_cc, h->src_asn);
+    if (d != s)
+        hg_touch(g, d, 2 * g->tick, h->dst_cc, h->dst_asn);
+    g->tick++;
+    if (g->overflow)
+        return 0;
+    if (g->ntrips == GRAPH_TRIPS_MAX ||
+        grow((void **)&g->trips, &g->captrips, g->ntrips + 1, sizeof(*g->trips)) != 0) {
+        g->overflow = 1;
+        free(g->trips);
+        g->trips = NULL;
+        g->ntrips = g->captrips = 0;
+        return 0;
+    }
+    g->trips[g->ntrips++] = (struct gtrip){s, d, h->sent_bytes + h->recv_bytes};
+    return 0;
+}
+
+/* The hosts (or, with grouping GRP_ASN, the ASNs) of what q matches. */
+static int graph_scan(struct ca_query *q, int grouping, struct hostg *g)
+{
+    int rc;
+
+    memset(g, 0, sizeof(*g));
+    g->grouping = grouping;
+    if (grouping == GRP_HOST && have_tables(q) && q->aids &&
+        (g->max = ca_ws_snap_addr_max(q->s)) <= (16u << 20)) {
+        g->idx = calloc((size_t)g->max + 1, sizeof(*g->idx));
+        if (g->idx == NULL)
+            return CA_ENOMEM;
+        rc = scan(q, 0, 0, hg_row, g, NULL);
+        if (!g->out_of_range)
+            return rc;
+        /* an address without an id: start again by address */
+        hostg_free(g);
+        g->grouping = grouping;
+    }
+    if (ht_init(&g->keys, sizeof(struct addrkey), 4, 1024) != 0)
+        return CA_ENOMEM;
+    return scan(q, 0, 0, hg_row, g, NULL);
+}
+
+static int gout_add(struct gout *o, uint32_t a, uint32_t b, uint64_t bytes)
+{
+    struct gfb *e;
+
+    o->nodes[a].flows++;
+    o->nodes[a].bytes += bytes;
+    if (b != a) {
+        o->nodes[b].flows++;
+        o->nodes[b].bytes += bytes;
+    }
+    if (o->mat != NULL) {
+        e = &o->mat[(size_t)a * o->n + b];
+    } else {
+        uint64_t key = (uint64_t)a << 32 | b;
+
+        if ((e = ht_get(&o->edges, &key, NULL)) == NULL)
+            return CA_ENOMEM;
+    }
+    e->flows++;
+    e->bytes += bytes;
+    return 0;
+}
+
+/* Second scan, when the triples overflowed: the same hosts, looked up again. */
+static int gout_row(void *arg, uint32_t cap, uint32_t seq, const struct ca_hot *h)
+{
+    struct gout *o = arg;
+    uint32_t s, d;
+    int rc;
+
+    if ((rc = hg_node(o->hg, h->src_aid, h->ip_version, h->src, h->src_asn, &s)) != 0 ||
+        (rc = hg_node(o->hg, h->dst_aid, h->ip_version, h->dst, h->dst_asn, &d)) != 0)
+        return rc;
+    if (s >= o->hg->n || d >= o->hg->n) /* not in the first scan: cannot be */
+        return CA_EINTERNAL;
+    return gout_add(o, o->gid[s], o->gid[d], h->sent_bytes + h->recv_bytes);
+}
+
+/* Groups of the hosts of g: gid[host] = group index, *n groups (nodes in o when o != NULL). */
+static int graph_groups(const struct hostg *g, int grouping, uint32_t *gid, size_t *n,
+                        struct gout *o)
+{
+    struct htab keys;
+    int rc = 0;
+
+    *n = 0;
+    if (ht_init(&keys, sizeof(struct addrkey), 4, 1024) != 0)
+        return CA_ENOMEM;
+    for (size_t i = 0; i < g->n; i++) {
+        const struct gnode *h = &g->nodes[i];
+        struct addrkey k;
+        uint32_t *v;
+        int created = 0;
+
+        if (grouping == g->grouping)
+            k = h->k;
+        else
+            group_key(grouping, (int)h->k.ver, h->k.addr, h->asn, &k);
+        v = ht_get(&keys, &k, &created);
+        if (v == NULL) {
+            rc = CA_ENOMEM;
+            break;
+        }
+        if (created)
+            *v = (uint32_t)(*n)++;
+        gid[i] = *v;
+        if (o != NULL) {
+            struct gnode *x = &o->nodes[*v];
+
+            if (created) {
+                memset(x, 0, sizeof(*x));
+                x->k = k;
+            }
+            if (created || h->last > x->last) {
+                x->last = h->last;
+                memcpy(x->cc, h->cc, 2);
+            }
+        }
+    }
+    ht_free(&keys);
+    return rc;
 }
 
 static void node_label(int grouping, const struct addrkey *k, char *buf, size_t len)
@@ -2906,103 +3122,189 @@ static void node_label(int grouping, const struct addrkey *k, char *buf, size_t 
     }
 }
 
+/* Heaviest first: bytes, then flows, then the key (a total order). */
 static int node_cmp(const void *x, const void *y)
 {
     const struct gnode *a = *(const struct gnode *const *)x, *b = *(const struct gnode *const *)y;
 
-    if (a->a.bytes != b->a.bytes)
-        return a->a.bytes > b->a.bytes ? -1 : 1;
-    return (a->a.flows < b->a.flows) - (a->a.flows > b->a.flows);
+    if (a->bytes != b->bytes)
+        return a->bytes > b->bytes ? -1 : 1;
+    if (a->flows != b->flows)
+        return a->flows > b->flows ? -1 : 1;
+    return memcmp(&a->k, &b->k, sizeof(a->k));
 }
 
-int ca_query_graph(struct ca_query *q, size_t max_nodes, json_t **out)
+struct gedge {
+    uint32_t a, b; /* ranks of the kept nodes */
+    uint64_t flows, bytes;
+};
+
+static int edge_cmp(const void *x, const void *y)
+{
+    const struct gedge *a = x, *b = y;
+
+    if (a->bytes != b->bytes)
+        return a->bytes > b->bytes ? -1 : 1;
+    if (a->flows != b->flows)
+        return a->flows > b->flows ? -1 : 1;
+    if (a->a != b->a)
+        return a->a < b->a ? -1 : 1;
+    return (a->b > b->b) - (a->b < b->b);
+}
+
+static int edge_keep(struct gedge **edges, size_t *ne, size_t *cape, const uint32_t *rank,
+                     uint32_t a, uint32_t b, const struct gfb *e)
+{
+    if (e->flows == 0 || rank[a] == 0 || rank[b] == 0)
+        return 0;
+    if (grow((void **)edges, cape, *ne + 1, sizeof(**edges)) != 0)
+        return CA_ENOMEM;
+    (*edges)[(*ne)++] = (struct gedge){rank[a] - 1, rank[b] - 1, e->flows, e->bytes};
+    return 0;
+}
+
+/* The answer: the max_nodes heaviest nodes and the edges between them. */
+static int graph_json(const struct gout *o, int grouping, size_t max_nodes, json_t **out)
 {
     static const char *const gnames[] = {"host", "/24", "asn"};
-    struct graph g;
-    const struct gnode **order = NULL;
-    struct htab keep;
-    json_t *nodes = NULL, *edges = NULL;
-    const uint8_t *s;
-    size_t k = 0;
+    const struct gnode **order = malloc((o->n + 1) * sizeof(*order));
+    uint32_t *rank = calloc(o->n + 1, sizeof(*rank)); /* node -> position + 1, 0 = dropped */
+    char(*labels)[80] = NULL;
+    struct gedge *edges = NULL;
+    size_t nkeep, ne = 0, cape = 0;
+    json_t *nodes = json_array(), *jedges = json_array();
     int rc = 0;
 
-    *out = NULL;
-    memset(&g, 0, sizeof(g));
-    memset(&keep, 0, sizeof(keep));
-    if (max_nodes == 0)
-        max_nodes = 150;
-    for (g.grouping = GRP_HOST; g.grouping <= GRP_ASN; g.grouping++) {
-        ht_free(&g.nodes);
-        ht_free(&g.edges);
-        if (ht_init(&g.nodes, sizeof(struct addrkey), sizeof(struct gnode), 1024) != 0 ||
-            ht_init(&g.edges, sizeof(struct gedge_key), sizeof(struct acc), 1024) != 0) {
-            rc = CA_ENOMEM;
-            goto out;
-        }
-        rc = scan(q, 0, 0, graph_row, &g, NULL);
-        if (rc != 0)
-            goto out;
-        if (g.nodes.n <= max_nodes)
-            break;
-    }
-    if (g.grouping > GRP_ASN)
-        g.grouping = GRP_ASN;
-    /* Still too many: keep the heaviest nodes. */
-    order = malloc((g.nodes.n + 1) * sizeof(*order));
-    if (order == NULL || ht_init(&keep, sizeof(struct addrkey), 0, 1024) != 0) {
+    if (order == NULL || rank == NULL || nodes == NULL || jedges == NULL) {
         rc = CA_ENOMEM;
         goto out;
     }
-    HT_EACH(&g.nodes, i, s)
-    order[k++] = (const struct gnode *)(const void *)(s + g.nodes.voff);
-    qsort(order, k, sizeof(*order), node_cmp);
-    nodes = json_array();
-    edges = json_array();
-    for (size_t i = 0; i < k && i < max_nodes; i++) {
-        const struct addrkey *key =
-            (const struct addrkey *)(const void *)((const uint8_t *)order[i] -
-                                                   sizeof(struct addrkey));
-        char label[80];
+    for (size_t i = 0; i < o->n; i++)
+        order[i] = &o->nodes[i];
+    qsort(order, o->n, sizeof(*order), node_cmp);
+    nkeep = o->n < max_nodes ? o->n : max_nodes;
+    labels = malloc((nkeep + 1) * sizeof(*labels));
+    if (labels == NULL) {
+        rc = CA_ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < nkeep; i++) {
+        const struct gnode *n = order[i];
 
-        node_label(g.grouping, key, label, sizeof(label));
-        if (ht_get(&keep, key, NULL) == NULL) {
-            rc = CA_ENOMEM;
-            goto out;
+        rank[n - o->nodes] = (uint32_t)i + 1;
+        node_label(grouping, &n->k, labels[i], sizeof(labels[i]));
+        json_array_append_new(nodes,
+                              json_pack("{s:s, s:s, s:I, s:I, s:s%}", "id", labels[i], "label",
+                                        labels[i], "flows", (json_int_t)n->flows, "bytes",
+                                        (json_int_t)n->bytes, "country", n->cc, strnlen(n->cc, 2)));
+    }
+    if (o->mat != NULL) {
+        for (size_t a = 0; a < o->n && rc == 0; a++)
+            for (size_t b = 0; b < o->n && rc == 0; b++)
+                rc = edge_keep(&edges, &ne, &cape, rank, (uint32_t)a, (uint32_t)b,
+                               &o->mat[a * o->n + b]);
+    } else {
+        const uint8_t *s;
+
+        HT_EACH(&o->edges, i, s)
+        {
+            uint64_t key;
+            struct gfb e;
+
+            memcpy(&key, s + 8, 8);
+            memcpy(&e, s + o->edges.voff, sizeof(e));
+            if (rc == 0)
+                rc = edge_keep(&edges, &ne, &cape, rank, (uint32_t)(key >> 32), (uint32_t)key, &e);
         }
-        json_array_append_new(nodes, json_pack("{s:s, s:s, s:I, s:I, s:s%}", "id", label, "label",
-                                               label, "flows", (json_int_t)order[i]->a.flows,
-                                               "bytes", (json_int_t)order[i]->a.bytes, "country",
-                                               order[i]->cc, strnlen(order[i]->cc, 2)));
     }
-    HT_EACH(&g.edges, i, s)
-    {
-        const struct gedge_key *e = (const struct gedge_key *)(const void *)(s + 8);
-        const struct acc *a = (const struct acc *)(const void *)(s + g.edges.voff);
-        char ls[80], ld[80];
-        int c1 = 0, c2 = 0;
-
-        ht_get(&keep, &e->s, &c1);
-        ht_get(&keep, &e->d, &c2);
-        if (c1 || c2)
-            continue; /* ht_get added it: the node was not kept */
-        node_label(g.grouping, &e->s, ls, sizeof(ls));
-        node_label(g.grouping, &e->d, ld, sizeof(ld));
-        json_array_append_new(edges,
-                              json_pack("{s:s, s:s, s:I, s:I}", "source", ls, "target", ld, "flows",
-                                        (json_int_t)a->flows, "bytes", (json_int_t)a->bytes));
-    }
-    *out = json_pack("{s:s, s:o, s:o}", "grouping", gnames[g.grouping], "nodes", nodes, "edges",
-                     edges);
-    nodes = edges = NULL;
+    if (rc != 0)
+        goto out;
+    if (ne > 0)
+        qsort(edges, ne, sizeof(*edges), edge_cmp);
+    for (size_t i = 0; i < ne; i++)
+        json_array_append_new(jedges, json_pack("{s:s, s:s, s:I, s:I}", "source",
+                                                labels[edges[i].a], "target", labels[edges[i].b],
+                                                "flows", (json_int_t)edges[i].flows, "bytes",
+                                                (json_int_t)edges[i].bytes));
+    *out =
+        json_pack("{s:s, s:o, s:o}", "grouping", gnames[grouping], "nodes", nodes, "edges", jedges);
+    nodes = jedges = NULL;
     if (*out == NULL)
         rc = CA_ENOMEM;
 out:
     json_decref(nodes);
-    json_decref(edges);
+    json_decref(jedges);
     free(order);
-    ht_free(&keep);
-    ht_free(&g.nodes);
-    ht_free(&g.edges);
+    free(rank);
+    free(labels);
+    free(edges);
+    return rc;
+}
+
+int ca_query_graph(struct ca_query *q, size_t max_nodes, json_t **out)
+{
+    struct hostg h, byasn;
+    struct hostg *base = &h;
+    struct gout o;
+    uint32_t *gid = NULL;
+    size_t n = 0;
+    int rc, grouping = GRP_HOST, mixed = 0;
+
+    *out = NULL;
+    memset(&o, 0, sizeof(o));
+    memset(&byasn, 0, sizeof(byasn));
+    if (max_nodes == 0)
+        max_nodes = 150;
+    rc = graph_scan(q, GRP_HOST, &h);
+    if (rc == 0 && (gid = malloc((h.n + 1) * sizeof(*gid))) == NULL)
+        rc = CA_ENOMEM;
+    /* the grouping: the first with few enough nodes, else ASNs */
+    for (grouping = GRP_HOST; rc == 0 && grouping < GRP_ASN; grouping++) {
+        rc = graph_groups(&h, grouping, gid, &n, NULL);
+        if (rc != 0 || n <= max_nodes)
+            break;
+    }
+    if (rc == 0 && grouping == GRP_ASN) {
+        for (size_t i = 0; i < h.n; i++)
+            mixed |= h.nodes[i].asn_mixed;
+        if (mixed) { /* a host seen in several ASes: group by each flow's own */
+            rc = graph_scan(q, GRP_ASN, &byasn);
+            base = &byasn;
+            free(gid);
+            gid = rc == 0 ? malloc((byasn.n + 1) * sizeof(*gid)) : NULL;
+            if (rc == 0 && gid == NULL)
+                rc = CA_ENOMEM;
+        }
+    }
+    o.hg = base;
+    o.gid = gid;
+    if (rc == 0 && (o.nodes = malloc((base->n + 1) * sizeof(*o.nodes))) == NULL)
+        rc = CA_ENOMEM;
+    if (rc == 0)
+        rc = graph_groups(base, grouping, gid, &o.n, &o);
+    for (size_t i = 0; rc == 0 && i < o.n; i++)
+        o.nodes[i].flows = o.nodes[i].bytes = 0;
+    if (rc == 0 && o.n <= GRAPH_MATRIX_MAX) {
+        o.mat = calloc(o.n * o.n + 1, sizeof(*o.mat));
+        if (o.mat == NULL)
+            rc = CA_ENOMEM;
+    } else if (rc == 0 && ht_init(&o.edges, 8, sizeof(struct gfb), 1024) != 0) {
+        rc = CA_ENOMEM;
+    }
+    if (rc == 0 && !base->overflow) {
+        for (size_t i = 0; i < base->ntrips && rc == 0; i++)
+            rc = gout_add(&o, gid[base->trips[i].s], gid[base->trips[i].d], base->trips[i].bytes);
+    } else if (rc == 0) {
+        rc = scan(q, 0, 0, gout_row, &o, NULL);
+    }
+    if (rc == 0)
+        rc = graph_json(&o, grouping, max_nodes, out);
+    free(o.nodes);
+    free(o.mat);
+    ht_free(&o.edges);
+    free(gid);
+    hostg_free(&h);
+    hostg_free(&byasn);
     return rc;
 }
 

@@ -51,6 +51,13 @@ static void gen(void)
         memcpy(f->srv_cc, (seed >> 17) % 2 ? "US" : "DE", 3);
         memcpy(f->cli_cc, "--", 3);
         f->srv_asn = (seed >> 19) % 3 + 100;
+        if (i % 16 == 5) {
+            /* internal traffic: 10.0.0.7 is client and server (and in another AS as a
+             * server), sometimes of itself */
+            f->srv_ip[0] = 10;
+            f->srv_ip[3] = (uint8_t)(i % 64 == 5 ? 7 : (seed >> 4) % 60);
+            f->srv_asn = f->srv_ip[3] == 7 ? 100 : 0;
+        }
         f->tcp_state = f->l4 == 6 ? CA_TCP_ESTABLISHED : 0;
     }
 }
@@ -79,6 +86,10 @@ static int p_us_dns(const struct ca_flow *f)
 static int p_host(const struct ca_flow *f)
 {
     return strcmp(f->host, "h3.example.com") == 0 || f->srv_asn == 101;
+}
+static int p_not7(const struct ca_flow *f)
+{
+    return !p_ip(f);
 }
 
 static const struct {
@@ -333,6 +344,201 @@ static void test_tables_equal_scan(void)
     json_decref(b);
 }
 
+/* ---- host graph against brute force ------------------------------------ */
+
+#define GMAX 512
+
+struct bnode {
+    char key[64];
+    uint64_t flows, bytes;
+    char cc[3];
+};
+
+struct bgraph {
+    struct bnode n[GMAX];
+    size_t nn;
+    struct {
+        size_t a, b;
+        uint64_t flows, bytes;
+    } e[NFLOWS];
+    size_t ne;
+};
+
+static void glabel(int grouping, const uint8_t *ip, uint32_t asn, char *buf, size_t len)
+{
+    if (grouping == 0)
+        snprintf(buf, len, "%u.%u.%u.%u", ip[0], ip[1], ip[2], ip[3]);
+    else if (grouping == 1)
+        snprintf(buf, len, "%u.%u.%u.0/24", ip[0], ip[1], ip[2]);
+    else if (asn != 0)
+        snprintf(buf, len, "AS%u", asn);
+    else
+        snprintf(buf, len, "unknown AS");
+}
+
+static size_t bnode_of(struct bgraph *g, const char *key)
+{
+    for (size_t i = 0; i < g->nn; i++)
+        if (strcmp(g->n[i].key, key) == 0)
+            return i;
+    if (g->nn == GMAX)
+        return GMAX - 1; /* cannot happen with the test's flows */
+    memset(&g->n[g->nn], 0, sizeof(g->n[0]));
+    snprintf(g->n[g->nn].key, sizeof(g->n[0].key), "%s", key);
+    return g->nn++;
+}
+
+/* Nodes and edges of grouping (0 host, 1 /24, 2 ASN) over the matching flows, in id order. */
+static void brute_graph(int (*pred)(const struct ca_flow *), int grouping, struct bgraph *g)
+{
+    g->nn = g->ne = 0;
+    for (int i = 0; i < NFLOWS; i++) {
+        const struct ca_flow *f = &flows[i];
+        char ks[64], kd[64];
+        size_t s, d, k;
+
+        if (!pred(f))
+            continue;
+        glabel(grouping, f->cli_ip, f->cli_asn, ks, sizeof(ks));
+        glabel(grouping, f->srv_ip, f->srv_asn, kd, sizeof(kd));
+        s = bnode_of(g, ks);
+        d = bnode_of(g, kd);
+        g->n[s].flows++;
+        g->n[s].bytes += fbytes(f);
+        memcpy(g->n[s].cc, f->cli_cc, 3);
+        if (d != s) {
+            g->n[d].flows++;
+            g->n[d].bytes += fbytes(f);
+            memcpy(g->n[d].cc, f->srv_cc, 3);
+        }
+        for (k = 0; k < g->ne; k++)
+            if (g->e[k].a == s && g->e[k].b == d)
+                break;
+        if (k == g->ne) {
+            g->e[g->ne].a = s;
+            g->e[g->ne].b = d;
+            g->e[g->ne].flows = g->e[g->ne].bytes = 0;
+            g->ne++;
+        }
+        g->e[k].flows++;
+        g->e[k].bytes += fbytes(f);
+    }
+}
+
+static const struct bnode *bfind(const struct bgraph *g, const char *key)
+{
+    for (size_t i = 0; i < g->nn; i++)
+        if (strcmp(g->n[i].key, key) == 0)
+            return &g->n[i];
+    return NULL;
+}
+
+static void test_graph(void)
+{
+    static const char *const gnames[] = {"host", "/24", "asn"};
+    static const size_t maxes[] = {1000, 150, 3, 2, 1};
+    static struct bgraph bg;
+
+    for (size_t c = 0; c <= sizeof(cases) / sizeof(cases[0]); c++) {
+        const char *filter =
+            c < sizeof(cases) / sizeof(cases[0]) ? cases[c].filter : "not ip == 10.0.0.7";
+        int (*pred)(const struct ca_flow *) =
+            c < sizeof(cases) / sizeof(cases[0]) ? cases[c].pred : p_not7;
+
+        for (size_t m = 0; m < sizeof(maxes) / sizeof(maxes[0]); m++) {
+            struct ca_query *q = NULL;
+            json_t *res = NULL, *node, *edge, *nodes, *edges;
+            char err[256];
+            int pos, grouping, ok = 1;
+            size_t i, nexp = 0;
+            uint64_t minb = UINT64_MAX;
+
+            for (grouping = 0; grouping < 3; grouping++) {
+                brute_graph(pred, grouping, &bg);
+                if (bg.nn <= maxes[m] || grouping == 2)
+                    break;
+            }
+            CHECK(ca_query_open(ws, filter, &q, err, sizeof(err), &pos) == 0);
+            if (q == NULL)
+                continue;
+            CHECK(ca_query_graph(q, maxes[m], &res) == 0);
+            ca_query_close(q);
+            if (res == NULL)
+                continue;
+            CHECK(strcmp(json_string_value(json_object_get(res, "grouping")), gnames[grouping]) ==
+                  0);
+            nodes = json_object_get(res, "nodes");
+            edges = json_object_get(res, "edges");
+            CHECK_EQ_U(json_array_size(nodes), bg.nn < maxes[m] ? bg.nn : maxes[m]);
+            /* each node as brute force has it; the kept ones are the heaviest */
+            json_array_foreach(nodes, i, node)
+            {
+                const struct bnode *b = bfind(&bg, json_string_value(json_object_get(node, "id")));
+
+                if (b == NULL ||
+                    (uint64_t)json_integer_value(json_object_get(node, "flows")) != b->flows ||
+                    (uint64_t)json_integer_value(json_object_get(node, "bytes")) != b->bytes ||
+                    strcmp(json_string_value(json_object_get(node, "country")), b->cc) != 0) {
+                    if (ok)
+                        printf("# graph [%s] max %zu: node %zu (%s) differs\n", filter, maxes[m], i,
+                               json_string_value(json_object_get(node, "id")));
+                    ok = 0;
+                    continue;
+                }
+                if (b->bytes < minb)
+                    minb = b->bytes;
+            }
+            for (size_t k = 0; k < bg.nn; k++) {
+                int kept = 0;
+
+                json_array_foreach(nodes, i, node) kept |=
+                    strcmp(json_string_value(json_object_get(node, "id")), bg.n[k].key) == 0;
+                if (!kept && bg.n[k].bytes > minb)
+                    ok = 0;
+            }
+            /* the edges are exactly brute force's between kept nodes */
+            for (size_t k = 0; k < bg.ne; k++) {
+                int ka = 0, kb = 0;
+
+                json_array_foreach(nodes, i, node)
+                {
+                    const char *id = json_string_value(json_object_get(node, "id"));
+
+                    ka |= strcmp(id, bg.n[bg.e[k].a].key) == 0;
+                    kb |= strcmp(id, bg.n[bg.e[k].b].key) == 0;
+                }
+                if (ka && kb)
+                    nexp++;
+            }
+            CHECK_EQ_U(json_array_size(edges), nexp);
+            json_array_foreach(edges, i, edge)
+            {
+                const char *sid = json_string_value(json_object_get(edge, "source"));
+                const char *did = json_string_value(json_object_get(edge, "target"));
+                size_t k;
+
+                for (k = 0; k < bg.ne; k++)
+                    if (strcmp(bg.n[bg.e[k].a].key, sid) == 0 &&
+                        strcmp(bg.n[bg.e[k].b].key, did) == 0)
+                        break;
+                if (k == bg.ne ||
+                    (uint64_t)json_integer_value(json_object_get(edge, "flows")) != bg.e[k].flows ||
+                    (uint64_t)json_integer_value(json_object_get(edge, "bytes")) != bg.e[k].bytes) {
+                    if (ok)
+                        printf("# graph [%s] max %zu: edge %s -> %s differs\n", filter, maxes[m],
+                               sid, did);
+                    ok = 0;
+                }
+            }
+            if (!ok)
+                printf("# graph [%s] max %zu (%s) differs from brute force\n", filter, maxes[m],
+                       gnames[grouping]);
+            CHECK(ok);
+            json_decref(res);
+        }
+    }
+}
+
 static void test_bad_filter(void)
 {
     struct ca_query *q = NULL;
@@ -395,6 +601,7 @@ int main(void)
     unit_run("query: keyset pages sorted by bytes equal brute force", test_pages);
     unit_run("query: timeline bins and counts", test_timeline);
     unit_run("query: pre-computed tables answer like a scan", test_tables_equal_scan);
+    unit_run("query: host graph and its groupings equal brute force", test_graph);
     unit_run("query: a bad filter names its column", test_bad_filter);
     unit_run("query: a deleted capture leaves nothing", test_delete);
     ca_ws_close(ws);
