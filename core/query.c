@@ -1182,12 +1182,24 @@ struct agg {
     uint32_t *master;
     uint32_t nmaster;
     int err;
+    /* distinct addresses by address id: bitmaps, then a hash set of u64 (ord, side, id) */
+    int aid_mode, aid_bad;
+    uint32_t amax;
+    size_t words;       /* per bitmap */
+    uint64_t *tbits;    /* the total's source and destination bitmaps */
+    size_t bits_words;  /* words of the groups' bitmaps so far */
+    struct htab apairs; /* groups past the bitmap budget */
 };
 
 struct gval {
     struct acc a;
-    uint64_t ord; /* creation ordinal, for distinct pairs */
+    uint64_t ord;   /* creation ordinal, for distinct pairs */
+    uint64_t *bits; /* aid mode: source and destination bitmaps, or NULL */
 };
+
+/* Per-group bitmaps for the first groups, within 64 MB; a hash set for the rest. */
+#define AGG_BITS_WORDS (8u << 20)
+#define AGG_BITS_GROUPS 1024
 
 struct pairkey {
     uint64_t ord;
@@ -1212,6 +1224,64 @@ static int distinct_add(struct htab *t, uint64_t ord, int side, int ver, const u
     return created;
 }
 
+/* 1 when address id aid is new for side (0 source, 1 destination) of group v (NULL: the total). */
+static int aid_distinct(struct agg *g, struct gval *v, int side, uint32_t aid)
+{
+    uint64_t key;
+    int created = 0;
+
+    if (v == NULL)
+        return (int)bit_set(g->tbits + (size_t)side * g->words, aid);
+    if (v->bits != NULL)
+        return (int)bit_set(v->bits + (size_t)side * g->words, aid);
+    key = v->ord << 33 | (uint64_t)side << 32 | aid;
+    if (ht_get(&g->apairs, &key, &created) == NULL)
+        return -1;
+    return created;
+}
+
+static int agg_row_aidd(struct agg *g, const struct ca_hot *h, const struct gv *a, int na,
+                        const struct gv *b, int nb)
+{
+    int c;
+
+    if (h->src_aid == 0 || h->src_aid > g->amax || h->dst_aid == 0 || h->dst_aid > g->amax) {
+        g->aid_bad = 1;
+        return CA_EBUSY;
+    }
+    acc_add(&g->total, h);
+    g->total.src_ips += (uint64_t)aid_distinct(g, NULL, 0, h->src_aid);
+    g->total.dst_ips += (uint64_t)aid_distinct(g, NULL, 1, h->dst_aid);
+    for (int i = 0; i < na; i++) {
+        for (int j = 0; j < nb; j++) {
+            struct gkey k;
+            struct gval *v;
+            int created = 0;
+
+            k.v[0] = a[i];
+            k.v[1] = b[j];
+            v = ht_get(&g->groups, &k, &created);
+            if (v == NULL)
+                return CA_ENOMEM;
+            if (created) {
+                v->ord = g->groups.n;
+                if (g->groups.n <= AGG_BITS_GROUPS &&
+                    g->bits_words + 2 * g->words <= AGG_BITS_WORDS &&
+                    (v->bits = calloc(2 * g->words, sizeof(uint64_t))) != NULL)
+                    g->bits_words += 2 * g->words;
+            }
+            acc_add(&v->a, h);
+            if ((c = aid_distinct(g, v, 0, h->src_aid)) < 0)
+                return CA_ENOMEM;
+            v->a.src_ips += (uint64_t)c;
+            if ((c = aid_distinct(g, v, 1, h->dst_aid)) < 0)
+                return CA_ENOMEM;
+            v->a.dst_ips += (uint64_t)c;
+        }
+    }
+    return 0;
+}
+
 static int agg_row(void *arg, uint32_t cap, uint32_t seq, const struct ca_hot *h)
 {
     struct agg *g = arg;
@@ -1222,6 +1292,8 @@ static int agg_row(void *arg, uint32_t cap, uint32_t seq, const struct ca_hot *h
     nb = g->nby > 1 ? gvals(g->by[1], cap, h, g->master, g->nmaster, b) : 1;
     if (g->nby == 1)
         memset(b, 0, sizeof(b));
+    if (g->aid_mode)
+        return agg_row_aidd(g, h, a, na, b, nb);
     acc_add(&g->total, h);
     if (g->want_distinct) {
         int c;
@@ -1437,11 +1509,14 @@ static int agg_aids(struct ca_query *q, struct agg *g)
     return rc;
 }
 
+static void agg_free(struct agg *g);
+
 /* Runs the aggregation; the caller frees g (agg_free). */
 static int agg_run(struct ca_query *q, struct agg *g, const int *by, int nby, int distinct)
 {
-    int rc;
+    int rc, aids_ok = 1;
 
+again:
     memset(g, 0, sizeof(*g));
     g->q = q;
     g->nby = nby;
@@ -1466,11 +1541,34 @@ static int agg_run(struct ca_query *q, struct agg *g, const int *by, int nby, in
         if (rc != 0)
             return rc;
     }
-    return scan(q, 0, 0, agg_row, g, NULL);
+    if (distinct && aids_ok && have_tables(q) && q->aids &&
+        (g->amax = ca_ws_snap_addr_max(q->s)) <= AID_DENSE_MAX * 32) {
+        g->words = g->amax / 64 + 1;
+        g->tbits = calloc(2 * g->words, sizeof(uint64_t));
+        if (g->tbits == NULL || ht_init(&g->apairs, 8, 0, 4096) != 0)
+            return CA_ENOMEM;
+        g->aid_mode = 1;
+    }
+    rc = scan(q, 0, 0, agg_row, g, NULL);
+    if (g->aid_mode && g->aid_bad) { /* a record without address ids: by address */
+        agg_free(g);
+        aids_ok = 0;
+        goto again;
+    }
+    return rc;
 }
 
 static void agg_free(struct agg *g)
 {
+    if (g->aid_mode && g->groups.mem != NULL) {
+        const uint8_t *s;
+
+        HT_EACH(&g->groups, i, s)
+        free(((const struct gval *)(const void *)(s + g->groups.voff))->bits);
+    }
+    free(g->tbits);
+    g->tbits = NULL;
+    ht_free(&g->apairs);
     ht_free(&g->groups);
     ht_free(&g->pairs);
     ht_free(&g->tsrc);

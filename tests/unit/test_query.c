@@ -344,6 +344,119 @@ static void test_tables_equal_scan(void)
     json_decref(b);
 }
 
+/* ---- distinct addresses per group against brute force ----------------- */
+
+struct dtrip {
+    char key[64];
+    int side;
+    uint32_t addr;
+};
+
+static int dtrip_cmp(const void *x, const void *y)
+{
+    const struct dtrip *a = x, *b = y;
+    int c = strcmp(a->key, b->key);
+
+    if (c != 0)
+        return c;
+    if (a->side != b->side)
+        return a->side - b->side;
+    return (a->addr > b->addr) - (a->addr < b->addr);
+}
+
+static void dkey(const char *by, const struct ca_flow *f, char *buf, size_t len)
+{
+    if (strcmp(by, "proto") == 0)
+        snprintf(buf, len, "%s", f->l7_name);
+    else if (strcmp(by, "host") == 0)
+        snprintf(buf, len, "%s", f->host);
+    else
+        snprintf(buf, len, "%u", f->cli_port);
+}
+
+/* src_ips and dst_ips of every group (by proto: bitmaps; by src.port, with more groups than
+ * get bitmaps: the hash set too) and of the total. */
+static void test_distinct(void)
+{
+    static const char *const bys[] = {"proto", "host", "src.port"};
+    struct dtrip *t = calloc(2 * NFLOWS, sizeof(*t));
+
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        for (size_t b = 0; b < sizeof(bys) / sizeof(bys[0]); b++) {
+            struct ca_query *q = NULL;
+            json_t *res = NULL, *row;
+            char err[256];
+            int pos, ok = 1;
+            size_t n = 0, i, ngroups = 0;
+
+            for (int k = 0; k < NFLOWS; k++) {
+                const struct ca_flow *f = &flows[k];
+
+                if (!cases[c].pred(f))
+                    continue;
+                for (int side = 0; side < 2; side++) {
+                    dkey(bys[b], f, t[n].key, sizeof(t[n].key));
+                    t[n].side = side;
+                    memcpy(&t[n].addr, side == 0 ? f->cli_ip : f->srv_ip, 4);
+                    n++;
+                }
+            }
+            qsort(t, n, sizeof(*t), dtrip_cmp);
+            CHECK(ca_query_open(ws, cases[c].filter, &q, err, sizeof(err), &pos) == 0);
+            if (q == NULL)
+                continue;
+            CHECK(ca_query_aggregate(q, bys[b], "flows,src_ips,dst_ips", 0, NULL, &res, err,
+                                     sizeof(err), NULL) == 0);
+            ca_query_close(q);
+            if (res == NULL)
+                continue;
+            json_array_foreach(json_object_get(res, "rows"), i, row)
+            {
+                json_t *kv = json_array_get(json_object_get(row, "key"), 0);
+                char key[64];
+                uint64_t cnt[2] = {0, 0};
+
+                if (json_is_string(kv))
+                    snprintf(key, sizeof(key), "%s", json_string_value(kv));
+                else
+                    snprintf(key, sizeof(key), "%lld", (long long)json_integer_value(kv));
+                for (size_t k = 0; k < n; k++)
+                    if (strcmp(t[k].key, key) == 0 && (k == 0 || dtrip_cmp(&t[k], &t[k - 1]) != 0))
+                        cnt[t[k].side]++;
+                if ((uint64_t)json_integer_value(json_object_get(row, "src_ips")) != cnt[0] ||
+                    (uint64_t)json_integer_value(json_object_get(row, "dst_ips")) != cnt[1]) {
+                    if (ok)
+                        printf("# distinct [%s] by %s: group %s differs\n", cases[c].filter, bys[b],
+                               key);
+                    ok = 0;
+                }
+                ngroups++;
+            }
+            {
+                uint64_t cnt[2] = {0, 0};
+                json_t *tot = json_object_get(res, "total");
+
+                for (size_t k = 0; k < n; k++) {
+                    size_t j;
+
+                    for (j = 0; j < k; j++)
+                        if (t[j].side == t[k].side && t[j].addr == t[k].addr)
+                            break;
+                    if (j == k)
+                        cnt[t[k].side]++;
+                }
+                CHECK_EQ_U(json_integer_value(json_object_get(tot, "src_ips")), cnt[0]);
+                CHECK_EQ_U(json_integer_value(json_object_get(tot, "dst_ips")), cnt[1]);
+            }
+            if (c == 0 && strcmp(bys[b], "src.port") == 0)
+                CHECK(ngroups > 1024); /* past the per-group bitmaps */
+            CHECK(ok);
+            json_decref(res);
+        }
+    }
+    free(t);
+}
+
 /* ---- host graph against brute force ------------------------------------ */
 
 #define GMAX 512
@@ -601,6 +714,7 @@ int main(void)
     unit_run("query: keyset pages sorted by bytes equal brute force", test_pages);
     unit_run("query: timeline bins and counts", test_timeline);
     unit_run("query: pre-computed tables answer like a scan", test_tables_equal_scan);
+    unit_run("query: distinct addresses per group equal brute force", test_distinct);
     unit_run("query: host graph and its groupings equal brute force", test_graph);
     unit_run("query: a bad filter names its column", test_bad_filter);
     unit_run("query: a deleted capture leaves nothing", test_delete);
