@@ -1489,6 +1489,13 @@ static int agg_aids(struct ca_query *q, struct agg *g)
     if (x.rows == NULL)
         return CA_ENOMEM;
     rc = scan(q, 0, 0, agg_row_aid, &x, NULL);
+    if (rc == 0) {
+        size_t used = 0;
+
+        for (uint32_t i = 1; i <= x.max; i++)
+            used += x.rows[i].a.flows != 0;
+        rc = ht_presize(&g->groups, used);
+    }
     for (uint32_t i = 1; rc == 0 && i <= x.max; i++) {
         struct gkey k;
         struct gval *v;
