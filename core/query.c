@@ -1159,10 +1159,180 @@ static void acc_merge(struct acc *a, const struct tabrec *r)
     a->dur_ns += r->dur_ns;
 }
 
+static void acc_merge_acc(struct acc *a, const struct acc *b)
+{
+    a->flows += b->flows;
+    a->bytes += b->bytes;
+    a->sent += b->sent;
+    a->recv += b->recv;
+    a->packets += b->packets;
+    a->dur_ns += b->dur_ns;
+    a->src_ips += b->src_ips;
+    a->dst_ips += b->dst_ips;
+}
+
 static int total_one(void *arg, const struct tabrec *r)
 {
     acc_merge(arg, r);
     return 0;
+}
+
+/*
+ * Scans whose partial answers merge (counts, sums, group tables, bitmaps,
+ * heaps) run on two threads over the snapshot's hot chunks, each half
+ * into its own state: the mapped memory stays valid while the read
+ * transaction is open, and the compiled filter is only read.
+ */
+struct cchunk {
+    const struct ca_hot *h;
+    size_t n;
+    int64_t cap_start;
+    uint32_t cap, seq0;
+    int owned; /* a copy of a chunk LMDB stored unaligned */
+};
+
+struct ccollect {
+    struct ca_query *q;
+    struct cchunk *c;
+    size_t n, cap;
+    const struct ca_snap_capture *caps;
+    size_t ncaps;
+};
+
+static int collect_chunk(void *arg, uint32_t cap, uint32_t seq0, const struct ca_hot *h, size_t n)
+{
+    struct ccollect *cc = arg;
+    struct cchunk *k;
+    size_t off = 0;
+
+    if (grow((void **)&cc->c, &cc->cap, cc->n + 1, sizeof(*cc->c)) != 0)
+        return CA_ENOMEM;
+    k = &cc->c[cc->n];
+    memset(k, 0, sizeof(*k));
+    if (((uintptr_t)h & 7) != 0 || ca_ws_snap_hot_is_copy(ca_query_snap(cc->q), h)) {
+        struct ca_hot *copy = malloc(n * sizeof(*copy));
+
+        if (copy == NULL)
+            return CA_ENOMEM;
+        memcpy(copy, h, n * sizeof(*copy));
+        h = copy;
+        k->owned = 1;
+    }
+    k->h = h;
+    k->n = n;
+    k->cap = cap;
+    k->seq0 = seq0;
+    for (; off < cc->ncaps; off++)
+        if (cc->caps[off].id == cap)
+            k->cap_start = cc->caps[off].first_ns;
+    cc->n++;
+    return 0;
+}
+
+static void chunks_free(struct ccollect *cc)
+{
+    for (size_t i = 0; i < cc->n; i++)
+        if (cc->c[i].owned)
+            free((void *)cc->c[i].h);
+    free(cc->c);
+    cc->c = NULL;
+    cc->n = cc->cap = 0;
+}
+
+/* The snapshot's hot chunks, and the chunk index where half of the rows lie before. */
+static int chunks_collect(struct ca_query *q, struct ccollect *cc, size_t *half, size_t *rows)
+{
+    size_t acc = 0;
+    int rc;
+
+    memset(cc, 0, sizeof(*cc));
+    cc->q = q;
+    cc->caps = ca_ws_snap_captures(q->s, &cc->ncaps);
+    rc = ca_ws_snap_scan(q->s, 0, 0, collect_chunk, cc);
+    *rows = 0;
+    for (size_t i = 0; i < cc->n; i++)
+        *rows += cc->c[i].n;
+    for (*half = 0; *half < cc->n && acc < *rows / 2; (*half)++)
+        acc += cc->c[*half].n;
+    if (rc != 0)
+        chunks_free(cc);
+    return rc;
+}
+
+struct pwork {
+    struct ca_query *q;
+    const struct cchunk *c;
+    size_t from, to;
+    row_fn fn;
+    void *arg;
+    int rc;
+};
+
+static void *par_work(void *arg)
+{
+    struct pwork *w = arg;
+    const struct ca_query *q = w->q;
+    int all = ca_filter_is_all(q->f);
+
+    for (size_t i = w->from; i < w->to && w->rc == 0; i++) {
+        const struct cchunk *c = &w->c[i];
+        struct ca_filter_row row = {NULL, c->cap, c->cap_start};
+
+        for (size_t j = 0; j < c->n; j++) {
+            const struct ca_hot *h = &c->h[j];
+
+            if (q->has_ip && !pfx_eq(q, h))
+                continue;
+            row.h = h;
+            if (!all && !ca_filter_match(q->f, &row))
+                continue;
+            w->rc = w->fn(w->arg, c->cap, c->seq0 + (uint32_t)j, h);
+            if (w->rc != 0)
+                break;
+        }
+    }
+    return NULL;
+}
+
+#define PAR_MIN_ROWS 4096
+
+/*
+ * Like scan(q, 0, 0, fn, ...), with the rows in id order split in two: the
+ * first half goes to fn(arg0, ...), the second to fn(arg1, ...) on another
+ * thread; *split = 0 when everything went to arg0 (few rows, an address
+ * index, no thread).  fn must not use the snapshot.
+ */
+static int scan_par(struct ca_query *q, row_fn fn, void *arg0, void *arg1, int *split)
+{
+    struct ccollect cc;
+    struct pwork w[2];
+    pthread_t th;
+    size_t half, rows;
+    int rc;
+
+    *split = 0;
+    if (q->s == NULL)
+        return CA_EINTERNAL;
+    if ((q->has_ip || address_filter(q)) && have_tables(q))
+        return scan(q, 0, 0, fn, arg0, NULL);
+    rc = chunks_collect(q, &cc, &half, &rows);
+    if (rc != 0)
+        return rc;
+    w[0] = (struct pwork){q, cc.c, 0, cc.n, fn, arg0, 0};
+    if (rows >= PAR_MIN_ROWS) {
+        w[0].to = half;
+        w[1] = (struct pwork){q, cc.c, half, cc.n, fn, arg1, 0};
+        if (pthread_create(&th, NULL, par_work, &w[1]) == 0)
+            *split = 1;
+        else
+            w[0].to = cc.n;
+    }
+    par_work(&w[0]);
+    if (*split)
+        pthread_join(th, NULL);
+    rc = w[0].rc != 0 ? w[0].rc : *split ? w[1].rc : 0;
+    chunks_free(&cc);
+    return rc;
 }
 
 /* ---- aggregation --------------------------------------------------------- */
@@ -1452,6 +1622,7 @@ struct aidagg {
     struct agg *g;
     struct aidrow *rows;
     uint32_t max;
+    struct acc total;
 };
 
 static void aid_add(struct aidagg *x, uint32_t id, int ver, const uint8_t *addr,
@@ -1472,7 +1643,7 @@ static int agg_row_aid(void *arg, uint32_t cap, uint32_t seq, const struct ca_ho
     struct aidagg *x = arg;
     int f = x->g->by[0];
 
-    acc_add(&x->g->total, h);
+    acc_add(&x->total, h);
     if (f == GF_SRC || f == GF_IP)
         aid_add(x, h->src_aid, h->ip_version, h->src, h);
     if (f == GF_DST || (f == GF_IP && h->dst_aid != h->src_aid))
@@ -1482,13 +1653,29 @@ static int agg_row_aid(void *arg, uint32_t cap, uint32_t seq, const struct ca_ho
 
 static int agg_aids(struct ca_query *q, struct agg *g)
 {
-    struct aidagg x = {g, NULL, ca_ws_snap_addr_max(q->s)};
-    int rc;
+    struct aidagg x = {g, NULL, ca_ws_snap_addr_max(q->s), {0}}, y = x;
+    int rc, split = 0;
 
     x.rows = calloc((size_t)x.max + 1, sizeof(*x.rows));
-    if (x.rows == NULL)
+    y.rows = calloc((size_t)x.max + 1, sizeof(*y.rows));
+    if (x.rows == NULL || y.rows == NULL) {
+        free(x.rows);
+        free(y.rows);
         return CA_ENOMEM;
-    rc = scan(q, 0, 0, agg_row_aid, &x, NULL);
+    }
+    rc = scan_par(q, agg_row_aid, &x, &y, &split);
+    if (rc == 0 && split) {
+        for (uint32_t i = 1; i <= x.max; i++) {
+            if (y.rows[i].a.flows == 0)
+                continue;
+            if (x.rows[i].a.flows == 0)
+                x.rows[i].v = y.rows[i].v;
+            acc_merge_acc(&x.rows[i].a, &y.rows[i].a);
+        }
+        acc_merge_acc(&x.total, &y.total);
+    }
+    free(y.rows);
+    acc_merge_acc(&g->total, &x.total);
     if (rc == 0) {
         size_t used = 0;
 
@@ -1517,6 +1704,44 @@ static int agg_aids(struct ca_query *q, struct agg *g)
 }
 
 static void agg_free(struct agg *g);
+
+/* The scan of a group-by without distinct counts, on two threads; groups merge. */
+static int agg_par(struct ca_query *q, struct agg *g)
+{
+    struct agg h;
+    const uint8_t *s;
+    int rc, split = 0;
+
+    memset(&h, 0, sizeof(h));
+    h.q = q;
+    h.nby = g->nby;
+    memcpy(h.by, g->by, sizeof(h.by));
+    h.master = g->master;
+    h.nmaster = g->nmaster;
+    if (ht_init(&h.groups, sizeof(struct gkey), sizeof(struct gval), 1024) != 0)
+        return CA_ENOMEM;
+    rc = scan_par(q, agg_row, g, &h, &split);
+    if (rc == 0 && split) {
+        acc_merge_acc(&g->total, &h.total);
+        HT_EACH(&h.groups, i, s)
+        {
+            const struct gval *b = (const struct gval *)(const void *)(s + h.groups.voff);
+            struct gval *v;
+            int created = 0;
+
+            v = ht_get(&g->groups, s + 8, &created);
+            if (v == NULL) {
+                rc = CA_ENOMEM;
+                break;
+            }
+            if (created)
+                v->ord = g->groups.n;
+            acc_merge_acc(&v->a, &b->a);
+        }
+    }
+    ht_free(&h.groups);
+    return rc;
+}
 
 /* Runs the aggregation; the caller frees g (agg_free). */
 static int agg_run(struct ca_query *q, struct agg *g, const int *by, int nby, int distinct)
@@ -1555,6 +1780,10 @@ again:
         if (g->tbits == NULL || ht_init(&g->apairs, 8, 0, 4096) != 0)
             return CA_ENOMEM;
         g->aid_mode = 1;
+    }
+    if (!g->aid_mode && !distinct) {
+        rc = agg_par(q, g);
+        return rc;
     }
     rc = scan(q, 0, 0, agg_row, g, NULL);
     if (g->aid_mode && g->aid_bad) { /* a record without address ids: by address */
@@ -1855,6 +2084,59 @@ static int sum_tables(struct ca_query *q, struct sum *s)
     return rc;
 }
 
+/* The filtered summary with address ids, on two threads (bitmaps OR, sums add). */
+static int sum_aids(struct ca_query *q, struct sum *s)
+{
+    struct sum t;
+    int rc, split = 0;
+
+    memset(&t, 0, sizeof(t));
+    s->amax = t.amax = ca_ws_snap_addr_max(q->s);
+    s->words = t.words = s->amax / 64 + 1;
+    s->bits = calloc(3 * s->words, sizeof(uint64_t));
+    t.bits = calloc(3 * t.words, sizeof(uint64_t));
+    if (s->bits == NULL || t.bits == NULL || ht_init(&t.caps, sizeof(uint32_t), 0, 64) != 0) {
+        free(t.bits);
+        return CA_ENOMEM;
+    }
+    rc = scan_par(q, sum_row_aid, s, &t, &split);
+    if (rc == 0 && split) {
+        const uint8_t *sl;
+
+        if (t.a.flows != 0) {
+            if (s->a.flows == 0 || t.first < s->first)
+                s->first = t.first;
+            if (s->a.flows == 0 || t.last > s->last)
+                s->last = t.last;
+        }
+        acc_merge_acc(&s->a, &t.a);
+        s->nsrc = s->ndst = s->nips = 0;
+        for (size_t i = 0; i < 3 * s->words; i++) {
+            uint64_t w = s->bits[i] | t.bits[i];
+            uint64_t c = (uint64_t)__builtin_popcountll(w);
+
+            s->bits[i] = w;
+            if (i < s->words)
+                s->nsrc += c;
+            else if (i < 2 * s->words)
+                s->ndst += c;
+            else
+                s->nips += c;
+        }
+        HT_EACH(&t.caps, i, sl)
+        {
+            if (rc == 0 && ht_get(&s->caps, sl + 8, NULL) == NULL)
+                rc = CA_ENOMEM;
+        }
+    }
+    free(t.bits);
+    ht_free(&t.caps);
+    s->src.n = s->nsrc;
+    s->dst.n = s->ndst;
+    s->ips.n = s->nips;
+    return rc;
+}
+
 int ca_query_summary(struct ca_query *q, json_t **out)
 {
     struct sum s;
@@ -1872,13 +2154,7 @@ int ca_query_summary(struct ca_query *q, json_t **out)
     if (use_tables(q)) {
         rc = sum_tables(q, &s);
     } else if (have_tables(q) && q->aids) {
-        s.amax = ca_ws_snap_addr_max(q->s);
-        s.words = s.amax / 64 + 1;
-        s.bits = calloc(3 * s.words, sizeof(uint64_t));
-        rc = s.bits != NULL ? scan(q, 0, 0, sum_row_aid, &s, NULL) : CA_ENOMEM;
-        s.src.n = s.nsrc;
-        s.dst.n = s.ndst;
-        s.ips.n = s.nips;
+        rc = sum_aids(q, &s);
     } else {
         rc = scan(q, 0, 0, sum_row, &s, NULL);
     }
@@ -1982,6 +2258,31 @@ static int tl_tab_one(void *arg, const struct tabrec *r)
     return 0;
 }
 
+/* The span pass on two threads: the second half's kept rows follow the first's. */
+static int span_scan(struct ca_query *q, struct span *sp)
+{
+    struct span t = {0, 0, 0, NULL, 0, 0, 0};
+    int rc, split = 0;
+
+    rc = scan_par(q, span_row, sp, &t, &split);
+    if (rc == 0 && split && t.any) {
+        if (!sp->any || t.first < sp->first)
+            sp->first = t.first;
+        if (!sp->any || t.last > sp->last)
+            sp->last = t.last;
+        sp->any = 1;
+        if (t.overflow || sp->overflow || sp->nkeep + t.nkeep > TL_KEEP_MAX ||
+            grow((void **)&sp->keep, &sp->capkeep, sp->nkeep + t.nkeep, sizeof(*sp->keep)) != 0) {
+            sp->overflow = 1;
+        } else if (t.nkeep > 0) {
+            memcpy(sp->keep + sp->nkeep, t.keep, t.nkeep * sizeof(*t.keep));
+            sp->nkeep += t.nkeep;
+        }
+    }
+    free(t.keep);
+    return rc;
+}
+
 /* Timeline of what q matches (plus [from,to]); *out is the answer object. */
 static int timeline(struct ca_query *q, int bins, int64_t from, int64_t to, json_t **out)
 {
@@ -2006,7 +2307,7 @@ static int timeline(struct ca_query *q, int bins, int64_t from, int64_t to, json
             sp.any = 1;
         }
     } else {
-        rc = scan(q, 0, 0, span_row, &sp, NULL);
+        rc = span_scan(q, &sp);
         if (rc != 0) {
             free(sp.keep);
             return rc;
@@ -2377,6 +2678,19 @@ static void heap_up(struct page *p, size_t i)
     }
 }
 
+static void page_put(struct page *p, const struct skey *key)
+{
+    struct skey k = *key;
+
+    if (p->n < p->k) {
+        p->heap[p->n++] = k;
+        heap_up(p, p->n - 1);
+    } else if (key_cmp(p, &k, &p->heap[0]) < 0) {
+        p->heap[0] = k;
+        heap_down(p, 0);
+    }
+}
+
 static int page_row(void *arg, uint32_t cap, uint32_t seq, const struct ca_hot *h)
 {
     struct page *p = arg;
@@ -2386,14 +2700,29 @@ static int page_row(void *arg, uint32_t cap, uint32_t seq, const struct ca_hot *
     make_key(p->sf, &p->rk, cap, seq, h, &k);
     if (p->has_cursor && key_cmp(p, &k, &p->cursor) <= 0)
         return 0;
-    if (p->n < p->k) {
-        p->heap[p->n++] = k;
-        heap_up(p, p->n - 1);
-    } else if (key_cmp(p, &k, &p->heap[0]) < 0) {
-        p->heap[0] = k;
-        heap_down(p, 0);
-    }
+    page_put(p, &k);
     return 0;
+}
+
+/* A page by a full scan, on two threads: the second half's best keys join the first's. */
+static int page_scan(struct ca_query *q, struct page *p)
+{
+    struct page t = *p;
+    int rc, split = 0;
+
+    t.n = 0;
+    t.total = 0;
+    t.heap = malloc(t.k * sizeof(*t.heap));
+    if (t.heap == NULL)
+        return CA_ENOMEM;
+    rc = scan_par(q, page_row, p, &t, &split);
+    if (rc == 0 && split) {
+        p->total += t.total;
+        for (size_t i = 0; i < t.n; i++)
+            page_put(p, &t.heap[i]);
+    }
+    free(t.heap);
+    return rc;
 }
 
 /*
@@ -2407,57 +2736,7 @@ static int page_row(void *arg, uint32_t cap, uint32_t seq, const struct ca_hot *
  */
 #define WALK_MAX 20000
 
-/*
- * Counting the matches of a filter over every flow (a page's total) is
- * the one scan whose partial answers simply add up, so it runs on two
- * threads over the snapshot's hot chunks: the mapped memory stays valid
- * while the read transaction is open, and the compiled filter is only read.
- */
-struct cchunk {
-    const struct ca_hot *h;
-    size_t n;
-    int64_t cap_start;
-    uint32_t cap;
-    int owned; /* a copy of a chunk LMDB stored unaligned */
-};
-
-struct ccollect {
-    struct ca_query *q;
-    struct cchunk *c;
-    size_t n, cap;
-    const struct ca_snap_capture *caps;
-    size_t ncaps;
-};
-
-static int collect_chunk(void *arg, uint32_t cap, uint32_t seq0, const struct ca_hot *h, size_t n)
-{
-    struct ccollect *cc = arg;
-    struct cchunk *k;
-    size_t off = 0;
-
-    if (grow((void **)&cc->c, &cc->cap, cc->n + 1, sizeof(*cc->c)) != 0)
-        return CA_ENOMEM;
-    k = &cc->c[cc->n];
-    memset(k, 0, sizeof(*k));
-    if (((uintptr_t)h & 7) != 0 || ca_ws_snap_hot_is_copy(ca_query_snap(cc->q), h)) {
-        struct ca_hot *copy = malloc(n * sizeof(*copy));
-
-        if (copy == NULL)
-            return CA_ENOMEM;
-        memcpy(copy, h, n * sizeof(*copy));
-        h = copy;
-        k->owned = 1;
-    }
-    k->h = h;
-    k->n = n;
-    k->cap = cap;
-    for (; off < cc->ncaps; off++)
-        if (cc->caps[off].id == cap)
-            k->cap_start = cc->caps[off].first_ns;
-    cc->n++;
-    return 0;
-}
-
+/* Counting the matches of a filter (a page's total) runs on two threads (scan_par). */
 struct cwork {
     const struct ca_filter *f;
     const struct cchunk *c;
@@ -2485,34 +2764,23 @@ static int count_matches(struct ca_query *q, uint64_t *total)
     struct ccollect cc;
     struct cwork w[2];
     pthread_t th;
-    size_t rows = 0, half = 0, acc = 0;
+    size_t rows = 0, half = 0;
     int rc, threaded;
 
-    memset(&cc, 0, sizeof(cc));
-    cc.q = q;
-    cc.caps = ca_ws_snap_captures(q->s, &cc.ncaps);
-    rc = ca_ws_snap_scan(q->s, 0, 0, collect_chunk, &cc);
-    for (size_t i = 0; i < cc.n; i++)
-        rows += cc.c[i].n;
-    /* split where half of the rows are */
-    for (half = 0; half < cc.n && acc < rows / 2; half++)
-        acc += cc.c[half].n;
+    rc = chunks_collect(q, &cc, &half, &rows);
+    if (rc != 0)
+        return rc;
     w[0] = (struct cwork){q->f, cc.c, 0, half, 0};
     w[1] = (struct cwork){q->f, cc.c, half, cc.n, 0};
-    if (rc == 0) {
-        threaded = rows >= 4096 && pthread_create(&th, NULL, count_work, &w[1]) == 0;
-        count_work(&w[0]);
-        if (threaded)
-            pthread_join(th, NULL);
-        else
-            count_work(&w[1]);
-        *total += w[0].count + w[1].count;
-    }
-    for (size_t i = 0; i < cc.n; i++)
-        if (cc.c[i].owned)
-            free((void *)cc.c[i].h);
-    free(cc.c);
-    return rc;
+    threaded = rows >= 4096 && pthread_create(&th, NULL, count_work, &w[1]) == 0;
+    count_work(&w[0]);
+    if (threaded)
+        pthread_join(th, NULL);
+    else
+        count_work(&w[1]);
+    *total += w[0].count + w[1].count;
+    chunks_free(&cc);
+    return 0;
 }
 
 static int page_by_order(struct ca_query *q, struct page *p, unsigned kind, int *gave_up)
@@ -2679,10 +2947,10 @@ int ca_query_flows(struct ca_query *q, const char *sort, int desc, size_t limit,
         if (rc == 0 && gave_up) {
             p.n = 0;
             p.total = 0;
-            rc = scan(q, 0, 0, page_row, &p, NULL);
+            rc = page_scan(q, &p);
         }
     } else {
-        rc = scan(q, 0, 0, page_row, &p, NULL);
+        rc = page_scan(q, &p);
     }
     if (rc != 0)
         goto out;
