@@ -1296,6 +1296,12 @@ static void *par_work(void *arg)
 
 #define PAR_MIN_ROWS 4096
 
+/* Whether scan() reads an address index (then scan_par does not split). */
+static int par_indexed(struct ca_query *q)
+{
+    return (q->has_ip || address_filter(q)) && have_tables(q);
+}
+
 /*
  * Like scan(q, 0, 0, fn, ...), with the rows in id order split in two: the
  * first half goes to fn(arg0, ...), the second to fn(arg1, ...) on another
@@ -1313,7 +1319,7 @@ static int scan_par(struct ca_query *q, row_fn fn, void *arg0, void *arg1, int *
     *split = 0;
     if (q->s == NULL)
         return CA_EINTERNAL;
-    if ((q->has_ip || address_filter(q)) && have_tables(q))
+    if (par_indexed(q))
         return scan(q, 0, 0, fn, arg0, NULL);
     rc = chunks_collect(q, &cc, &half, &rows);
     if (rc != 0)
@@ -1657,13 +1663,15 @@ static int agg_aids(struct ca_query *q, struct agg *g)
     int rc, split = 0;
 
     x.rows = calloc((size_t)x.max + 1, sizeof(*x.rows));
-    y.rows = calloc((size_t)x.max + 1, sizeof(*y.rows));
-    if (x.rows == NULL || y.rows == NULL) {
+    if (!par_indexed(q))
+        y.rows = calloc((size_t)x.max + 1, sizeof(*y.rows));
+    if (x.rows == NULL || (y.rows == NULL && !par_indexed(q))) {
         free(x.rows);
         free(y.rows);
         return CA_ENOMEM;
     }
-    rc = scan_par(q, agg_row_aid, &x, &y, &split);
+    rc = y.rows != NULL ? scan_par(q, agg_row_aid, &x, &y, &split)
+                        : scan(q, 0, 0, agg_row_aid, &x, NULL);
     if (rc == 0 && split) {
         for (uint32_t i = 1; i <= x.max; i++) {
             if (y.rows[i].a.flows == 0)
@@ -1712,6 +1720,8 @@ static int agg_par(struct ca_query *q, struct agg *g)
     const uint8_t *s;
     int rc, split = 0;
 
+    if (par_indexed(q))
+        return scan(q, 0, 0, agg_row, g, NULL);
     memset(&h, 0, sizeof(h));
     h.q = q;
     h.nby = g->nby;
@@ -2094,8 +2104,14 @@ static int sum_aids(struct ca_query *q, struct sum *s)
     s->amax = t.amax = ca_ws_snap_addr_max(q->s);
     s->words = t.words = s->amax / 64 + 1;
     s->bits = calloc(3 * s->words, sizeof(uint64_t));
+    if (s->bits == NULL)
+        return CA_ENOMEM;
+    if (par_indexed(q)) {
+        rc = scan(q, 0, 0, sum_row_aid, s, NULL);
+        goto done;
+    }
     t.bits = calloc(3 * t.words, sizeof(uint64_t));
-    if (s->bits == NULL || t.bits == NULL || ht_init(&t.caps, sizeof(uint32_t), 0, 64) != 0) {
+    if (t.bits == NULL || ht_init(&t.caps, sizeof(uint32_t), 0, 64) != 0) {
         free(t.bits);
         return CA_ENOMEM;
     }
@@ -2131,6 +2147,7 @@ static int sum_aids(struct ca_query *q, struct sum *s)
     }
     free(t.bits);
     ht_free(&t.caps);
+done:
     s->src.n = s->nsrc;
     s->dst.n = s->ndst;
     s->ips.n = s->nips;
@@ -2710,6 +2727,8 @@ static int page_scan(struct ca_query *q, struct page *p)
     struct page t = *p;
     int rc, split = 0;
 
+    if (par_indexed(q))
+        return scan(q, 0, 0, page_row, p, NULL);
     t.n = 0;
     t.total = 0;
     t.heap = malloc(t.k * sizeof(*t.heap));
