@@ -1,8 +1,11 @@
 /*
  * The query engine (see query.h).  Everything is one pass (two for
  * histograms of an unknown span) over the hot records of the snapshot,
- * with the compiled filter deciding per record; group-bys go through one
- * open-addressing hash table keyed by up to two group values; flows pages
+ * with the compiled filter deciding per record, split over two threads
+ * when the partial answers merge (scan_par); group-bys go through one
+ * open-addressing hash table keyed by up to two group values, except
+ * address group-bys and distinct-address counts, which index dense arrays
+ * and bitmaps by the records' address ids; flows pages
  * keep a bounded heap of the best limit+1 sort keys after the cursor, so a
  * page costs one scan and `limit` record decodes whatever the sort column.
  *
@@ -1141,6 +1144,28 @@ static size_t tab_rows(struct ca_query *q, unsigned kind)
     return rows;
 }
 
+/*
+ * The most rows table kind has in one capture: a lower bound on the
+ * distinct keys of their merge.  Presizing to that rather than to the sum
+ * keeps the table small when the captures share keys (random access to a
+ * table of tens of megabytes costs a page fault or a TLB miss per row).
+ */
+static size_t tab_rows_max(struct ca_query *q, unsigned kind)
+{
+    size_t n, most = 0;
+    const struct ca_snap_capture *c = ca_ws_snap_captures(q->s, &n);
+
+    for (size_t i = 0; i < n; i++) {
+        const void *d;
+        size_t len;
+
+        if (ca_ws_snap_capagg(q->s, c[i].id, kind, &d, &len) == 0 &&
+            len / sizeof(struct tabrec) > most)
+            most = len / sizeof(struct tabrec);
+    }
+    return most;
+}
+
 static uint64_t bit_set(uint64_t *b, uint32_t id)
 {
     uint64_t m = 1ULL << (id & 63), old = b[id >> 6];
@@ -1770,7 +1795,7 @@ again:
                       ht_init(&g->tdst, sizeof(struct pairkey), 0, 4096) != 0)))
         return CA_ENOMEM;
     if (nby == 1 && !distinct && tab_field(by[0]) && use_tables(q)) {
-        rc = ht_presize(&g->groups, tab_rows(q, (unsigned)by[0]));
+        rc = ht_presize(&g->groups, tab_rows_max(q, (unsigned)by[0]));
         if (rc == 0)
             rc = tab_each(q, (unsigned)by[0], agg_tab_one, g);
         return rc != 0 ? rc : tab_each(q, GF_L4, total_one, &g->total);
