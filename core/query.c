@@ -1386,10 +1386,12 @@ struct agg {
     /* distinct addresses by address id: bitmaps, then a hash set of u64 (ord, side, id) */
     int aid_mode, aid_bad;
     uint32_t amax;
-    size_t words;       /* per bitmap */
-    uint64_t *tbits;    /* the total's source and destination bitmaps */
-    size_t bits_words;  /* words of the groups' bitmaps so far */
-    struct htab apairs; /* groups past the bitmap budget */
+    size_t words;         /* per bitmap */
+    uint64_t *tbits;      /* the total's source and destination bitmaps */
+    size_t bits_words;    /* words of the groups' bitmaps so far */
+    struct htab apairs;   /* groups past the bitmap budget */
+    struct aidrow *arows; /* address group-bys: the groups, by address id (flows 0: none) */
+    size_t narows;
 };
 
 struct gval {
@@ -1645,8 +1647,8 @@ static int agg_tab_one(void *arg, const struct tabrec *r)
 #define AID_DENSE_MAX (512u << 10)
 
 struct aidrow {
-    struct acc a;
-    struct gv v;
+    struct gval v; /* v.a: the sums */
+    struct gkey k; /* k.v[0]: the address */
 };
 
 struct aidagg {
@@ -1664,9 +1666,9 @@ static void aid_add(struct aidagg *x, uint32_t id, int ver, const uint8_t *addr,
     if (id == 0 || id > x->max)
         return;
     r = &x->rows[id];
-    if (r->a.flows == 0)
-        gv_addr(&r->v, addr, ver);
-    acc_add(&r->a, h);
+    if (r->v.a.flows == 0)
+        gv_addr(&r->k.v[0], addr, ver);
+    acc_add(&r->v.a, h);
 }
 
 static int agg_row_aid(void *arg, uint32_t cap, uint32_t seq, const struct ca_hot *h)
@@ -1699,40 +1701,19 @@ static int agg_aids(struct ca_query *q, struct agg *g)
                         : scan(q, 0, 0, agg_row_aid, &x, NULL);
     if (rc == 0 && split) {
         for (uint32_t i = 1; i <= x.max; i++) {
-            if (y.rows[i].a.flows == 0)
+            if (y.rows[i].v.a.flows == 0)
                 continue;
-            if (x.rows[i].a.flows == 0)
-                x.rows[i].v = y.rows[i].v;
-            acc_merge_acc(&x.rows[i].a, &y.rows[i].a);
+            if (x.rows[i].v.a.flows == 0)
+                x.rows[i].k = y.rows[i].k;
+            acc_merge_acc(&x.rows[i].v.a, &y.rows[i].v.a);
         }
         acc_merge_acc(&x.total, &y.total);
     }
     free(y.rows);
     acc_merge_acc(&g->total, &x.total);
-    if (rc == 0) {
-        size_t used = 0;
-
-        for (uint32_t i = 1; i <= x.max; i++)
-            used += x.rows[i].a.flows != 0;
-        rc = ht_presize(&g->groups, used);
-    }
-    for (uint32_t i = 1; rc == 0 && i <= x.max; i++) {
-        struct gkey k;
-        struct gval *v;
-
-        if (x.rows[i].a.flows == 0)
-            continue;
-        memset(&k, 0, sizeof(k));
-        k.v[0] = x.rows[i].v;
-        v = ht_get(&g->groups, &k, NULL);
-        if (v == NULL) {
-            rc = CA_ENOMEM;
-            break;
-        }
-        v->a = x.rows[i].a;
-        v->ord = g->groups.n;
-    }
-    free(x.rows);
+    /* the rows stay where they are: agg_rows reads them in place */
+    g->arows = x.rows;
+    g->narows = (size_t)x.max + 1;
     return rc;
 }
 
@@ -1839,6 +1820,9 @@ static void agg_free(struct agg *g)
     }
     free(g->tbits);
     g->tbits = NULL;
+    free(g->arows);
+    g->arows = NULL;
+    g->narows = 0;
     ht_free(&g->apairs);
     ht_free(&g->groups);
     ht_free(&g->pairs);
@@ -1850,12 +1834,23 @@ static void agg_free(struct agg *g)
 /* Rows of g sorted by metric `order` (descending); caller frees. */
 static struct row_ref *agg_rows(struct agg *g, int order, size_t *n)
 {
-    struct row_ref *rows = malloc((g->groups.n + 1) * sizeof(*rows));
+    size_t k = 0, want = g->groups.n;
+    struct row_ref *rows;
     const uint8_t *s;
-    size_t k = 0;
 
+    for (size_t i = 0; i < g->narows; i++)
+        want += g->arows[i].v.a.flows != 0;
+    rows = malloc((want + 1) * sizeof(*rows));
     if (rows == NULL)
         return NULL;
+    for (size_t i = 0; i < g->narows; i++) {
+        if (g->arows[i].v.a.flows == 0)
+            continue;
+        rows[k].k = &g->arows[i].k;
+        rows[k].v = &g->arows[i].v;
+        rows[k].order = acc_metric(&rows[k].v->a, order);
+        k++;
+    }
     HT_EACH(&g->groups, i, s)
     {
         rows[k].k = (const struct gkey *)(const void *)(s + 8);
