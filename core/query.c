@@ -2320,16 +2320,125 @@ static int span_scan(struct ca_query *q, struct span *sp)
     return rc;
 }
 
+/*
+ * Filtered timelines over the whole span add the matches up per minute of
+ * the captures' span in the same pass that finds the filtered span (on two
+ * threads); bins of a minute or more are then sums of minutes, and only a
+ * span short enough for finer bins scans again.  No rows are kept.
+ */
+struct mins {
+    int64_t m0; /* first minute */
+    size_t n;
+    struct acc *a; /* per minute */
+    int64_t first, last;
+    int any, out; /* out: a flow outside its captures' span (then not used) */
+};
+
+#define MINS_MAX (1u << 20)
+
+static int mins_row(void *arg, uint32_t cap, uint32_t seq, const struct ca_hot *h)
+{
+    struct mins *m = arg;
+    int64_t i = fdiv(h->first_ns, 60 * NS_PER_S) - m->m0;
+
+    if (i < 0 || (uint64_t)i >= m->n)
+        m->out = 1;
+    else
+        acc_add(&m->a[i], h);
+    if (!m->any || h->first_ns < m->first)
+        m->first = h->first_ns;
+    if (!m->any || h->last_ns > m->last)
+        m->last = h->last_ns;
+    m->any = 1;
+    return 0;
+}
+
+/* 0 with m->a set (minute sums), or 0 with m->a NULL: use another way. */
+static int mins_scan(struct ca_query *q, struct mins *m)
+{
+    size_t nc;
+    const struct ca_snap_capture *c = ca_ws_snap_captures(q->s, &nc);
+    int64_t lo = 0, hi = 0;
+    int any = 0, rc, split = 0;
+    struct mins t;
+
+    memset(m, 0, sizeof(*m));
+    for (size_t i = 0; i < nc; i++) {
+        if (c[i].flows == 0)
+            continue;
+        if (!any || c[i].first_ns < lo)
+            lo = c[i].first_ns;
+        if (!any || c[i].last_ns > hi)
+            hi = c[i].last_ns;
+        any = 1;
+    }
+    if (!any || hi < lo)
+        return 0;
+    m->m0 = fdiv(lo, 60 * NS_PER_S);
+    if (fdiv(hi, 60 * NS_PER_S) - m->m0 + 1 > (int64_t)MINS_MAX)
+        return 0;
+    m->n = (size_t)(fdiv(hi, 60 * NS_PER_S) - m->m0 + 1);
+    t = *m;
+    m->a = calloc(m->n, sizeof(*m->a));
+    if (m->a == NULL)
+        return CA_ENOMEM;
+    if (!par_indexed(q) && (t.a = calloc(t.n, sizeof(*t.a))) == NULL) {
+        free(m->a);
+        m->a = NULL;
+        return CA_ENOMEM;
+    }
+    rc = t.a != NULL ? scan_par(q, mins_row, m, &t, &split) : scan(q, 0, 0, mins_row, m, NULL);
+    if (rc == 0 && split) {
+        for (size_t i = 0; i < m->n; i++)
+            if (t.a[i].flows != 0)
+                acc_merge_acc(&m->a[i], &t.a[i]);
+        if (t.any) {
+            if (!m->any || t.first < m->first)
+                m->first = t.first;
+            if (!m->any || t.last > m->last)
+                m->last = t.last;
+            m->any = 1;
+        }
+        m->out |= t.out;
+    }
+    free(t.a);
+    if (rc != 0 || m->out) {
+        free(m->a);
+        m->a = NULL;
+    }
+    return rc;
+}
+
+/* Bins of a known span, on two threads. */
+static int tl_scan(struct ca_query *q, struct tl *t)
+{
+    struct tl u = *t;
+    int rc, split = 0;
+
+    if (par_indexed(q))
+        return scan(q, 0, 0, tl_row, t, NULL);
+    u.bins = calloc(u.n, sizeof(*u.bins));
+    if (u.bins == NULL)
+        return CA_ENOMEM;
+    rc = scan_par(q, tl_row, t, &u, &split);
+    for (size_t i = 0; rc == 0 && split && i < t->n; i++)
+        acc_merge_acc(&t->bins[i], &u.bins[i]);
+    free(u.bins);
+    return rc;
+}
+
 /* Timeline of what q matches (plus [from,to]); *out is the answer object. */
 static int timeline(struct ca_query *q, int bins, int64_t from, int64_t to, json_t **out)
 {
     struct span sp = {0, 0, 0, NULL, 0, 0, 0};
+    struct mins mn;
     struct tl t;
     json_t *arr;
     size_t k;
     int rc;
 
     *out = NULL;
+    memset(&mn, 0, sizeof(mn));
     if (ca_filter_is_all(q->f) && !q->has_ip) {
         size_t nc;
         const struct ca_snap_capture *c = ca_ws_snap_captures(q->s, &nc);
@@ -2344,7 +2453,14 @@ static int timeline(struct ca_query *q, int bins, int64_t from, int64_t to, json
             sp.any = 1;
         }
     } else {
-        rc = span_scan(q, &sp);
+        rc = from == 0 && to == 0 ? mins_scan(q, &mn) : 0;
+        if (rc == 0 && mn.a != NULL) {
+            sp.first = mn.first;
+            sp.last = mn.last;
+            sp.any = mn.any;
+        } else if (rc == 0) {
+            rc = span_scan(q, &sp);
+        }
         if (rc != 0) {
             free(sp.keep);
             return rc;
@@ -2356,6 +2472,7 @@ static int timeline(struct ca_query *q, int bins, int64_t from, int64_t to, json
         sp.last = to, sp.any = 1;
     if (!sp.any) {
         free(sp.keep);
+        free(mn.a);
         *out = json_pack("{s:I, s:n, s:n, s:[]}", "bin_ns", (json_int_t)NS_PER_S, "start_ns",
                          "end_ns", "bins");
         return *out != NULL ? 0 : CA_ENOMEM;
@@ -2374,12 +2491,26 @@ static int timeline(struct ca_query *q, int bins, int64_t from, int64_t to, json
     t.bins = calloc(t.n, sizeof(*t.bins));
     if (t.bins == NULL) {
         free(sp.keep);
+        free(mn.a);
         return CA_ENOMEM;
     }
     /* Minute rows add up exactly into bins of a minute or more (bins start
      * on multiples of their size). */
     if (from == 0 && to == 0 && t.bin >= 60 * NS_PER_S && use_tables(q)) {
         rc = tab_each(q, TAB_MINUTE, tl_tab_one, &t);
+    } else if (mn.a != NULL && t.bin >= 60 * NS_PER_S) {
+        rc = 0;
+        for (size_t i = 0; i < mn.n; i++) {
+            int64_t m = (mn.m0 + (int64_t)i) * 60 * NS_PER_S, b;
+
+            if (mn.a[i].flows == 0 || m + 60 * NS_PER_S <= t.start)
+                continue;
+            b = (m - t.start) / t.bin;
+            if (b >= 0 && (size_t)b < t.n)
+                acc_merge_acc(&t.bins[b], &mn.a[i]);
+        }
+    } else if (mn.a != NULL) {
+        rc = tl_scan(q, &t);
     } else if (sp.keep != NULL && !sp.overflow) {
         rc = 0;
         for (size_t i = 0; i < sp.nkeep; i++) {
@@ -2400,9 +2531,10 @@ static int timeline(struct ca_query *q, int bins, int64_t from, int64_t to, json
             }
         }
     } else {
-        rc = scan(q, 0, 0, tl_row, &t, NULL);
+        rc = tl_scan(q, &t);
     }
     free(sp.keep);
+    free(mn.a);
     if (rc == 0) {
         arr = json_array();
         for (size_t i = 0; i < t.n; i++) {

@@ -257,6 +257,93 @@ static void test_timeline(void)
     ca_query_close(q);
 }
 
+/* Timelines against brute force: minute sums (bins of a minute or more) and a short span's
+ * second pass (finer bins). */
+static int64_t t0_ns;
+
+static int p_first30(const struct ca_flow *f)
+{
+    return f->first_ns < t0_ns + 1800LL * 1000000000LL;
+}
+static int p_udp(const struct ca_flow *f)
+{
+    return f->l4 == 17;
+}
+
+static void test_timeline_bins(void)
+{
+    static const struct {
+        const char *filter;
+        int (*pred)(const struct ca_flow *);
+        int bins;
+        int64_t bin_ns;
+    } tc[] = {
+        {"start < 30m", p_first30, 1000, 5}, /* 5 s bins: a second pass */
+        {"start < 30m", p_first30, 20, 300}, /* 5-minute bins from minutes */
+        {"l4 == udp", p_udp, 2000, 60},      {"proto == TLS and bytes > 10KB", p_tls_big, 7, 21600},
+        {"ip == 10.0.0.7", p_ip, 100, 900},
+    };
+
+    t0_ns = flows[0].first_ns;
+    for (int i = 1; i < NFLOWS; i++)
+        if (flows[i].first_ns < t0_ns)
+            t0_ns = flows[i].first_ns;
+    for (size_t c = 0; c < sizeof(tc) / sizeof(tc[0]); c++) {
+        struct ca_query *q = NULL;
+        json_t *res = NULL, *b;
+        char err[256];
+        int pos, ok = 1;
+        int64_t first = INT64_MAX, bin, start;
+        size_t i, nb;
+        uint64_t *fl, *by;
+
+        for (int k = 0; k < NFLOWS; k++)
+            if (tc[c].pred(&flows[k]) && flows[k].first_ns < first)
+                first = flows[k].first_ns;
+        CHECK(ca_query_open(ws, tc[c].filter, &q, err, sizeof(err), &pos) == 0);
+        if (q == NULL)
+            continue;
+        CHECK(ca_query_timeline(q, tc[c].bins, 0, 0, &res, err, sizeof(err), NULL) == 0);
+        ca_query_close(q);
+        if (res == NULL)
+            continue;
+        bin = json_integer_value(json_object_get(res, "bin_ns"));
+        start = json_integer_value(json_object_get(res, "start_ns"));
+        CHECK_EQ_U(bin, tc[c].bin_ns * 1000000000LL);
+        CHECK_EQ_U(start, first / bin * bin);
+        nb = json_array_size(json_object_get(res, "bins"));
+        fl = calloc(nb + 1, sizeof(*fl));
+        by = calloc(nb + 1, sizeof(*by));
+        for (int k = 0; k < NFLOWS; k++) {
+            int64_t x;
+
+            if (!tc[c].pred(&flows[k]))
+                continue;
+            x = (flows[k].first_ns - start) / bin;
+            if (x < 0 || (size_t)x >= nb) {
+                ok = 0;
+                continue;
+            }
+            fl[x]++;
+            by[x] += fbytes(&flows[k]);
+        }
+        json_array_foreach(json_object_get(res, "bins"), i, b)
+        {
+            if ((uint64_t)json_integer_value(json_object_get(b, "flows")) != fl[i] ||
+                (uint64_t)json_integer_value(json_object_get(b, "bytes")) != by[i]) {
+                if (ok)
+                    printf("# timeline [%s] bins %d: bin %zu differs\n", tc[c].filter, tc[c].bins,
+                           i);
+                ok = 0;
+            }
+        }
+        CHECK(ok);
+        free(fl);
+        free(by);
+        json_decref(res);
+    }
+}
+
 /*
  * Unfiltered answers come from the per-capture tables, filtered ones from
  * a scan: "bytes >= 0" matches every flow but is not empty, so the same
@@ -713,6 +800,7 @@ int main(void)
     unit_run("query: summary and aggregates equal brute force", test_summary_aggregate);
     unit_run("query: keyset pages sorted by bytes equal brute force", test_pages);
     unit_run("query: timeline bins and counts", test_timeline);
+    unit_run("query: timeline bins equal brute force", test_timeline_bins);
     unit_run("query: pre-computed tables answer like a scan", test_tables_equal_scan);
     unit_run("query: distinct addresses per group equal brute force", test_distinct);
     unit_run("query: host graph and its groupings equal brute force", test_graph);
