@@ -1583,18 +1583,22 @@ static int build_master(struct ca_query *q, uint32_t **out, uint32_t *n)
 }
 
 struct row_ref {
-    const struct gkey *k;
-    const struct gval *v;
+    const struct gv *k[2]; /* the group values */
+    const struct acc *a;
     double order;
 };
+
+static const struct gv gv_none; /* the second value of one-field groups kept by address id */
 
 static int row_cmp(const void *a, const void *b)
 {
     const struct row_ref *x = a, *y = b;
+    int c;
 
     if (x->order != y->order)
         return x->order > y->order ? -1 : 1;
-    return memcmp(x->k, y->k, sizeof(struct gkey));
+    c = memcmp(x->k[0], y->k[0], sizeof(struct gv));
+    return c != 0 ? c : memcmp(x->k[1], y->k[1], sizeof(struct gv));
 }
 
 static int parse_list(const char *s, int (*find)(const char *, size_t), int *out, int max, int *n)
@@ -1647,8 +1651,8 @@ static int agg_tab_one(void *arg, const struct tabrec *r)
 #define AID_DENSE_MAX (512u << 10)
 
 struct aidrow {
-    struct gval v; /* v.a: the sums */
-    struct gkey k; /* k.v[0]: the address */
+    struct acc a;
+    struct gv v;
 };
 
 struct aidagg {
@@ -1666,9 +1670,9 @@ static void aid_add(struct aidagg *x, uint32_t id, int ver, const uint8_t *addr,
     if (id == 0 || id > x->max)
         return;
     r = &x->rows[id];
-    if (r->v.a.flows == 0)
-        gv_addr(&r->k.v[0], addr, ver);
-    acc_add(&r->v.a, h);
+    if (r->a.flows == 0)
+        gv_addr(&r->v, addr, ver);
+    acc_add(&r->a, h);
 }
 
 static int agg_row_aid(void *arg, uint32_t cap, uint32_t seq, const struct ca_hot *h)
@@ -1684,32 +1688,19 @@ static int agg_row_aid(void *arg, uint32_t cap, uint32_t seq, const struct ca_ho
     return 0;
 }
 
+/*
+ * One thread: a second dense array per request would cost more in fresh
+ * pages (a fault each on this kind of VM) than the scan's other half.
+ */
 static int agg_aids(struct ca_query *q, struct agg *g)
 {
-    struct aidagg x = {g, NULL, ca_ws_snap_addr_max(q->s), {0}}, y = x;
-    int rc, split = 0;
+    struct aidagg x = {g, NULL, ca_ws_snap_addr_max(q->s), {0}};
+    int rc;
 
     x.rows = calloc((size_t)x.max + 1, sizeof(*x.rows));
-    if (!par_indexed(q))
-        y.rows = calloc((size_t)x.max + 1, sizeof(*y.rows));
-    if (x.rows == NULL || (y.rows == NULL && !par_indexed(q))) {
-        free(x.rows);
-        free(y.rows);
+    if (x.rows == NULL)
         return CA_ENOMEM;
-    }
-    rc = y.rows != NULL ? scan_par(q, agg_row_aid, &x, &y, &split)
-                        : scan(q, 0, 0, agg_row_aid, &x, NULL);
-    if (rc == 0 && split) {
-        for (uint32_t i = 1; i <= x.max; i++) {
-            if (y.rows[i].v.a.flows == 0)
-                continue;
-            if (x.rows[i].v.a.flows == 0)
-                x.rows[i].k = y.rows[i].k;
-            acc_merge_acc(&x.rows[i].v.a, &y.rows[i].v.a);
-        }
-        acc_merge_acc(&x.total, &y.total);
-    }
-    free(y.rows);
+    rc = scan(q, 0, 0, agg_row_aid, &x, NULL);
     acc_merge_acc(&g->total, &x.total);
     /* the rows stay where they are: agg_rows reads them in place */
     g->arows = x.rows;
@@ -1839,23 +1830,27 @@ static struct row_ref *agg_rows(struct agg *g, int order, size_t *n)
     const uint8_t *s;
 
     for (size_t i = 0; i < g->narows; i++)
-        want += g->arows[i].v.a.flows != 0;
+        want += g->arows[i].a.flows != 0;
     rows = malloc((want + 1) * sizeof(*rows));
     if (rows == NULL)
         return NULL;
     for (size_t i = 0; i < g->narows; i++) {
-        if (g->arows[i].v.a.flows == 0)
+        if (g->arows[i].a.flows == 0)
             continue;
-        rows[k].k = &g->arows[i].k;
-        rows[k].v = &g->arows[i].v;
-        rows[k].order = acc_metric(&rows[k].v->a, order);
+        rows[k].k[0] = &g->arows[i].v;
+        rows[k].k[1] = &gv_none;
+        rows[k].a = &g->arows[i].a;
+        rows[k].order = acc_metric(rows[k].a, order);
         k++;
     }
     HT_EACH(&g->groups, i, s)
     {
-        rows[k].k = (const struct gkey *)(const void *)(s + 8);
-        rows[k].v = (const struct gval *)(const void *)(s + g->groups.voff);
-        rows[k].order = acc_metric(&rows[k].v->a, order);
+        const struct gkey *key = (const struct gkey *)(const void *)(s + 8);
+
+        rows[k].k[0] = &key->v[0];
+        rows[k].k[1] = &key->v[1];
+        rows[k].a = &((const struct gval *)(const void *)(s + g->groups.voff))->a;
+        rows[k].order = acc_metric(rows[k].a, order);
         k++;
     }
     qsort(rows, k, sizeof(*rows), row_cmp);
@@ -1930,21 +1925,21 @@ int ca_query_aggregate(struct ca_query *q, const char *by, const char *metrics, 
         json_t *row, *key;
 
         if (top > 0 && i >= (size_t)top) {
-            other.flows += rows[i].v->a.flows;
-            other.bytes += rows[i].v->a.bytes;
-            other.sent += rows[i].v->a.sent;
-            other.recv += rows[i].v->a.recv;
-            other.packets += rows[i].v->a.packets;
-            other.dur_ns += rows[i].v->a.dur_ns;
+            other.flows += rows[i].a->flows;
+            other.bytes += rows[i].a->bytes;
+            other.sent += rows[i].a->sent;
+            other.recv += rows[i].a->recv;
+            other.packets += rows[i].a->packets;
+            other.dur_ns += rows[i].a->dur_ns;
             /* distinct counts of "other" are not additive; sums are an upper bound */
-            other.src_ips += rows[i].v->a.src_ips;
-            other.dst_ips += rows[i].v->a.dst_ips;
+            other.src_ips += rows[i].a->src_ips;
+            other.dst_ips += rows[i].a->dst_ips;
             continue;
         }
-        row = acc_json(&rows[i].v->a, ms, nm);
+        row = acc_json(rows[i].a, ms, nm);
         key = json_array();
         for (int j = 0; j < nby; j++)
-            json_array_append_new(key, gv_json(q, byv[j], &rows[i].k->v[j]));
+            json_array_append_new(key, gv_json(q, byv[j], rows[i].k[j]));
         json_object_set_new(row, "key", key);
         json_array_append_new(arr, row);
     }
@@ -3882,7 +3877,7 @@ int ca_query_values(struct ca_query *q, const char *field, const char *prefix, s
         goto out;
     }
     for (size_t i = 0; i < n && json_array_size(arr) < limit; i++) {
-        json_t *v = gv_json(q, f, &rows[i].k->v[0]);
+        json_t *v = gv_json(q, f, rows[i].k[0]);
         char tmp[32];
         const char *text = json_string_value(v);
 
@@ -3895,7 +3890,7 @@ int ca_query_values(struct ca_query *q, const char *field, const char *prefix, s
             continue;
         }
         json_array_append_new(
-            arr, json_pack("{s:o, s:I}", "value", v, "flows", (json_int_t)rows[i].v->a.flows));
+            arr, json_pack("{s:o, s:I}", "value", v, "flows", (json_int_t)rows[i].a->flows));
     }
     *out = json_pack("{s:s, s:o}", "field", gfield_names[f], "values", arr);
     arr = NULL;
