@@ -1,8 +1,11 @@
 /*
  * The query engine (see query.h).  Everything is one pass (two for
  * histograms of an unknown span) over the hot records of the snapshot,
- * with the compiled filter deciding per record; group-bys go through one
- * open-addressing hash table keyed by up to two group values; flows pages
+ * with the compiled filter deciding per record, split over two threads
+ * when the partial answers merge (scan_par); group-bys go through one
+ * open-addressing hash table keyed by up to two group values, except
+ * address group-bys and distinct-address counts, which index dense arrays
+ * and bitmaps by the records' address ids; flows pages
  * keep a bounded heap of the best limit+1 sort keys after the cursor, so a
  * page costs one scan and `limit` record decodes whatever the sort column.
  *
@@ -1350,6 +1353,28 @@ static size_t tab_rows(struct ca_query *q, unsigned kind)
     return rows;
 }
 
+/*
+ * The most rows table kind has in one capture: a lower bound on the
+ * distinct keys of their merge.  Presizing to that rather than to the sum
+ * keeps the table small when the captures share keys (random access to a
+ * table of tens of megabytes costs a page fault or a TLB miss per row).
+ */
+static size_t tab_rows_max(struct ca_query *q, unsigned kind)
+{
+    size_t n, most = 0;
+    const struct ca_snap_capture *c = ca_ws_snap_captures(q->s, &n);
+
+    for (size_t i = 0; i < n; i++) {
+        const void *d;
+        size_t len;
+
+        if (ca_ws_snap_capagg(q->s, c[i].id, kind, &d, &len) == 0 &&
+            len / sizeof(struct tabrec) > most)
+            most = len / sizeof(struct tabrec);
+    }
+    return most;
+}
+
 static uint64_t bit_set(uint64_t *b, uint32_t id)
 {
     uint64_t m = 1ULL << (id & 63), old = b[id >> 6];
@@ -1368,10 +1393,186 @@ static void acc_merge(struct acc *a, const struct tabrec *r)
     a->dur_ns += r->dur_ns;
 }
 
+static void acc_merge_acc(struct acc *a, const struct acc *b)
+{
+    a->flows += b->flows;
+    a->bytes += b->bytes;
+    a->sent += b->sent;
+    a->recv += b->recv;
+    a->packets += b->packets;
+    a->dur_ns += b->dur_ns;
+    a->src_ips += b->src_ips;
+    a->dst_ips += b->dst_ips;
+}
+
 static int total_one(void *arg, const struct tabrec *r)
 {
     acc_merge(arg, r);
     return 0;
+}
+
+/*
+ * Scans whose partial answers merge (counts, sums, group tables, bitmaps,
+ * heaps) run on two threads over the snapshot's hot chunks, each half
+ * into its own state: the mapped memory stays valid while the read
+ * transaction is open, and the compiled filter is only read.
+ */
+struct cchunk {
+    const struct ca_hot *h;
+    size_t n;
+    int64_t cap_start;
+    uint32_t cap, seq0;
+    int owned; /* a copy of a chunk LMDB stored unaligned */
+};
+
+struct ccollect {
+    struct ca_query *q;
+    struct cchunk *c;
+    size_t n, cap;
+    const struct ca_snap_capture *caps;
+    size_t ncaps;
+};
+
+static int collect_chunk(void *arg, uint32_t cap, uint32_t seq0, const struct ca_hot *h, size_t n)
+{
+    struct ccollect *cc = arg;
+    struct cchunk *k;
+    size_t off = 0;
+
+    if (grow((void **)&cc->c, &cc->cap, cc->n + 1, sizeof(*cc->c)) != 0)
+        return CA_ENOMEM;
+    k = &cc->c[cc->n];
+    memset(k, 0, sizeof(*k));
+    if (((uintptr_t)h & 7) != 0 || ca_ws_snap_hot_is_copy(ca_query_snap(cc->q), h)) {
+        struct ca_hot *copy = malloc(n * sizeof(*copy));
+
+        if (copy == NULL)
+            return CA_ENOMEM;
+        memcpy(copy, h, n * sizeof(*copy));
+        h = copy;
+        k->owned = 1;
+    }
+    k->h = h;
+    k->n = n;
+    k->cap = cap;
+    k->seq0 = seq0;
+    for (; off < cc->ncaps; off++)
+        if (cc->caps[off].id == cap)
+            k->cap_start = cc->caps[off].first_ns;
+    cc->n++;
+    return 0;
+}
+
+static void chunks_free(struct ccollect *cc)
+{
+    for (size_t i = 0; i < cc->n; i++)
+        if (cc->c[i].owned)
+            free((void *)cc->c[i].h);
+    free(cc->c);
+    cc->c = NULL;
+    cc->n = cc->cap = 0;
+}
+
+/* The snapshot's hot chunks, and the chunk index where half of the rows lie before. */
+static int chunks_collect(struct ca_query *q, struct ccollect *cc, size_t *half, size_t *rows)
+{
+    size_t acc = 0;
+    int rc;
+
+    memset(cc, 0, sizeof(*cc));
+    cc->q = q;
+    cc->caps = ca_ws_snap_captures(q->s, &cc->ncaps);
+    rc = ca_ws_snap_scan(q->s, 0, 0, collect_chunk, cc);
+    *rows = 0;
+    for (size_t i = 0; i < cc->n; i++)
+        *rows += cc->c[i].n;
+    for (*half = 0; *half < cc->n && acc < *rows / 2; (*half)++)
+        acc += cc->c[*half].n;
+    if (rc != 0)
+        chunks_free(cc);
+    return rc;
+}
+
+struct pwork {
+    struct ca_query *q;
+    const struct cchunk *c;
+    size_t from, to;
+    row_fn fn;
+    void *arg;
+    int rc;
+};
+
+static void *par_work(void *arg)
+{
+    struct pwork *w = arg;
+    const struct ca_query *q = w->q;
+    int all = ca_filter_is_all(q->f);
+
+    for (size_t i = w->from; i < w->to && w->rc == 0; i++) {
+        const struct cchunk *c = &w->c[i];
+        struct ca_filter_row row = {NULL, c->cap, c->cap_start};
+
+        for (size_t j = 0; j < c->n; j++) {
+            const struct ca_hot *h = &c->h[j];
+
+            if (q->has_ip && !pfx_eq(q, h))
+                continue;
+            row.h = h;
+            if (!all && !ca_filter_match(q->f, &row))
+                continue;
+            w->rc = w->fn(w->arg, c->cap, c->seq0 + (uint32_t)j, h);
+            if (w->rc != 0)
+                break;
+        }
+    }
+    return NULL;
+}
+
+#define PAR_MIN_ROWS 4096
+
+/* Whether scan() reads an address index (then scan_par does not split). */
+static int par_indexed(struct ca_query *q)
+{
+    return (q->has_ip || address_filter(q)) && have_tables(q);
+}
+
+/*
+ * Like scan(q, 0, 0, fn, ...), with the rows in id order split in two: the
+ * first half goes to fn(arg0, ...), the second to fn(arg1, ...) on another
+ * thread; *split = 0 when everything went to arg0 (few rows, an address
+ * index, no thread).  fn must not use the snapshot.
+ */
+static int scan_par(struct ca_query *q, row_fn fn, void *arg0, void *arg1, int *split)
+{
+    struct ccollect cc;
+    struct pwork w[2];
+    pthread_t th;
+    size_t half, rows;
+    int rc;
+
+    *split = 0;
+    if (q->s == NULL)
+        return CA_EINTERNAL;
+    if (par_indexed(q))
+        return scan(q, 0, 0, fn, arg0, NULL);
+    rc = chunks_collect(q, &cc, &half, &rows);
+    if (rc != 0)
+        return rc;
+    w[0] = (struct pwork){q, cc.c, 0, cc.n, fn, arg0, 0};
+    if (rows >= PAR_MIN_ROWS) {
+        w[0].to = half;
+        w[1] = (struct pwork){q, cc.c, half, cc.n, fn, arg1, 0};
+        if (pthread_create(&th, NULL, par_work, &w[1]) == 0)
+            *split = 1;
+        else
+            w[0].to = cc.n;
+    }
+    par_work(&w[0]);
+    if (*split)
+        pthread_join(th, NULL);
+    rc = w[0].rc != 0 ? w[0].rc : *split ? w[1].rc : 0;
+    chunks_free(&cc);
+    return rc;
 }
 
 /* ---- aggregation --------------------------------------------------------- */
@@ -1391,12 +1592,26 @@ struct agg {
     uint32_t *master;
     uint32_t nmaster;
     int err;
+    /* distinct addresses by address id: bitmaps, then a hash set of u64 (ord, side, id) */
+    int aid_mode, aid_bad;
+    uint32_t amax;
+    size_t words;         /* per bitmap */
+    uint64_t *tbits;      /* the total's source and destination bitmaps */
+    size_t bits_words;    /* words of the groups' bitmaps so far */
+    struct htab apairs;   /* groups past the bitmap budget */
+    struct aidrow *arows; /* address group-bys: the groups, by address id (flows 0: none) */
+    size_t narows;
 };
 
 struct gval {
     struct acc a;
-    uint64_t ord; /* creation ordinal, for distinct pairs */
+    uint64_t ord;   /* creation ordinal, for distinct pairs */
+    uint64_t *bits; /* aid mode: source and destination bitmaps, or NULL */
 };
+
+/* Per-group bitmaps for the first groups, within 64 MB; a hash set for the rest. */
+#define AGG_BITS_WORDS (8u << 20)
+#define AGG_BITS_GROUPS 1024
 
 struct pairkey {
     uint64_t ord;
@@ -1421,6 +1636,64 @@ static int distinct_add(struct htab *t, uint64_t ord, int side, int ver, const u
     return created;
 }
 
+/* 1 when address id aid is new for side (0 source, 1 destination) of group v (NULL: the total). */
+static int aid_distinct(struct agg *g, struct gval *v, int side, uint32_t aid)
+{
+    uint64_t key;
+    int created = 0;
+
+    if (v == NULL)
+        return (int)bit_set(g->tbits + (size_t)side * g->words, aid);
+    if (v->bits != NULL)
+        return (int)bit_set(v->bits + (size_t)side * g->words, aid);
+    key = v->ord << 33 | (uint64_t)side << 32 | aid;
+    if (ht_get(&g->apairs, &key, &created) == NULL)
+        return -1;
+    return created;
+}
+
+static int agg_row_aidd(struct agg *g, const struct ca_hot *h, const struct gv *a, int na,
+                        const struct gv *b, int nb)
+{
+    int c;
+
+    if (h->src_aid == 0 || h->src_aid > g->amax || h->dst_aid == 0 || h->dst_aid > g->amax) {
+        g->aid_bad = 1;
+        return CA_EBUSY;
+    }
+    acc_add(&g->total, h);
+    g->total.src_ips += (uint64_t)aid_distinct(g, NULL, 0, h->src_aid);
+    g->total.dst_ips += (uint64_t)aid_distinct(g, NULL, 1, h->dst_aid);
+    for (int i = 0; i < na; i++) {
+        for (int j = 0; j < nb; j++) {
+            struct gkey k;
+            struct gval *v;
+            int created = 0;
+
+            k.v[0] = a[i];
+            k.v[1] = b[j];
+            v = ht_get(&g->groups, &k, &created);
+            if (v == NULL)
+                return CA_ENOMEM;
+            if (created) {
+                v->ord = g->groups.n;
+                if (g->groups.n <= AGG_BITS_GROUPS &&
+                    g->bits_words + 2 * g->words <= AGG_BITS_WORDS &&
+                    (v->bits = calloc(2 * g->words, sizeof(uint64_t))) != NULL)
+                    g->bits_words += 2 * g->words;
+            }
+            acc_add(&v->a, h);
+            if ((c = aid_distinct(g, v, 0, h->src_aid)) < 0)
+                return CA_ENOMEM;
+            v->a.src_ips += (uint64_t)c;
+            if ((c = aid_distinct(g, v, 1, h->dst_aid)) < 0)
+                return CA_ENOMEM;
+            v->a.dst_ips += (uint64_t)c;
+        }
+    }
+    return 0;
+}
+
 static int agg_row(void *arg, uint32_t cap, uint32_t seq, const struct ca_hot *h)
 {
     struct agg *g = arg;
@@ -1431,6 +1704,8 @@ static int agg_row(void *arg, uint32_t cap, uint32_t seq, const struct ca_hot *h
     nb = g->nby > 1 ? gvals(g->by[1], cap, h, g->master, g->nmaster, b) : 1;
     if (g->nby == 1)
         memset(b, 0, sizeof(b));
+    if (g->aid_mode)
+        return agg_row_aidd(g, h, a, na, b, nb);
     acc_add(&g->total, h);
     if (g->want_distinct) {
         int c;
@@ -1517,18 +1792,22 @@ static int build_master(struct ca_query *q, uint32_t **out, uint32_t *n)
 }
 
 struct row_ref {
-    const struct gkey *k;
-    const struct gval *v;
+    const struct gv *k[2]; /* the group values */
+    const struct acc *a;
     double order;
 };
+
+static const struct gv gv_none; /* the second value of one-field groups kept by address id */
 
 static int row_cmp(const void *a, const void *b)
 {
     const struct row_ref *x = a, *y = b;
+    int c;
 
     if (x->order != y->order)
         return x->order > y->order ? -1 : 1;
-    return memcmp(x->k, y->k, sizeof(struct gkey));
+    c = memcmp(x->k[0], y->k[0], sizeof(struct gv));
+    return c != 0 ? c : memcmp(x->k[1], y->k[1], sizeof(struct gv));
 }
 
 static int parse_list(const char *s, int (*find)(const char *, size_t), int *out, int max, int *n)
@@ -1589,6 +1868,7 @@ struct aidagg {
     struct agg *g;
     struct aidrow *rows;
     uint32_t max;
+    struct acc total;
 };
 
 static void aid_add(struct aidagg *x, uint32_t id, int ver, const uint8_t *addr,
@@ -1609,7 +1889,7 @@ static int agg_row_aid(void *arg, uint32_t cap, uint32_t seq, const struct ca_ho
     struct aidagg *x = arg;
     int f = x->g->by[0];
 
-    acc_add(&x->g->total, h);
+    acc_add(&x->total, h);
     if (f == GF_SRC || f == GF_IP)
         aid_add(x, h->src_aid, h->ip_version, h->src, h);
     if (f == GF_DST || (f == GF_IP && h->dst_aid != h->src_aid))
@@ -1617,40 +1897,74 @@ static int agg_row_aid(void *arg, uint32_t cap, uint32_t seq, const struct ca_ho
     return 0;
 }
 
+/*
+ * One thread: a second dense array per request would cost more in fresh
+ * pages (a fault each on this kind of VM) than the scan's other half.
+ */
 static int agg_aids(struct ca_query *q, struct agg *g)
 {
-    struct aidagg x = {g, NULL, ca_ws_snap_addr_max(q->s)};
+    struct aidagg x = {g, NULL, ca_ws_snap_addr_max(q->s), {0}};
     int rc;
 
     x.rows = calloc((size_t)x.max + 1, sizeof(*x.rows));
     if (x.rows == NULL)
         return CA_ENOMEM;
     rc = scan(q, 0, 0, agg_row_aid, &x, NULL);
-    for (uint32_t i = 1; rc == 0 && i <= x.max; i++) {
-        struct gkey k;
-        struct gval *v;
+    acc_merge_acc(&g->total, &x.total);
+    /* the rows stay where they are: agg_rows reads them in place */
+    g->arows = x.rows;
+    g->narows = (size_t)x.max + 1;
+    return rc;
+}
 
-        if (x.rows[i].a.flows == 0)
-            continue;
-        memset(&k, 0, sizeof(k));
-        k.v[0] = x.rows[i].v;
-        v = ht_get(&g->groups, &k, NULL);
-        if (v == NULL) {
-            rc = CA_ENOMEM;
-            break;
+static void agg_free(struct agg *g);
+
+/* The scan of a group-by without distinct counts, on two threads; groups merge. */
+static int agg_par(struct ca_query *q, struct agg *g)
+{
+    struct agg h;
+    const uint8_t *s;
+    int rc, split = 0;
+
+    if (par_indexed(q))
+        return scan(q, 0, 0, agg_row, g, NULL);
+    memset(&h, 0, sizeof(h));
+    h.q = q;
+    h.nby = g->nby;
+    memcpy(h.by, g->by, sizeof(h.by));
+    h.master = g->master;
+    h.nmaster = g->nmaster;
+    if (ht_init(&h.groups, sizeof(struct gkey), sizeof(struct gval), 1024) != 0)
+        return CA_ENOMEM;
+    rc = scan_par(q, agg_row, g, &h, &split);
+    if (rc == 0 && split) {
+        acc_merge_acc(&g->total, &h.total);
+        HT_EACH(&h.groups, i, s)
+        {
+            const struct gval *b = (const struct gval *)(const void *)(s + h.groups.voff);
+            struct gval *v;
+            int created = 0;
+
+            v = ht_get(&g->groups, s + 8, &created);
+            if (v == NULL) {
+                rc = CA_ENOMEM;
+                break;
+            }
+            if (created)
+                v->ord = g->groups.n;
+            acc_merge_acc(&v->a, &b->a);
         }
-        v->a = x.rows[i].a;
-        v->ord = g->groups.n;
     }
-    free(x.rows);
+    ht_free(&h.groups);
     return rc;
 }
 
 /* Runs the aggregation; the caller frees g (agg_free). */
 static int agg_run(struct ca_query *q, struct agg *g, const int *by, int nby, int distinct)
 {
-    int rc;
+    int rc, aids_ok = 1;
 
+again:
     memset(g, 0, sizeof(*g));
     g->q = q;
     g->nby = nby;
@@ -1662,7 +1976,7 @@ static int agg_run(struct ca_query *q, struct agg *g, const int *by, int nby, in
                       ht_init(&g->tdst, sizeof(struct pairkey), 0, 4096) != 0)))
         return CA_ENOMEM;
     if (nby == 1 && !distinct && tab_field(by[0]) && use_tables(q)) {
-        rc = ht_presize(&g->groups, tab_rows(q, (unsigned)by[0]));
+        rc = ht_presize(&g->groups, tab_rows_max(q, (unsigned)by[0]));
         if (rc == 0)
             rc = tab_each(q, (unsigned)by[0], agg_tab_one, g);
         return rc != 0 ? rc : tab_each(q, GF_L4, total_one, &g->total);
@@ -1675,11 +1989,41 @@ static int agg_run(struct ca_query *q, struct agg *g, const int *by, int nby, in
         if (rc != 0)
             return rc;
     }
-    return scan(q, 0, 0, agg_row, g, NULL);
+    if (distinct && aids_ok && have_tables(q) && q->aids &&
+        (g->amax = ca_ws_snap_addr_max(q->s)) <= AID_DENSE_MAX * 32) {
+        g->words = g->amax / 64 + 1;
+        g->tbits = calloc(2 * g->words, sizeof(uint64_t));
+        if (g->tbits == NULL || ht_init(&g->apairs, 8, 0, 4096) != 0)
+            return CA_ENOMEM;
+        g->aid_mode = 1;
+    }
+    if (!g->aid_mode && !distinct) {
+        rc = agg_par(q, g);
+        return rc;
+    }
+    rc = scan(q, 0, 0, agg_row, g, NULL);
+    if (g->aid_mode && g->aid_bad) { /* a record without address ids: by address */
+        agg_free(g);
+        aids_ok = 0;
+        goto again;
+    }
+    return rc;
 }
 
 static void agg_free(struct agg *g)
 {
+    if (g->aid_mode && g->groups.mem != NULL) {
+        const uint8_t *s;
+
+        HT_EACH(&g->groups, i, s)
+        free(((const struct gval *)(const void *)(s + g->groups.voff))->bits);
+    }
+    free(g->tbits);
+    g->tbits = NULL;
+    free(g->arows);
+    g->arows = NULL;
+    g->narows = 0;
+    ht_free(&g->apairs);
     ht_free(&g->groups);
     ht_free(&g->pairs);
     ht_free(&g->tsrc);
@@ -1690,17 +2034,32 @@ static void agg_free(struct agg *g)
 /* Rows of g sorted by metric `order` (descending); caller frees. */
 static struct row_ref *agg_rows(struct agg *g, int order, size_t *n)
 {
-    struct row_ref *rows = malloc((g->groups.n + 1) * sizeof(*rows));
+    size_t k = 0, want = g->groups.n;
+    struct row_ref *rows;
     const uint8_t *s;
-    size_t k = 0;
 
+    for (size_t i = 0; i < g->narows; i++)
+        want += g->arows[i].a.flows != 0;
+    rows = malloc((want + 1) * sizeof(*rows));
     if (rows == NULL)
         return NULL;
+    for (size_t i = 0; i < g->narows; i++) {
+        if (g->arows[i].a.flows == 0)
+            continue;
+        rows[k].k[0] = &g->arows[i].v;
+        rows[k].k[1] = &gv_none;
+        rows[k].a = &g->arows[i].a;
+        rows[k].order = acc_metric(rows[k].a, order);
+        k++;
+    }
     HT_EACH(&g->groups, i, s)
     {
-        rows[k].k = (const struct gkey *)(const void *)(s + 8);
-        rows[k].v = (const struct gval *)(const void *)(s + g->groups.voff);
-        rows[k].order = acc_metric(&rows[k].v->a, order);
+        const struct gkey *key = (const struct gkey *)(const void *)(s + 8);
+
+        rows[k].k[0] = &key->v[0];
+        rows[k].k[1] = &key->v[1];
+        rows[k].a = &((const struct gval *)(const void *)(s + g->groups.voff))->a;
+        rows[k].order = acc_metric(rows[k].a, order);
         k++;
     }
     qsort(rows, k, sizeof(*rows), row_cmp);
@@ -1775,21 +2134,21 @@ int ca_query_aggregate(struct ca_query *q, const char *by, const char *metrics, 
         json_t *row, *key;
 
         if (top > 0 && i >= (size_t)top) {
-            other.flows += rows[i].v->a.flows;
-            other.bytes += rows[i].v->a.bytes;
-            other.sent += rows[i].v->a.sent;
-            other.recv += rows[i].v->a.recv;
-            other.packets += rows[i].v->a.packets;
-            other.dur_ns += rows[i].v->a.dur_ns;
+            other.flows += rows[i].a->flows;
+            other.bytes += rows[i].a->bytes;
+            other.sent += rows[i].a->sent;
+            other.recv += rows[i].a->recv;
+            other.packets += rows[i].a->packets;
+            other.dur_ns += rows[i].a->dur_ns;
             /* distinct counts of "other" are not additive; sums are an upper bound */
-            other.src_ips += rows[i].v->a.src_ips;
-            other.dst_ips += rows[i].v->a.dst_ips;
+            other.src_ips += rows[i].a->src_ips;
+            other.dst_ips += rows[i].a->dst_ips;
             continue;
         }
-        row = acc_json(&rows[i].v->a, ms, nm);
+        row = acc_json(rows[i].a, ms, nm);
         key = json_array();
         for (int j = 0; j < nby; j++)
-            json_array_append_new(key, gv_json(q, byv[j], &rows[i].k->v[j]));
+            json_array_append_new(key, gv_json(q, byv[j], rows[i].k[j]));
         json_object_set_new(row, "key", key);
         json_array_append_new(arr, row);
     }
@@ -1959,6 +2318,66 @@ static int sum_tables(struct ca_query *q, struct sum *s)
     return rc;
 }
 
+/* The filtered summary with address ids, on two threads (bitmaps OR, sums add). */
+static int sum_aids(struct ca_query *q, struct sum *s)
+{
+    struct sum t;
+    int rc, split = 0;
+
+    memset(&t, 0, sizeof(t));
+    s->amax = t.amax = ca_ws_snap_addr_max(q->s);
+    s->words = t.words = s->amax / 64 + 1;
+    s->bits = calloc(3 * s->words, sizeof(uint64_t));
+    if (s->bits == NULL)
+        return CA_ENOMEM;
+    if (par_indexed(q)) {
+        rc = scan(q, 0, 0, sum_row_aid, s, NULL);
+        goto done;
+    }
+    t.bits = calloc(3 * t.words, sizeof(uint64_t));
+    if (t.bits == NULL || ht_init(&t.caps, sizeof(uint32_t), 0, 64) != 0) {
+        free(t.bits);
+        return CA_ENOMEM;
+    }
+    rc = scan_par(q, sum_row_aid, s, &t, &split);
+    if (rc == 0 && split) {
+        const uint8_t *sl;
+
+        if (t.a.flows != 0) {
+            if (s->a.flows == 0 || t.first < s->first)
+                s->first = t.first;
+            if (s->a.flows == 0 || t.last > s->last)
+                s->last = t.last;
+        }
+        acc_merge_acc(&s->a, &t.a);
+        s->nsrc = s->ndst = s->nips = 0;
+        for (size_t i = 0; i < 3 * s->words; i++) {
+            uint64_t w = s->bits[i] | t.bits[i];
+            uint64_t c = (uint64_t)__builtin_popcountll(w);
+
+            s->bits[i] = w;
+            if (i < s->words)
+                s->nsrc += c;
+            else if (i < 2 * s->words)
+                s->ndst += c;
+            else
+                s->nips += c;
+        }
+        HT_EACH(&t.caps, i, sl)
+        {
+            if (rc == 0 && ht_get(&s->caps, sl + 8, NULL) == NULL)
+                rc = CA_ENOMEM;
+        }
+    }
+    free(t.bits);
+    ht_free(&t.caps);
+done:
+    s->src.n = s->nsrc;
+    s->dst.n = s->ndst;
+    s->ips.n = s->nips;
+    return rc;
+}
+
 int ca_query_summary(struct ca_query *q, json_t **out)
 {
     struct sum s;
@@ -1976,13 +2395,7 @@ int ca_query_summary(struct ca_query *q, json_t **out)
     if (use_tables(q)) {
         rc = sum_tables(q, &s);
     } else if (have_tables(q) && q->aids) {
-        s.amax = ca_ws_snap_addr_max(q->s);
-        s.words = s.amax / 64 + 1;
-        s.bits = calloc(3 * s.words, sizeof(uint64_t));
-        rc = s.bits != NULL ? scan(q, 0, 0, sum_row_aid, &s, NULL) : CA_ENOMEM;
-        s.src.n = s.nsrc;
-        s.dst.n = s.ndst;
-        s.ips.n = s.nips;
+        rc = sum_aids(q, &s);
     } else {
         rc = scan(q, 0, 0, sum_row, &s, NULL);
     }
@@ -2086,16 +2499,150 @@ static int tl_tab_one(void *arg, const struct tabrec *r)
     return 0;
 }
 
+/* The span pass on two threads: the second half's kept rows follow the first's. */
+static int span_scan(struct ca_query *q, struct span *sp)
+{
+    struct span t = {0, 0, 0, NULL, 0, 0, 0};
+    int rc, split = 0;
+
+    rc = scan_par(q, span_row, sp, &t, &split);
+    if (rc == 0 && split && t.any) {
+        if (!sp->any || t.first < sp->first)
+            sp->first = t.first;
+        if (!sp->any || t.last > sp->last)
+            sp->last = t.last;
+        sp->any = 1;
+        if (t.overflow || sp->overflow || sp->nkeep + t.nkeep > TL_KEEP_MAX ||
+            grow((void **)&sp->keep, &sp->capkeep, sp->nkeep + t.nkeep, sizeof(*sp->keep)) != 0) {
+            sp->overflow = 1;
+        } else if (t.nkeep > 0) {
+            memcpy(sp->keep + sp->nkeep, t.keep, t.nkeep * sizeof(*t.keep));
+            sp->nkeep += t.nkeep;
+        }
+    }
+    free(t.keep);
+    return rc;
+}
+
+/*
+ * Filtered timelines over the whole span add the matches up per minute of
+ * the captures' span in the same pass that finds the filtered span (on two
+ * threads); bins of a minute or more are then sums of minutes, and only a
+ * span short enough for finer bins scans again.  No rows are kept.
+ */
+struct mins {
+    int64_t m0; /* first minute */
+    size_t n;
+    struct acc *a; /* per minute */
+    int64_t first, last;
+    int any, out; /* out: a flow outside its captures' span (then not used) */
+};
+
+#define MINS_MAX (1u << 20)
+
+static int mins_row(void *arg, uint32_t cap, uint32_t seq, const struct ca_hot *h)
+{
+    struct mins *m = arg;
+    int64_t i = fdiv(h->first_ns, 60 * NS_PER_S) - m->m0;
+
+    if (i < 0 || (uint64_t)i >= m->n)
+        m->out = 1;
+    else
+        acc_add(&m->a[i], h);
+    if (!m->any || h->first_ns < m->first)
+        m->first = h->first_ns;
+    if (!m->any || h->last_ns > m->last)
+        m->last = h->last_ns;
+    m->any = 1;
+    return 0;
+}
+
+/* 0 with m->a set (minute sums), or 0 with m->a NULL: use another way. */
+static int mins_scan(struct ca_query *q, struct mins *m)
+{
+    size_t nc;
+    const struct ca_snap_capture *c = ca_ws_snap_captures(q->s, &nc);
+    int64_t lo = 0, hi = 0;
+    int any = 0, rc, split = 0;
+    struct mins t;
+
+    memset(m, 0, sizeof(*m));
+    for (size_t i = 0; i < nc; i++) {
+        if (c[i].flows == 0)
+            continue;
+        if (!any || c[i].first_ns < lo)
+            lo = c[i].first_ns;
+        if (!any || c[i].last_ns > hi)
+            hi = c[i].last_ns;
+        any = 1;
+    }
+    if (!any || hi < lo)
+        return 0;
+    m->m0 = fdiv(lo, 60 * NS_PER_S);
+    if (fdiv(hi, 60 * NS_PER_S) - m->m0 + 1 > (int64_t)MINS_MAX)
+        return 0;
+    m->n = (size_t)(fdiv(hi, 60 * NS_PER_S) - m->m0 + 1);
+    t = *m;
+    m->a = calloc(m->n, sizeof(*m->a));
+    if (m->a == NULL)
+        return CA_ENOMEM;
+    if (!par_indexed(q) && (t.a = calloc(t.n, sizeof(*t.a))) == NULL) {
+        free(m->a);
+        m->a = NULL;
+        return CA_ENOMEM;
+    }
+    rc = t.a != NULL ? scan_par(q, mins_row, m, &t, &split) : scan(q, 0, 0, mins_row, m, NULL);
+    if (rc == 0 && split) {
+        for (size_t i = 0; i < m->n; i++)
+            if (t.a[i].flows != 0)
+                acc_merge_acc(&m->a[i], &t.a[i]);
+        if (t.any) {
+            if (!m->any || t.first < m->first)
+                m->first = t.first;
+            if (!m->any || t.last > m->last)
+                m->last = t.last;
+            m->any = 1;
+        }
+        m->out |= t.out;
+    }
+    free(t.a);
+    if (rc != 0 || m->out) {
+        free(m->a);
+        m->a = NULL;
+    }
+    return rc;
+}
+
+/* Bins of a known span, on two threads. */
+static int tl_scan(struct ca_query *q, struct tl *t)
+{
+    struct tl u = *t;
+    int rc, split = 0;
+
+    if (par_indexed(q))
+        return scan(q, 0, 0, tl_row, t, NULL);
+    u.bins = calloc(u.n, sizeof(*u.bins));
+    if (u.bins == NULL)
+        return CA_ENOMEM;
+    rc = scan_par(q, tl_row, t, &u, &split);
+    for (size_t i = 0; rc == 0 && split && i < t->n; i++)
+        acc_merge_acc(&t->bins[i], &u.bins[i]);
+    free(u.bins);
+    return rc;
+}
+
 /* Timeline of what q matches (plus [from,to]); *out is the answer object. */
 static int timeline(struct ca_query *q, int bins, int64_t from, int64_t to, json_t **out)
 {
     struct span sp = {0, 0, 0, NULL, 0, 0, 0};
+    struct mins mn;
     struct tl t;
     json_t *arr;
     size_t k;
     int rc;
 
     *out = NULL;
+    memset(&mn, 0, sizeof(mn));
     if (ca_filter_is_all(q->f) && !q->has_ip) {
         size_t nc;
         const struct ca_snap_capture *c = ca_ws_snap_captures(q->s, &nc);
@@ -2110,7 +2657,14 @@ static int timeline(struct ca_query *q, int bins, int64_t from, int64_t to, json
             sp.any = 1;
         }
     } else {
-        rc = scan(q, 0, 0, span_row, &sp, NULL);
+        rc = from == 0 && to == 0 ? mins_scan(q, &mn) : 0;
+        if (rc == 0 && mn.a != NULL) {
+            sp.first = mn.first;
+            sp.last = mn.last;
+            sp.any = mn.any;
+        } else if (rc == 0) {
+            rc = span_scan(q, &sp);
+        }
         if (rc != 0) {
             free(sp.keep);
             return rc;
@@ -2122,6 +2676,7 @@ static int timeline(struct ca_query *q, int bins, int64_t from, int64_t to, json
         sp.last = to, sp.any = 1;
     if (!sp.any) {
         free(sp.keep);
+        free(mn.a);
         *out = json_pack("{s:I, s:n, s:n, s:[]}", "bin_ns", (json_int_t)NS_PER_S, "start_ns",
                          "end_ns", "bins");
         return *out != NULL ? 0 : CA_ENOMEM;
@@ -2140,12 +2695,26 @@ static int timeline(struct ca_query *q, int bins, int64_t from, int64_t to, json
     t.bins = calloc(t.n, sizeof(*t.bins));
     if (t.bins == NULL) {
         free(sp.keep);
+        free(mn.a);
         return CA_ENOMEM;
     }
     /* Minute rows add up exactly into bins of a minute or more (bins start
      * on multiples of their size). */
     if (from == 0 && to == 0 && t.bin >= 60 * NS_PER_S && use_tables(q)) {
         rc = tab_each(q, TAB_MINUTE, tl_tab_one, &t);
+    } else if (mn.a != NULL && t.bin >= 60 * NS_PER_S) {
+        rc = 0;
+        for (size_t i = 0; i < mn.n; i++) {
+            int64_t m = (mn.m0 + (int64_t)i) * 60 * NS_PER_S, b;
+
+            if (mn.a[i].flows == 0 || m + 60 * NS_PER_S <= t.start)
+                continue;
+            b = (m - t.start) / t.bin;
+            if (b >= 0 && (size_t)b < t.n)
+                acc_merge_acc(&t.bins[b], &mn.a[i]);
+        }
+    } else if (mn.a != NULL) {
+        rc = tl_scan(q, &t);
     } else if (sp.keep != NULL && !sp.overflow) {
         rc = 0;
         for (size_t i = 0; i < sp.nkeep; i++) {
@@ -2166,9 +2735,10 @@ static int timeline(struct ca_query *q, int bins, int64_t from, int64_t to, json
             }
         }
     } else {
-        rc = scan(q, 0, 0, tl_row, &t, NULL);
+        rc = tl_scan(q, &t);
     }
     free(sp.keep);
+    free(mn.a);
     if (rc == 0) {
         arr = json_array();
         for (size_t i = 0; i < t.n; i++) {
@@ -2481,6 +3051,19 @@ static void heap_up(struct page *p, size_t i)
     }
 }
 
+static void page_put(struct page *p, const struct skey *key)
+{
+    struct skey k = *key;
+
+    if (p->n < p->k) {
+        p->heap[p->n++] = k;
+        heap_up(p, p->n - 1);
+    } else if (key_cmp(p, &k, &p->heap[0]) < 0) {
+        p->heap[0] = k;
+        heap_down(p, 0);
+    }
+}
+
 static int page_row(void *arg, uint32_t cap, uint32_t seq, const struct ca_hot *h)
 {
     struct page *p = arg;
@@ -2490,14 +3073,31 @@ static int page_row(void *arg, uint32_t cap, uint32_t seq, const struct ca_hot *
     make_key(p->sf, &p->rk, cap, seq, h, &k);
     if (p->has_cursor && key_cmp(p, &k, &p->cursor) <= 0)
         return 0;
-    if (p->n < p->k) {
-        p->heap[p->n++] = k;
-        heap_up(p, p->n - 1);
-    } else if (key_cmp(p, &k, &p->heap[0]) < 0) {
-        p->heap[0] = k;
-        heap_down(p, 0);
-    }
+    page_put(p, &k);
     return 0;
+}
+
+/* A page by a full scan, on two threads: the second half's best keys join the first's. */
+static int page_scan(struct ca_query *q, struct page *p)
+{
+    struct page t = *p;
+    int rc, split = 0;
+
+    if (par_indexed(q))
+        return scan(q, 0, 0, page_row, p, NULL);
+    t.n = 0;
+    t.total = 0;
+    t.heap = malloc(t.k * sizeof(*t.heap));
+    if (t.heap == NULL)
+        return CA_ENOMEM;
+    rc = scan_par(q, page_row, p, &t, &split);
+    if (rc == 0 && split) {
+        p->total += t.total;
+        for (size_t i = 0; i < t.n; i++)
+            page_put(p, &t.heap[i]);
+    }
+    free(t.heap);
+    return rc;
 }
 
 /*
@@ -2511,57 +3111,7 @@ static int page_row(void *arg, uint32_t cap, uint32_t seq, const struct ca_hot *
  */
 #define WALK_MAX 20000
 
-/*
- * Counting the matches of a filter over every flow (a page's total) is
- * the one scan whose partial answers simply add up, so it runs on two
- * threads over the snapshot's hot chunks: the mapped memory stays valid
- * while the read transaction is open, and the compiled filter is only read.
- */
-struct cchunk {
-    const struct ca_hot *h;
-    size_t n;
-    int64_t cap_start;
-    uint32_t cap;
-    int owned; /* a copy of a chunk LMDB stored unaligned */
-};
-
-struct ccollect {
-    struct ca_query *q;
-    struct cchunk *c;
-    size_t n, cap;
-    const struct ca_snap_capture *caps;
-    size_t ncaps;
-};
-
-static int collect_chunk(void *arg, uint32_t cap, uint32_t seq0, const struct ca_hot *h, size_t n)
-{
-    struct ccollect *cc = arg;
-    struct cchunk *k;
-    size_t off = 0;
-
-    if (grow((void **)&cc->c, &cc->cap, cc->n + 1, sizeof(*cc->c)) != 0)
-        return CA_ENOMEM;
-    k = &cc->c[cc->n];
-    memset(k, 0, sizeof(*k));
-    if (((uintptr_t)h & 7) != 0 || ca_ws_snap_hot_is_copy(ca_query_snap(cc->q), h)) {
-        struct ca_hot *copy = malloc(n * sizeof(*copy));
-
-        if (copy == NULL)
-            return CA_ENOMEM;
-        memcpy(copy, h, n * sizeof(*copy));
-        h = copy;
-        k->owned = 1;
-    }
-    k->h = h;
-    k->n = n;
-    k->cap = cap;
-    for (; off < cc->ncaps; off++)
-        if (cc->caps[off].id == cap)
-            k->cap_start = cc->caps[off].first_ns;
-    cc->n++;
-    return 0;
-}
-
+/* Counting the matches of a filter (a page's total) runs on two threads (scan_par). */
 struct cwork {
     const struct ca_filter *f;
     const struct cchunk *c;
@@ -2589,34 +3139,23 @@ static int count_matches(struct ca_query *q, uint64_t *total)
     struct ccollect cc;
     struct cwork w[2];
     pthread_t th;
-    size_t rows = 0, half = 0, acc = 0;
+    size_t rows = 0, half = 0;
     int rc, threaded;
 
-    memset(&cc, 0, sizeof(cc));
-    cc.q = q;
-    cc.caps = ca_ws_snap_captures(q->s, &cc.ncaps);
-    rc = ca_ws_snap_scan(q->s, 0, 0, collect_chunk, &cc);
-    for (size_t i = 0; i < cc.n; i++)
-        rows += cc.c[i].n;
-    /* split where half of the rows are */
-    for (half = 0; half < cc.n && acc < rows / 2; half++)
-        acc += cc.c[half].n;
+    rc = chunks_collect(q, &cc, &half, &rows);
+    if (rc != 0)
+        return rc;
     w[0] = (struct cwork){q->f, cc.c, 0, half, 0};
     w[1] = (struct cwork){q->f, cc.c, half, cc.n, 0};
-    if (rc == 0) {
-        threaded = rows >= 4096 && pthread_create(&th, NULL, count_work, &w[1]) == 0;
-        count_work(&w[0]);
-        if (threaded)
-            pthread_join(th, NULL);
-        else
-            count_work(&w[1]);
-        *total += w[0].count + w[1].count;
-    }
-    for (size_t i = 0; i < cc.n; i++)
-        if (cc.c[i].owned)
-            free((void *)cc.c[i].h);
-    free(cc.c);
-    return rc;
+    threaded = rows >= 4096 && pthread_create(&th, NULL, count_work, &w[1]) == 0;
+    count_work(&w[0]);
+    if (threaded)
+        pthread_join(th, NULL);
+    else
+        count_work(&w[1]);
+    *total += w[0].count + w[1].count;
+    chunks_free(&cc);
+    return 0;
 }
 
 static int page_by_order(struct ca_query *q, struct page *p, unsigned kind, int *gave_up)
@@ -2783,10 +3322,10 @@ int ca_query_flows(struct ca_query *q, const char *sort, int desc, size_t limit,
         if (rc == 0 && gave_up) {
             p.n = 0;
             p.total = 0;
-            rc = scan(q, 0, 0, page_row, &p, NULL);
+            rc = page_scan(q, &p);
         }
     } else {
-        rc = scan(q, 0, 0, page_row, &p, NULL);
+        rc = page_scan(q, &p);
     }
     if (rc != 0)
         goto out;
@@ -3040,22 +3579,64 @@ out:
 
 /* ---- host graph ---------------------------------------------------------- */
 
+/*
+ * One scan finds the hosts (indexed by address id when every record has
+ * one, else through a hash table) and keeps each matching flow as a
+ * (source host, destination host, bytes) triple.  The grouping follows
+ * from the hosts alone: hosts when few enough, else /24 (/48) networks,
+ * else ASNs, each host mapping to its group; then the triples add up into
+ * the groups' nodes and edges (a flow counts once for a node it touches on
+ * both sides), in a dense matrix when the groups are few.  A group's
+ * country is that of the last flow that touched it.  Only a host seen
+ * with several ASNs (the ASN grouping then follows each flow's own) or
+ * more matching flows than the triples may hold costs a second scan.
+ */
 enum { GRP_HOST, GRP_NET, GRP_ASN };
 
 struct gnode {
-    struct acc a;
-    char cc[4];
+    struct addrkey k;
+    uint64_t flows, bytes;
+    uint64_t last; /* 2 * scan position + 1 on the source side: whose country */
     uint32_t asn;
+    char cc[2];
+    uint8_t asn_mixed;
+    uint8_t pad;
 };
 
-struct gedge_key {
-    struct addrkey s, d;
+struct gfb {
+    uint64_t flows, bytes;
 };
 
-struct graph {
-    int grouping;
-    struct htab nodes; /* addrkey -> gnode */
-    struct htab edges; /* gedge_key -> acc */
+struct gtrip {
+    uint32_t s, d; /* host indexes */
+    uint64_t bytes;
+};
+
+#define GRAPH_TRIPS_MAX (4u << 20)
+#define GRAPH_MATRIX_MAX 256
+
+struct hostg {
+    int grouping; /* GRP_HOST, or GRP_ASN for the scan by ASN */
+    struct gnode *nodes;
+    size_t n, capn;
+    uint32_t *idx; /* address id -> node index + 1 (dense mode) */
+    uint32_t max;
+    struct htab keys; /* group key -> u32 node index (hash mode) */
+    uint64_t tick;
+    int out_of_range; /* dense mode met an address id it cannot index */
+    struct gtrip *trips;
+    size_t ntrips, captrips;
+    int overflow; /* more matching flows than GRAPH_TRIPS_MAX */
+};
+
+/* The answer being built: nodes of the chosen grouping and their edges. */
+struct gout {
+    struct hostg *hg;
+    const uint32_t *gid; /* host index -> group index */
+    struct gnode *nodes;
+    size_t n;
+    struct gfb *mat;   /* n * n when n <= GRAPH_MATRIX_MAX */
+    struct htab edges; /* u64 (a << 32 | b) -> struct gfb otherwise */
 };
 
 static void group_key(int grouping, int ver, const uint8_t *addr, uint32_t asn, struct addrkey *k)
@@ -3072,30 +3653,204 @@ static void group_key(int grouping, int ver, const uint8_t *addr, uint32_t asn, 
     }
 }
 
-static int graph_row(void *arg, uint32_t cap, uint32_t seq, const struct ca_hot *h)
+static void hostg_free(struct hostg *g)
 {
-    struct graph *g = arg;
-    struct gedge_key e;
-    struct gnode *n;
-    struct acc *a;
+    free(g->nodes);
+    free(g->idx);
+    free(g->trips);
+    ht_free(&g->keys);
+    memset(g, 0, sizeof(*g));
+}
 
-    group_key(g->grouping, h->ip_version, h->src, h->src_asn, &e.s);
-    group_key(g->grouping, h->ip_version, h->dst, h->dst_asn, &e.d);
-    for (int side = 0; side < 2; side++) {
-        n = ht_get(&g->nodes, side == 0 ? &e.s : &e.d, NULL);
-        if (n == NULL)
-            return CA_ENOMEM;
-        acc_add(&n->a, h);
-        memcpy(n->cc, side == 0 ? h->src_cc : h->dst_cc, 2);
-        n->asn = side == 0 ? h->src_asn : h->dst_asn;
-        if (memcmp(&e.s, &e.d, sizeof(e.s)) == 0)
-            break;
-    }
-    a = ht_get(&g->edges, &e, NULL);
-    if (a == NULL)
+/* A new zeroed node of g; its index in *i. */
+static int hg_new(struct hostg *g, const struct addrkey *k, uint32_t *i)
+{
+    if (grow((void **)&g->nodes, &g->capn, g->n + 1, sizeof(*g->nodes)) != 0)
         return CA_ENOMEM;
-    acc_add(a, h);
+    memset(&g->nodes[g->n], 0, sizeof(g->nodes[g->n]));
+    g->nodes[g->n].k = *k;
+    *i = (uint32_t)g->n++;
     return 0;
+}
+
+/* Node index of one side of a flow (created when new). */
+static int hg_node(struct hostg *g, uint32_t aid, int ver, const uint8_t *addr, uint32_t asn,
+                   uint32_t *i)
+{
+    struct addrkey k;
+    uint32_t *v;
+    int created = 0;
+
+    if (g->idx != NULL) {
+        if (aid == 0 || aid > g->max) {
+            g->out_of_range = 1;
+            return CA_EBUSY;
+        }
+        if (g->idx[aid] != 0) {
+            *i = g->idx[aid] - 1;
+            return 0;
+        }
+        group_key(GRP_HOST, ver, addr, asn, &k);
+        if (hg_new(g, &k, i) != 0)
+            return CA_ENOMEM;
+        g->idx[aid] = *i + 1;
+        return 0;
+    }
+    group_key(g->grouping, ver, addr, asn, &k);
+    v = ht_get(&g->keys, &k, &created);
+    if (v == NULL)
+        return CA_ENOMEM;
+    if (created && hg_new(g, &k, v) != 0)
+        return CA_ENOMEM;
+    *i = *v;
+    return 0;
+}
+
+static void hg_touch(struct hostg *g, uint32_t i, uint64_t last, const char *cc, uint32_t asn)
+{
+    struct gnode *n = &g->nodes[i];
+
+    if (n->flows == 0)
+        n->asn = asn;
+    else if (n->asn != asn)
+        n->asn_mixed = 1;
+    n->flows++;
+    n->last = last;
+    memcpy(n->cc, cc, 2);
+}
+
+static int hg_row(void *arg, uint32_t cap, uint32_t seq, const struct ca_hot *h)
+{
+    struct hostg *g = arg;
+    uint32_t s, d;
+    int rc;
+
+    if ((rc = hg_node(g, h->src_aid, h->ip_version, h->src, h->src_asn, &s)) != 0 ||
+        (rc = hg_node(g, h->dst_aid, h->ip_version, h->dst, h->dst_asn, &d)) != 0)
+        return rc;
+    hg_touch(g, s, 2 * g->tick + 1, h->src_cc, h->src_asn);
+    if (d != s)
+        hg_touch(g, d, 2 * g->tick, h->dst_cc, h->dst_asn);
+    g->tick++;
+    if (g->overflow)
+        return 0;
+    if (g->ntrips == GRAPH_TRIPS_MAX ||
+        grow((void **)&g->trips, &g->captrips, g->ntrips + 1, sizeof(*g->trips)) != 0) {
+        g->overflow = 1;
+        free(g->trips);
+        g->trips = NULL;
+        g->ntrips = g->captrips = 0;
+        return 0;
+    }
+    g->trips[g->ntrips++] = (struct gtrip){s, d, h->sent_bytes + h->recv_bytes};
+    return 0;
+}
+
+/* The hosts (or, with grouping GRP_ASN, the ASNs) of what q matches. */
+static int graph_scan(struct ca_query *q, int grouping, struct hostg *g)
+{
+    int rc;
+
+    memset(g, 0, sizeof(*g));
+    g->grouping = grouping;
+    if (grouping == GRP_HOST && have_tables(q) && q->aids &&
+        (g->max = ca_ws_snap_addr_max(q->s)) <= (16u << 20)) {
+        g->idx = calloc((size_t)g->max + 1, sizeof(*g->idx));
+        if (g->idx == NULL)
+            return CA_ENOMEM;
+        rc = scan(q, 0, 0, hg_row, g, NULL);
+        if (!g->out_of_range)
+            return rc;
+        /* an address without an id: start again by address */
+        hostg_free(g);
+        g->grouping = grouping;
+    }
+    if (ht_init(&g->keys, sizeof(struct addrkey), 4, 1024) != 0)
+        return CA_ENOMEM;
+    return scan(q, 0, 0, hg_row, g, NULL);
+}
+
+static int gout_add(struct gout *o, uint32_t a, uint32_t b, uint64_t bytes)
+{
+    struct gfb *e;
+
+    o->nodes[a].flows++;
+    o->nodes[a].bytes += bytes;
+    if (b != a) {
+        o->nodes[b].flows++;
+        o->nodes[b].bytes += bytes;
+    }
+    if (o->mat != NULL) {
+        e = &o->mat[(size_t)a * o->n + b];
+    } else {
+        uint64_t key = (uint64_t)a << 32 | b;
+
+        if ((e = ht_get(&o->edges, &key, NULL)) == NULL)
+            return CA_ENOMEM;
+    }
+    e->flows++;
+    e->bytes += bytes;
+    return 0;
+}
+
+/* Second scan, when the triples overflowed: the same hosts, looked up again. */
+static int gout_row(void *arg, uint32_t cap, uint32_t seq, const struct ca_hot *h)
+{
+    struct gout *o = arg;
+    uint32_t s, d;
+    int rc;
+
+    if ((rc = hg_node(o->hg, h->src_aid, h->ip_version, h->src, h->src_asn, &s)) != 0 ||
+        (rc = hg_node(o->hg, h->dst_aid, h->ip_version, h->dst, h->dst_asn, &d)) != 0)
+        return rc;
+    if (s >= o->hg->n || d >= o->hg->n) /* not in the first scan: cannot be */
+        return CA_EINTERNAL;
+    return gout_add(o, o->gid[s], o->gid[d], h->sent_bytes + h->recv_bytes);
+}
+
+/* Groups of the hosts of g: gid[host] = group index, *n groups (nodes in o when o != NULL). */
+static int graph_groups(const struct hostg *g, int grouping, uint32_t *gid, size_t *n,
+                        struct gout *o)
+{
+    struct htab keys;
+    int rc = 0;
+
+    *n = 0;
+    if (ht_init(&keys, sizeof(struct addrkey), 4, 1024) != 0)
+        return CA_ENOMEM;
+    for (size_t i = 0; i < g->n; i++) {
+        const struct gnode *h = &g->nodes[i];
+        struct addrkey k;
+        uint32_t *v;
+        int created = 0;
+
+        if (grouping == g->grouping)
+            k = h->k;
+        else
+            group_key(grouping, (int)h->k.ver, h->k.addr, h->asn, &k);
+        v = ht_get(&keys, &k, &created);
+        if (v == NULL) {
+            rc = CA_ENOMEM;
+            break;
+        }
+        if (created)
+            *v = (uint32_t)(*n)++;
+        gid[i] = *v;
+        if (o != NULL) {
+            struct gnode *x = &o->nodes[*v];
+
+            if (created) {
+                memset(x, 0, sizeof(*x));
+                x->k = k;
+            }
+            if (created || h->last > x->last) {
+                x->last = h->last;
+                memcpy(x->cc, h->cc, 2);
+            }
+        }
+    }
+    ht_free(&keys);
+    return rc;
 }
 
 static void node_label(int grouping, const struct addrkey *k, char *buf, size_t len)
@@ -3115,103 +3870,189 @@ static void node_label(int grouping, const struct addrkey *k, char *buf, size_t 
     }
 }
 
+/* Heaviest first: bytes, then flows, then the key (a total order). */
 static int node_cmp(const void *x, const void *y)
 {
     const struct gnode *a = *(const struct gnode *const *)x, *b = *(const struct gnode *const *)y;
 
-    if (a->a.bytes != b->a.bytes)
-        return a->a.bytes > b->a.bytes ? -1 : 1;
-    return (a->a.flows < b->a.flows) - (a->a.flows > b->a.flows);
+    if (a->bytes != b->bytes)
+        return a->bytes > b->bytes ? -1 : 1;
+    if (a->flows != b->flows)
+        return a->flows > b->flows ? -1 : 1;
+    return memcmp(&a->k, &b->k, sizeof(a->k));
 }
 
-int ca_query_graph(struct ca_query *q, size_t max_nodes, json_t **out)
+struct gedge {
+    uint32_t a, b; /* ranks of the kept nodes */
+    uint64_t flows, bytes;
+};
+
+static int edge_cmp(const void *x, const void *y)
+{
+    const struct gedge *a = x, *b = y;
+
+    if (a->bytes != b->bytes)
+        return a->bytes > b->bytes ? -1 : 1;
+    if (a->flows != b->flows)
+        return a->flows > b->flows ? -1 : 1;
+    if (a->a != b->a)
+        return a->a < b->a ? -1 : 1;
+    return (a->b > b->b) - (a->b < b->b);
+}
+
+static int edge_keep(struct gedge **edges, size_t *ne, size_t *cape, const uint32_t *rank,
+                     uint32_t a, uint32_t b, const struct gfb *e)
+{
+    if (e->flows == 0 || rank[a] == 0 || rank[b] == 0)
+        return 0;
+    if (grow((void **)edges, cape, *ne + 1, sizeof(**edges)) != 0)
+        return CA_ENOMEM;
+    (*edges)[(*ne)++] = (struct gedge){rank[a] - 1, rank[b] - 1, e->flows, e->bytes};
+    return 0;
+}
+
+/* The answer: the max_nodes heaviest nodes and the edges between them. */
+static int graph_json(const struct gout *o, int grouping, size_t max_nodes, json_t **out)
 {
     static const char *const gnames[] = {"host", "/24", "asn"};
-    struct graph g;
-    const struct gnode **order = NULL;
-    struct htab keep;
-    json_t *nodes = NULL, *edges = NULL;
-    const uint8_t *s;
-    size_t k = 0;
+    const struct gnode **order = malloc((o->n + 1) * sizeof(*order));
+    uint32_t *rank = calloc(o->n + 1, sizeof(*rank)); /* node -> position + 1, 0 = dropped */
+    char(*labels)[80] = NULL;
+    struct gedge *edges = NULL;
+    size_t nkeep, ne = 0, cape = 0;
+    json_t *nodes = json_array(), *jedges = json_array();
     int rc = 0;
 
-    *out = NULL;
-    memset(&g, 0, sizeof(g));
-    memset(&keep, 0, sizeof(keep));
-    if (max_nodes == 0)
-        max_nodes = 150;
-    for (g.grouping = GRP_HOST; g.grouping <= GRP_ASN; g.grouping++) {
-        ht_free(&g.nodes);
-        ht_free(&g.edges);
-        if (ht_init(&g.nodes, sizeof(struct addrkey), sizeof(struct gnode), 1024) != 0 ||
-            ht_init(&g.edges, sizeof(struct gedge_key), sizeof(struct acc), 1024) != 0) {
-            rc = CA_ENOMEM;
-            goto out;
-        }
-        rc = scan(q, 0, 0, graph_row, &g, NULL);
-        if (rc != 0)
-            goto out;
-        if (g.nodes.n <= max_nodes)
-            break;
-    }
-    if (g.grouping > GRP_ASN)
-        g.grouping = GRP_ASN;
-    /* Still too many: keep the heaviest nodes. */
-    order = malloc((g.nodes.n + 1) * sizeof(*order));
-    if (order == NULL || ht_init(&keep, sizeof(struct addrkey), 0, 1024) != 0) {
+    if (order == NULL || rank == NULL || nodes == NULL || jedges == NULL) {
         rc = CA_ENOMEM;
         goto out;
     }
-    HT_EACH(&g.nodes, i, s)
-    order[k++] = (const struct gnode *)(const void *)(s + g.nodes.voff);
-    qsort(order, k, sizeof(*order), node_cmp);
-    nodes = json_array();
-    edges = json_array();
-    for (size_t i = 0; i < k && i < max_nodes; i++) {
-        const struct addrkey *key =
-            (const struct addrkey *)(const void *)((const uint8_t *)order[i] -
-                                                   sizeof(struct addrkey));
-        char label[80];
+    for (size_t i = 0; i < o->n; i++)
+        order[i] = &o->nodes[i];
+    qsort(order, o->n, sizeof(*order), node_cmp);
+    nkeep = o->n < max_nodes ? o->n : max_nodes;
+    labels = malloc((nkeep + 1) * sizeof(*labels));
+    if (labels == NULL) {
+        rc = CA_ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < nkeep; i++) {
+        const struct gnode *n = order[i];
 
-        node_label(g.grouping, key, label, sizeof(label));
-        if (ht_get(&keep, key, NULL) == NULL) {
-            rc = CA_ENOMEM;
-            goto out;
+        rank[n - o->nodes] = (uint32_t)i + 1;
+        node_label(grouping, &n->k, labels[i], sizeof(labels[i]));
+        json_array_append_new(nodes,
+                              json_pack("{s:s, s:s, s:I, s:I, s:s%}", "id", labels[i], "label",
+                                        labels[i], "flows", (json_int_t)n->flows, "bytes",
+                                        (json_int_t)n->bytes, "country", n->cc, strnlen(n->cc, 2)));
+    }
+    if (o->mat != NULL) {
+        for (size_t a = 0; a < o->n && rc == 0; a++)
+            for (size_t b = 0; b < o->n && rc == 0; b++)
+                rc = edge_keep(&edges, &ne, &cape, rank, (uint32_t)a, (uint32_t)b,
+                               &o->mat[a * o->n + b]);
+    } else {
+        const uint8_t *s;
+
+        HT_EACH(&o->edges, i, s)
+        {
+            uint64_t key;
+            struct gfb e;
+
+            memcpy(&key, s + 8, 8);
+            memcpy(&e, s + o->edges.voff, sizeof(e));
+            if (rc == 0)
+                rc = edge_keep(&edges, &ne, &cape, rank, (uint32_t)(key >> 32), (uint32_t)key, &e);
         }
-        json_array_append_new(nodes, json_pack("{s:s, s:s, s:I, s:I, s:s%}", "id", label, "label",
-                                               label, "flows", (json_int_t)order[i]->a.flows,
-                                               "bytes", (json_int_t)order[i]->a.bytes, "country",
-                                               order[i]->cc, strnlen(order[i]->cc, 2)));
     }
-    HT_EACH(&g.edges, i, s)
-    {
-        const struct gedge_key *e = (const struct gedge_key *)(const void *)(s + 8);
-        const struct acc *a = (const struct acc *)(const void *)(s + g.edges.voff);
-        char ls[80], ld[80];
-        int c1 = 0, c2 = 0;
-
-        ht_get(&keep, &e->s, &c1);
-        ht_get(&keep, &e->d, &c2);
-        if (c1 || c2)
-            continue; /* ht_get added it: the node was not kept */
-        node_label(g.grouping, &e->s, ls, sizeof(ls));
-        node_label(g.grouping, &e->d, ld, sizeof(ld));
-        json_array_append_new(edges,
-                              json_pack("{s:s, s:s, s:I, s:I}", "source", ls, "target", ld, "flows",
-                                        (json_int_t)a->flows, "bytes", (json_int_t)a->bytes));
-    }
-    *out = json_pack("{s:s, s:o, s:o}", "grouping", gnames[g.grouping], "nodes", nodes, "edges",
-                     edges);
-    nodes = edges = NULL;
+    if (rc != 0)
+        goto out;
+    if (ne > 0)
+        qsort(edges, ne, sizeof(*edges), edge_cmp);
+    for (size_t i = 0; i < ne; i++)
+        json_array_append_new(jedges, json_pack("{s:s, s:s, s:I, s:I}", "source",
+                                                labels[edges[i].a], "target", labels[edges[i].b],
+                                                "flows", (json_int_t)edges[i].flows, "bytes",
+                                                (json_int_t)edges[i].bytes));
+    *out =
+        json_pack("{s:s, s:o, s:o}", "grouping", gnames[grouping], "nodes", nodes, "edges", jedges);
+    nodes = jedges = NULL;
     if (*out == NULL)
         rc = CA_ENOMEM;
 out:
     json_decref(nodes);
-    json_decref(edges);
+    json_decref(jedges);
     free(order);
-    ht_free(&keep);
-    ht_free(&g.nodes);
-    ht_free(&g.edges);
+    free(rank);
+    free(labels);
+    free(edges);
+    return rc;
+}
+
+int ca_query_graph(struct ca_query *q, size_t max_nodes, json_t **out)
+{
+    struct hostg h, byasn;
+    struct hostg *base = &h;
+    struct gout o;
+    uint32_t *gid = NULL;
+    size_t n = 0;
+    int rc, grouping = GRP_HOST, mixed = 0;
+
+    *out = NULL;
+    memset(&o, 0, sizeof(o));
+    memset(&byasn, 0, sizeof(byasn));
+    if (max_nodes == 0)
+        max_nodes = 150;
+    rc = graph_scan(q, GRP_HOST, &h);
+    if (rc == 0 && (gid = malloc((h.n + 1) * sizeof(*gid))) == NULL)
+        rc = CA_ENOMEM;
+    /* the grouping: the first with few enough nodes, else ASNs */
+    for (grouping = GRP_HOST; rc == 0 && grouping < GRP_ASN; grouping++) {
+        rc = graph_groups(&h, grouping, gid, &n, NULL);
+        if (rc != 0 || n <= max_nodes)
+            break;
+    }
+    if (rc == 0 && grouping == GRP_ASN) {
+        for (size_t i = 0; i < h.n; i++)
+            mixed |= h.nodes[i].asn_mixed;
+        if (mixed) { /* a host seen in several ASes: group by each flow's own */
+            rc = graph_scan(q, GRP_ASN, &byasn);
+            base = &byasn;
+            free(gid);
+            gid = rc == 0 ? malloc((byasn.n + 1) * sizeof(*gid)) : NULL;
+            if (rc == 0 && gid == NULL)
+                rc = CA_ENOMEM;
+        }
+    }
+    o.hg = base;
+    o.gid = gid;
+    if (rc == 0 && (o.nodes = malloc((base->n + 1) * sizeof(*o.nodes))) == NULL)
+        rc = CA_ENOMEM;
+    if (rc == 0)
+        rc = graph_groups(base, grouping, gid, &o.n, &o);
+    for (size_t i = 0; rc == 0 && i < o.n; i++)
+        o.nodes[i].flows = o.nodes[i].bytes = 0;
+    if (rc == 0 && o.n <= GRAPH_MATRIX_MAX) {
+        o.mat = calloc(o.n * o.n + 1, sizeof(*o.mat));
+        if (o.mat == NULL)
+            rc = CA_ENOMEM;
+    } else if (rc == 0 && ht_init(&o.edges, 8, sizeof(struct gfb), 1024) != 0) {
+        rc = CA_ENOMEM;
+    }
+    if (rc == 0 && !base->overflow) {
+        for (size_t i = 0; i < base->ntrips && rc == 0; i++)
+            rc = gout_add(&o, gid[base->trips[i].s], gid[base->trips[i].d], base->trips[i].bytes);
+    } else if (rc == 0) {
+        rc = scan(q, 0, 0, gout_row, &o, NULL);
+    }
+    if (rc == 0)
+        rc = graph_json(&o, grouping, max_nodes, out);
+    free(o.nodes);
+    free(o.mat);
+    ht_free(&o.edges);
+    free(gid);
+    hostg_free(&h);
+    hostg_free(&byasn);
     return rc;
 }
 
@@ -3245,7 +4086,7 @@ int ca_query_values(struct ca_query *q, const char *field, const char *prefix, s
         goto out;
     }
     for (size_t i = 0; i < n && json_array_size(arr) < limit; i++) {
-        json_t *v = gv_json(q, f, &rows[i].k->v[0]);
+        json_t *v = gv_json(q, f, rows[i].k[0]);
         char tmp[32];
         const char *text = json_string_value(v);
 
@@ -3258,7 +4099,7 @@ int ca_query_values(struct ca_query *q, const char *field, const char *prefix, s
             continue;
         }
         json_array_append_new(
-            arr, json_pack("{s:o, s:I}", "value", v, "flows", (json_int_t)rows[i].v->a.flows));
+            arr, json_pack("{s:o, s:I}", "value", v, "flows", (json_int_t)rows[i].a->flows));
     }
     *out = json_pack("{s:s, s:o}", "field", gfield_names[f], "values", arr);
     arr = NULL;

@@ -51,6 +51,13 @@ static void gen(void)
         memcpy(f->srv_cc, (seed >> 17) % 2 ? "US" : "DE", 3);
         memcpy(f->cli_cc, "--", 3);
         f->srv_asn = (seed >> 19) % 3 + 100;
+        if (i % 16 == 5) {
+            /* internal traffic: 10.0.0.7 is client and server (and in another AS as a
+             * server), sometimes of itself */
+            f->srv_ip[0] = 10;
+            f->srv_ip[3] = (uint8_t)(i % 64 == 5 ? 7 : (seed >> 4) % 60);
+            f->srv_asn = f->srv_ip[3] == 7 ? 100 : 0;
+        }
         f->tcp_state = f->l4 == 6 ? CA_TCP_ESTABLISHED : 0;
     }
 }
@@ -79,6 +86,10 @@ static int p_us_dns(const struct ca_flow *f)
 static int p_host(const struct ca_flow *f)
 {
     return strcmp(f->host, "h3.example.com") == 0 || f->srv_asn == 101;
+}
+static int p_not7(const struct ca_flow *f)
+{
+    return !p_ip(f);
 }
 
 static const struct {
@@ -246,6 +257,93 @@ static void test_timeline(void)
     ca_query_close(q);
 }
 
+/* Timelines against brute force: minute sums (bins of a minute or more) and a short span's
+ * second pass (finer bins). */
+static int64_t t0_ns;
+
+static int p_first30(const struct ca_flow *f)
+{
+    return f->first_ns < t0_ns + 1800LL * 1000000000LL;
+}
+static int p_udp(const struct ca_flow *f)
+{
+    return f->l4 == 17;
+}
+
+static void test_timeline_bins(void)
+{
+    static const struct {
+        const char *filter;
+        int (*pred)(const struct ca_flow *);
+        int bins;
+        int64_t bin_ns;
+    } tc[] = {
+        {"start < 30m", p_first30, 1000, 5}, /* 5 s bins: a second pass */
+        {"start < 30m", p_first30, 20, 300}, /* 5-minute bins from minutes */
+        {"l4 == udp", p_udp, 2000, 60},      {"proto == TLS and bytes > 10KB", p_tls_big, 7, 21600},
+        {"ip == 10.0.0.7", p_ip, 100, 900},
+    };
+
+    t0_ns = flows[0].first_ns;
+    for (int i = 1; i < NFLOWS; i++)
+        if (flows[i].first_ns < t0_ns)
+            t0_ns = flows[i].first_ns;
+    for (size_t c = 0; c < sizeof(tc) / sizeof(tc[0]); c++) {
+        struct ca_query *q = NULL;
+        json_t *res = NULL, *b;
+        char err[256];
+        int pos, ok = 1;
+        int64_t first = INT64_MAX, bin, start;
+        size_t i, nb;
+        uint64_t *fl, *by;
+
+        for (int k = 0; k < NFLOWS; k++)
+            if (tc[c].pred(&flows[k]) && flows[k].first_ns < first)
+                first = flows[k].first_ns;
+        CHECK(ca_query_open(ws, tc[c].filter, &q, err, sizeof(err), &pos) == 0);
+        if (q == NULL)
+            continue;
+        CHECK(ca_query_timeline(q, tc[c].bins, 0, 0, &res, err, sizeof(err), NULL) == 0);
+        ca_query_close(q);
+        if (res == NULL)
+            continue;
+        bin = json_integer_value(json_object_get(res, "bin_ns"));
+        start = json_integer_value(json_object_get(res, "start_ns"));
+        CHECK_EQ_U(bin, tc[c].bin_ns * 1000000000LL);
+        CHECK_EQ_U(start, first / bin * bin);
+        nb = json_array_size(json_object_get(res, "bins"));
+        fl = calloc(nb + 1, sizeof(*fl));
+        by = calloc(nb + 1, sizeof(*by));
+        for (int k = 0; k < NFLOWS; k++) {
+            int64_t x;
+
+            if (!tc[c].pred(&flows[k]))
+                continue;
+            x = (flows[k].first_ns - start) / bin;
+            if (x < 0 || (size_t)x >= nb) {
+                ok = 0;
+                continue;
+            }
+            fl[x]++;
+            by[x] += fbytes(&flows[k]);
+        }
+        json_array_foreach(json_object_get(res, "bins"), i, b)
+        {
+            if ((uint64_t)json_integer_value(json_object_get(b, "flows")) != fl[i] ||
+                (uint64_t)json_integer_value(json_object_get(b, "bytes")) != by[i]) {
+                if (ok)
+                    printf("# timeline [%s] bins %d: bin %zu differs\n", tc[c].filter, tc[c].bins,
+                           i);
+                ok = 0;
+            }
+        }
+        CHECK(ok);
+        free(fl);
+        free(by);
+        json_decref(res);
+    }
+}
+
 /*
  * Unfiltered answers come from the per-capture tables, filtered ones from
  * a scan: "bytes >= 0" matches every flow but is not empty, so the same
@@ -333,6 +431,314 @@ static void test_tables_equal_scan(void)
     json_decref(b);
 }
 
+/* ---- distinct addresses per group against brute force ----------------- */
+
+struct dtrip {
+    char key[64];
+    int side;
+    uint32_t addr;
+};
+
+static int dtrip_cmp(const void *x, const void *y)
+{
+    const struct dtrip *a = x, *b = y;
+    int c = strcmp(a->key, b->key);
+
+    if (c != 0)
+        return c;
+    if (a->side != b->side)
+        return a->side - b->side;
+    return (a->addr > b->addr) - (a->addr < b->addr);
+}
+
+static void dkey(const char *by, const struct ca_flow *f, char *buf, size_t len)
+{
+    if (strcmp(by, "proto") == 0)
+        snprintf(buf, len, "%s", f->l7_name);
+    else if (strcmp(by, "host") == 0)
+        snprintf(buf, len, "%s", f->host);
+    else
+        snprintf(buf, len, "%u", f->cli_port);
+}
+
+/* src_ips and dst_ips of every group (by proto: bitmaps; by src.port, with more groups than
+ * get bitmaps: the hash set too) and of the total. */
+static void test_distinct(void)
+{
+    static const char *const bys[] = {"proto", "host", "src.port"};
+    struct dtrip *t = calloc(2 * NFLOWS, sizeof(*t));
+
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        for (size_t b = 0; b < sizeof(bys) / sizeof(bys[0]); b++) {
+            struct ca_query *q = NULL;
+            json_t *res = NULL, *row;
+            char err[256];
+            int pos, ok = 1;
+            size_t n = 0, i, ngroups = 0;
+
+            for (int k = 0; k < NFLOWS; k++) {
+                const struct ca_flow *f = &flows[k];
+
+                if (!cases[c].pred(f))
+                    continue;
+                for (int side = 0; side < 2; side++) {
+                    dkey(bys[b], f, t[n].key, sizeof(t[n].key));
+                    t[n].side = side;
+                    memcpy(&t[n].addr, side == 0 ? f->cli_ip : f->srv_ip, 4);
+                    n++;
+                }
+            }
+            qsort(t, n, sizeof(*t), dtrip_cmp);
+            CHECK(ca_query_open(ws, cases[c].filter, &q, err, sizeof(err), &pos) == 0);
+            if (q == NULL)
+                continue;
+            CHECK(ca_query_aggregate(q, bys[b], "flows,src_ips,dst_ips", 0, NULL, &res, err,
+                                     sizeof(err), NULL) == 0);
+            ca_query_close(q);
+            if (res == NULL)
+                continue;
+            json_array_foreach(json_object_get(res, "rows"), i, row)
+            {
+                json_t *kv = json_array_get(json_object_get(row, "key"), 0);
+                char key[64];
+                uint64_t cnt[2] = {0, 0};
+
+                if (json_is_string(kv))
+                    snprintf(key, sizeof(key), "%s", json_string_value(kv));
+                else
+                    snprintf(key, sizeof(key), "%lld", (long long)json_integer_value(kv));
+                for (size_t k = 0; k < n; k++)
+                    if (strcmp(t[k].key, key) == 0 && (k == 0 || dtrip_cmp(&t[k], &t[k - 1]) != 0))
+                        cnt[t[k].side]++;
+                if ((uint64_t)json_integer_value(json_object_get(row, "src_ips")) != cnt[0] ||
+                    (uint64_t)json_integer_value(json_object_get(row, "dst_ips")) != cnt[1]) {
+                    if (ok)
+                        printf("# distinct [%s] by %s: group %s differs\n", cases[c].filter, bys[b],
+                               key);
+                    ok = 0;
+                }
+                ngroups++;
+            }
+            {
+                uint64_t cnt[2] = {0, 0};
+                json_t *tot = json_object_get(res, "total");
+
+                for (size_t k = 0; k < n; k++) {
+                    size_t j;
+
+                    for (j = 0; j < k; j++)
+                        if (t[j].side == t[k].side && t[j].addr == t[k].addr)
+                            break;
+                    if (j == k)
+                        cnt[t[k].side]++;
+                }
+                CHECK_EQ_U(json_integer_value(json_object_get(tot, "src_ips")), cnt[0]);
+                CHECK_EQ_U(json_integer_value(json_object_get(tot, "dst_ips")), cnt[1]);
+            }
+            if (c == 0 && strcmp(bys[b], "src.port") == 0)
+                CHECK(ngroups > 1024); /* past the per-group bitmaps */
+            CHECK(ok);
+            json_decref(res);
+        }
+    }
+    free(t);
+}
+
+/* ---- host graph against brute force ------------------------------------ */
+
+#define GMAX 512
+
+struct bnode {
+    char key[64];
+    uint64_t flows, bytes;
+    char cc[3];
+};
+
+struct bgraph {
+    struct bnode n[GMAX];
+    size_t nn;
+    struct {
+        size_t a, b;
+        uint64_t flows, bytes;
+    } e[NFLOWS];
+    size_t ne;
+};
+
+static void glabel(int grouping, const uint8_t *ip, uint32_t asn, char *buf, size_t len)
+{
+    if (grouping == 0)
+        snprintf(buf, len, "%u.%u.%u.%u", ip[0], ip[1], ip[2], ip[3]);
+    else if (grouping == 1)
+        snprintf(buf, len, "%u.%u.%u.0/24", ip[0], ip[1], ip[2]);
+    else if (asn != 0)
+        snprintf(buf, len, "AS%u", asn);
+    else
+        snprintf(buf, len, "unknown AS");
+}
+
+static size_t bnode_of(struct bgraph *g, const char *key)
+{
+    for (size_t i = 0; i < g->nn; i++)
+        if (strcmp(g->n[i].key, key) == 0)
+            return i;
+    if (g->nn == GMAX)
+        return GMAX - 1; /* cannot happen with the test's flows */
+    memset(&g->n[g->nn], 0, sizeof(g->n[0]));
+    snprintf(g->n[g->nn].key, sizeof(g->n[0].key), "%s", key);
+    return g->nn++;
+}
+
+/* Nodes and edges of grouping (0 host, 1 /24, 2 ASN) over the matching flows, in id order. */
+static void brute_graph(int (*pred)(const struct ca_flow *), int grouping, struct bgraph *g)
+{
+    g->nn = g->ne = 0;
+    for (int i = 0; i < NFLOWS; i++) {
+        const struct ca_flow *f = &flows[i];
+        char ks[64], kd[64];
+        size_t s, d, k;
+
+        if (!pred(f))
+            continue;
+        glabel(grouping, f->cli_ip, f->cli_asn, ks, sizeof(ks));
+        glabel(grouping, f->srv_ip, f->srv_asn, kd, sizeof(kd));
+        s = bnode_of(g, ks);
+        d = bnode_of(g, kd);
+        g->n[s].flows++;
+        g->n[s].bytes += fbytes(f);
+        memcpy(g->n[s].cc, f->cli_cc, 3);
+        if (d != s) {
+            g->n[d].flows++;
+            g->n[d].bytes += fbytes(f);
+            memcpy(g->n[d].cc, f->srv_cc, 3);
+        }
+        for (k = 0; k < g->ne; k++)
+            if (g->e[k].a == s && g->e[k].b == d)
+                break;
+        if (k == g->ne) {
+            g->e[g->ne].a = s;
+            g->e[g->ne].b = d;
+            g->e[g->ne].flows = g->e[g->ne].bytes = 0;
+            g->ne++;
+        }
+        g->e[k].flows++;
+        g->e[k].bytes += fbytes(f);
+    }
+}
+
+static const struct bnode *bfind(const struct bgraph *g, const char *key)
+{
+    for (size_t i = 0; i < g->nn; i++)
+        if (strcmp(g->n[i].key, key) == 0)
+            return &g->n[i];
+    return NULL;
+}
+
+static void test_graph(void)
+{
+    static const char *const gnames[] = {"host", "/24", "asn"};
+    static const size_t maxes[] = {1000, 150, 3, 2, 1};
+    static struct bgraph bg;
+
+    for (size_t c = 0; c <= sizeof(cases) / sizeof(cases[0]); c++) {
+        const char *filter =
+            c < sizeof(cases) / sizeof(cases[0]) ? cases[c].filter : "not ip == 10.0.0.7";
+        int (*pred)(const struct ca_flow *) =
+            c < sizeof(cases) / sizeof(cases[0]) ? cases[c].pred : p_not7;
+
+        for (size_t m = 0; m < sizeof(maxes) / sizeof(maxes[0]); m++) {
+            struct ca_query *q = NULL;
+            json_t *res = NULL, *node, *edge, *nodes, *edges;
+            char err[256];
+            int pos, grouping, ok = 1;
+            size_t i, nexp = 0;
+            uint64_t minb = UINT64_MAX;
+
+            for (grouping = 0; grouping < 3; grouping++) {
+                brute_graph(pred, grouping, &bg);
+                if (bg.nn <= maxes[m] || grouping == 2)
+                    break;
+            }
+            CHECK(ca_query_open(ws, filter, &q, err, sizeof(err), &pos) == 0);
+            if (q == NULL)
+                continue;
+            CHECK(ca_query_graph(q, maxes[m], &res) == 0);
+            ca_query_close(q);
+            if (res == NULL)
+                continue;
+            CHECK(strcmp(json_string_value(json_object_get(res, "grouping")), gnames[grouping]) ==
+                  0);
+            nodes = json_object_get(res, "nodes");
+            edges = json_object_get(res, "edges");
+            CHECK_EQ_U(json_array_size(nodes), bg.nn < maxes[m] ? bg.nn : maxes[m]);
+            /* each node as brute force has it; the kept ones are the heaviest */
+            json_array_foreach(nodes, i, node)
+            {
+                const struct bnode *b = bfind(&bg, json_string_value(json_object_get(node, "id")));
+
+                if (b == NULL ||
+                    (uint64_t)json_integer_value(json_object_get(node, "flows")) != b->flows ||
+                    (uint64_t)json_integer_value(json_object_get(node, "bytes")) != b->bytes ||
+                    strcmp(json_string_value(json_object_get(node, "country")), b->cc) != 0) {
+                    if (ok)
+                        printf("# graph [%s] max %zu: node %zu (%s) differs\n", filter, maxes[m], i,
+                               json_string_value(json_object_get(node, "id")));
+                    ok = 0;
+                    continue;
+                }
+                if (b->bytes < minb)
+                    minb = b->bytes;
+            }
+            for (size_t k = 0; k < bg.nn; k++) {
+                int kept = 0;
+
+                json_array_foreach(nodes, i, node) kept |=
+                    strcmp(json_string_value(json_object_get(node, "id")), bg.n[k].key) == 0;
+                if (!kept && bg.n[k].bytes > minb)
+                    ok = 0;
+            }
+            /* the edges are exactly brute force's between kept nodes */
+            for (size_t k = 0; k < bg.ne; k++) {
+                int ka = 0, kb = 0;
+
+                json_array_foreach(nodes, i, node)
+                {
+                    const char *id = json_string_value(json_object_get(node, "id"));
+
+                    ka |= strcmp(id, bg.n[bg.e[k].a].key) == 0;
+                    kb |= strcmp(id, bg.n[bg.e[k].b].key) == 0;
+                }
+                if (ka && kb)
+                    nexp++;
+            }
+            CHECK_EQ_U(json_array_size(edges), nexp);
+            json_array_foreach(edges, i, edge)
+            {
+                const char *sid = json_string_value(json_object_get(edge, "source"));
+                const char *did = json_string_value(json_object_get(edge, "target"));
+                size_t k;
+
+                for (k = 0; k < bg.ne; k++)
+                    if (strcmp(bg.n[bg.e[k].a].key, sid) == 0 &&
+                        strcmp(bg.n[bg.e[k].b].key, did) == 0)
+                        break;
+                if (k == bg.ne ||
+                    (uint64_t)json_integer_value(json_object_get(edge, "flows")) != bg.e[k].flows ||
+                    (uint64_t)json_integer_value(json_object_get(edge, "bytes")) != bg.e[k].bytes) {
+                    if (ok)
+                        printf("# graph [%s] max %zu: edge %s -> %s differs\n", filter, maxes[m],
+                               sid, did);
+                    ok = 0;
+                }
+            }
+            if (!ok)
+                printf("# graph [%s] max %zu (%s) differs from brute force\n", filter, maxes[m],
+                       gnames[grouping]);
+            CHECK(ok);
+            json_decref(res);
+        }
+    }
+}
+
 static void test_bad_filter(void)
 {
     struct ca_query *q = NULL;
@@ -394,7 +800,10 @@ int main(void)
     unit_run("query: summary and aggregates equal brute force", test_summary_aggregate);
     unit_run("query: keyset pages sorted by bytes equal brute force", test_pages);
     unit_run("query: timeline bins and counts", test_timeline);
+    unit_run("query: timeline bins equal brute force", test_timeline_bins);
     unit_run("query: pre-computed tables answer like a scan", test_tables_equal_scan);
+    unit_run("query: distinct addresses per group equal brute force", test_distinct);
+    unit_run("query: host graph and its groupings equal brute force", test_graph);
     unit_run("query: a bad filter names its column", test_bad_filter);
     unit_run("query: a deleted capture leaves nothing", test_delete);
     ca_ws_close(ws);
