@@ -970,17 +970,18 @@ static int capagg_addr(struct ca_capagg *a, int ver, const uint8_t *addr, uint32
 
         if (grow((void **)&a->akeys, &c1, n + 1, sizeof(*a->akeys)) != 0)
             return CA_ENOMEM;
+        /* new capacity is zeroed entry by entry as addresses come, so the
+         * spare half of a doubled array does not become resident */
         for (int s = 0; s < 2; s++) {
             size_t c = c0;
-            struct sideacc *g;
 
             if (grow((void **)&a->aside[s], &c, n + 1, sizeof(*a->aside[s])) != 0)
                 return CA_ENOMEM;
-            g = a->aside[s];
-            memset(g + c0, 0, (c - c0) * sizeof(*g));
         }
         a->capakeys = c1;
     }
+    memset(&a->aside[0][n], 0, sizeof(a->aside[0][n]));
+    memset(&a->aside[1][n], 0, sizeof(a->aside[1][n]));
     a->akeys[n] = k;
     a->aslot[j] = (uint64_t)h << 32 | (uint64_t)(n + 1);
     a->nakeys = n + 1;
