@@ -49,6 +49,7 @@
  * processes.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -1242,6 +1243,11 @@ int ca_ws_capture_finish(struct ca_ws *w, uint32_t capture_id, json_t *report)
     struct cap_arg a = {.w = w, .id = capture_id, .rec = report};
     int rc;
 
+    /* The import's flow table is gone by now, but its memory stays in the
+     * heap's free lists, while the finishing commit's big blocks (the
+     * tables' pages) are fresh maps: give the free heap back first, so the
+     * two do not add up in the peak resident set. */
+    (void)malloc_trim(0);
     /* the last batch's meta page reaches the disk before the commit that
      * makes the capture visible */
     if (mdb_env_sync(w->env, 1) != 0) {
