@@ -973,17 +973,18 @@ static int capagg_addr(struct ca_capagg *a, int ver, const uint8_t *addr, uint32
 
         if (grow((void **)&a->akeys, &c1, n + 1, sizeof(*a->akeys)) != 0)
             return CA_ENOMEM;
+        /* new capacity is zeroed entry by entry as addresses come, so the
+         * spare half of a doubled array does not become resident */
         for (int s = 0; s < 2; s++) {
             size_t c = c0;
-            struct sideacc *g;
 
             if (grow((void **)&a->aside[s], &c, n + 1, sizeof(*a->aside[s])) != 0)
                 return CA_ENOMEM;
-            g = a->aside[s];
-            memset(g + c0, 0, (c - c0) * sizeof(*g));
         }
         a->capakeys = c1;
     }
+    memset(&a->aside[0][n], 0, sizeof(a->aside[0][n]));
+    memset(&a->aside[1][n], 0, sizeof(a->aside[1][n]));
     a->akeys[n] = k;
     a->aslot[j] = (uint64_t)h << 32 | (uint64_t)(n + 1);
     a->nakeys = n + 1;
@@ -1125,88 +1126,116 @@ static int emit_tab(struct htab *t, size_t ksz, unsigned kind,
     return rc;
 }
 
-/* A dense table: ports (65536 entries) or addresses (a->nakeys). */
-static int emit_dense(struct ca_capagg *a, int f, struct tabrec *recs,
-                      int (*put)(void *, unsigned, const void *, size_t), void *arg)
+/* Writes record i of a reserved table (the space LMDB gives may be unaligned). */
+static void rec_put(void *space, size_t i, const struct gv *k, const struct sideacc *x)
 {
-    size_t k = 0;
+    struct tabrec r;
+
+    tabrec_set(&r, k, x->flows, x->sent, x->recv, x->packets, x->dur_ns);
+    memcpy((char *)space + i * sizeof(r), &r, sizeof(r));
+}
+
+/*
+ * A dense table: ports (65536 entries) or addresses (a->nakeys), written
+ * straight into the space the store reserves for it (the address tables
+ * are the biggest values of the finishing commit: no second copy).
+ */
+static int emit_dense(struct ca_capagg *a, int f, int (*reserve)(void *, unsigned, size_t, void **),
+                      void *arg)
+{
+    const struct sideacc *p = NULL, *side = NULL;
+    size_t n, k = 0;
+    void *space;
+    int rc;
 
     if (f == GF_PORT || f == GF_SPORT || f == GF_DPORT) {
-        const struct sideacc *p = a->ports[f == GF_PORT    ? PT_PORT
-                                           : f == GF_SPORT ? PT_SPORT
-                                                           : PT_DPORT];
-
-        for (size_t i = 0; i < 65536; i++) {
-            struct gv key;
-
-            if (p[i].flows == 0)
-                continue;
-            gv_u64(&key, i);
-            tabrec_set(&recs[k++], &key, p[i].flows, p[i].sent, p[i].recv, p[i].packets,
-                       p[i].dur_ns);
-        }
-        return put(arg, (unsigned)f, recs, k * sizeof(*recs));
+        p = a->ports[f == GF_PORT ? PT_PORT : f == GF_SPORT ? PT_SPORT : PT_DPORT];
+        n = 65536;
+    } else {
+        side = f == GF_SRC ? a->aside[0] : f == GF_DST ? a->aside[1] : NULL;
+        p = side;
+        n = a->nakeys;
     }
-    for (size_t i = 0; i < a->nakeys; i++) {
-        const struct sideacc *s = &a->aside[0][i], *d = &a->aside[1][i];
+    /* GF_IP: every address has a flow (a flow from an address to itself
+     * is in both sides' sums and once in ipself) */
+    if (p != NULL)
+        for (size_t i = 0; i < n; i++)
+            k += p[i].flows != 0;
+    else
+        k = n;
+    rc = reserve(arg, (unsigned)f, k * sizeof(struct tabrec), &space);
+    if (rc != 0 || k == 0)
+        return rc;
+    k = 0;
+    for (size_t i = 0; i < n; i++) {
         struct gv key;
+        struct sideacc x;
 
+        if (p != NULL && p[i].flows == 0)
+            continue;
         memset(&key, 0, sizeof(key));
-        gv_addr(&key, a->akeys[i].addr, (int)a->akeys[i].ver);
-        if (f == GF_SRC)
-            tabrec_set(&recs[i], &key, s->flows, s->sent, s->recv, s->packets, s->dur_ns);
-        else if (f == GF_DST)
-            tabrec_set(&recs[i], &key, d->flows, d->sent, d->recv, d->packets, d->dur_ns);
-        else
-            tabrec_set(&recs[i], &key, s->flows + d->flows, s->sent + d->sent, s->recv + d->recv,
-                       s->packets + d->packets, s->dur_ns + d->dur_ns);
+        if (side == NULL && p != NULL) {
+            gv_u64(&key, i);
+            x = p[i];
+        } else {
+            gv_addr(&key, a->akeys[i].addr, (int)a->akeys[i].ver);
+            if (side != NULL) {
+                x = side[i];
+            } else {
+                const struct sideacc *s = &a->aside[0][i], *d = &a->aside[1][i];
+
+                x.flows = s->flows + d->flows;
+                x.sent = s->sent + d->sent;
+                x.recv = s->recv + d->recv;
+                x.packets = s->packets + d->packets;
+                x.dur_ns = s->dur_ns + d->dur_ns;
+            }
+        }
+        rec_put(space, k++, &key, &x);
     }
     if (f == GF_IP) {
         const uint8_t *sl;
-        size_t n0 = a->nakeys;
 
         /* a flow from an address to itself counts once */
         HT_EACH(&a->ipself, j, sl)
         {
             const struct gv *key = (const struct gv *)(const void *)(sl + 8);
             const struct acc *y = (const struct acc *)(const void *)(sl + a->ipself.voff);
+            struct tabrec r;
             uint32_t i;
 
-            if (capagg_addr(a, (int)key->tag, key->b, &i) != 0 || i >= n0)
+            if (capagg_addr(a, (int)key->tag, key->b, &i) != 0 || i >= n)
                 return CA_EINTERNAL; /* every such address is known */
-            recs[i].flows -= y->flows;
-            recs[i].sent -= y->sent;
-            recs[i].recv -= y->recv;
-            recs[i].bytes = recs[i].sent + recs[i].recv;
-            recs[i].packets -= y->packets;
-            recs[i].dur_ns -= y->dur_ns;
+            memcpy(&r, (char *)space + i * sizeof(r), sizeof(r));
+            r.flows -= y->flows;
+            r.sent -= y->sent;
+            r.recv -= y->recv;
+            r.bytes = r.sent + r.recv;
+            r.packets -= y->packets;
+            r.dur_ns -= y->dur_ns;
+            if (r.flows == 0)
+                return CA_EINTERNAL; /* it has at least this flow */
+            memcpy((char *)space + i * sizeof(r), &r, sizeof(r));
         }
     }
-    for (size_t i = 0; i < a->nakeys; i++)
-        if (recs[i].flows != 0)
-            recs[k++] = recs[i];
-    return put(arg, (unsigned)f, recs, k * sizeof(*recs));
+    return 0;
 }
 
 int ca_capagg_emit(struct ca_capagg *a, int (*put)(void *, unsigned, const void *, size_t),
+                   int (*reserve)(void *, unsigned, size_t, void **),
                    int (*addr)(void *, int, const uint8_t[16], const uint32_t *, size_t), void *arg)
 {
     uint32_t *seqs = NULL, *off = NULL;
-    struct tabrec *recs;
     int rc = 0;
 
-    recs = malloc((a->nakeys > 65536 ? a->nakeys : 65536) * sizeof(*recs));
-    if (recs == NULL)
-        return CA_ENOMEM;
     for (int f = 0; rc == 0 && f < GF_COUNT; f++) {
         if (!tab_field(f))
             continue;
         if (dense_field(f))
-            rc = emit_dense(a, f, recs, put, arg);
+            rc = emit_dense(a, f, reserve, arg);
         else
             rc = emit_tab(&a->t[f], sizeof(struct gv), (unsigned)f, put, arg);
     }
-    free(recs);
     if (rc == 0)
         rc = emit_tab(&a->minute, 8, TAB_MINUTE, put, arg);
     for (int k = 0; rc == 0 && k < 2; k++) {

@@ -76,14 +76,16 @@ struct ca_ws_snap *ca_query_snap(struct ca_query *q);
  * makes a capture ready (ca_ws_capture_finish) from its hot records, in
  * seq order: ca_capagg_add per hot chunk, then ca_capagg_emit calls put
  * for each table (kind, bytes; stored as given, read back with
- * ca_ws_snap_capagg) and addr for each address with the seqs of the
- * capture's flows that have it on either side (ascending).
+ * ca_ws_snap_capagg), or reserve for a big one (space for len bytes that
+ * emit fills before its next call; len 0: space not used), and addr for each address with the seqs
+ * of the capture's flows that have it on either side (ascending).
  */
 struct ca_capagg;
 int ca_capagg_new(struct ca_capagg **out);
 int ca_capagg_add(struct ca_capagg *a, uint32_t seq0, const struct ca_hot *h, size_t n);
 int ca_capagg_emit(struct ca_capagg *a,
                    int (*put)(void *arg, unsigned kind, const void *data, size_t len),
+                   int (*reserve)(void *arg, unsigned kind, size_t len, void **space),
                    int (*addr)(void *arg, int ver, const uint8_t a[16], const uint32_t *seqs,
                                size_t n),
                    void *arg);

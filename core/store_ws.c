@@ -49,6 +49,7 @@
  * processes.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -1113,6 +1114,20 @@ static int tab_put(void *arg, unsigned kind, const void *data, size_t len)
     return mdb_put(t->txn, t->w->db[WDB_CAGGS], &k, &v, 0);
 }
 
+static int tab_reserve(void *arg, unsigned kind, size_t len, void **space)
+{
+    struct tab_arg *t = arg;
+    unsigned char key[5];
+    MDB_val k = {sizeof(key), key}, v = {len, NULL};
+    int rc;
+
+    ca_store_be32(t->cap, key);
+    key[4] = (unsigned char)kind;
+    rc = mdb_put(t->txn, t->w->db[WDB_CAGGS], &k, &v, MDB_RESERVE);
+    *space = rc == 0 ? v.mv_data : NULL;
+    return rc;
+}
+
 static int addr_put(void *arg, int ver, const uint8_t addr[16], const uint32_t *seqs, size_t n)
 {
     struct tab_arg *t = arg;
@@ -1145,7 +1160,7 @@ static int build_tables(struct ca_ws *w, MDB_txn *txn, uint32_t cap, uint32_t se
     if (rc == 0)
         rc = purge_prefix(txn, w->db[WDB_ADDRIX], cap);
     if (rc == 0 && imp_complete(w, cap, seq))
-        return ca_capagg_emit(w->imp->agg, tab_put, addr_put, &t);
+        return ca_capagg_emit(w->imp->agg, tab_put, tab_reserve, addr_put, &t);
     if (rc == 0)
         rc = ca_capagg_new(&agg);
     if (rc == 0)
@@ -1177,7 +1192,7 @@ static int build_tables(struct ca_ws *w, MDB_txn *txn, uint32_t cap, uint32_t se
     if (rc == MDB_NOTFOUND)
         rc = 0;
     if (rc == 0)
-        rc = ca_capagg_emit(agg, tab_put, addr_put, &t);
+        rc = ca_capagg_emit(agg, tab_put, tab_reserve, addr_put, &t);
 out:
     free(buf);
     ca_capagg_free(agg);
@@ -1228,6 +1243,11 @@ int ca_ws_capture_finish(struct ca_ws *w, uint32_t capture_id, json_t *report)
     struct cap_arg a = {.w = w, .id = capture_id, .rec = report};
     int rc;
 
+    /* The import's flow table is gone by now, but its memory stays in the
+     * heap's free lists, while the finishing commit's big blocks (the
+     * tables' pages) are fresh maps: give the free heap back first, so the
+     * two do not add up in the peak resident set. */
+    (void)malloc_trim(0);
     /* the last batch's meta page reaches the disk before the commit that
      * makes the capture visible */
     if (mdb_env_sync(w->env, 1) != 0) {

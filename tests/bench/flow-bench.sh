@@ -37,7 +37,7 @@ BIG=$DIR/gencap-$MB.pcap
 SLICE=$DIR/gencap-100.pcap
 [ -s "$BIG" ] || "$GEN" -m "$MB" -o "$BIG" || exit 1
 [ -s "$SLICE" ] || "$GEN" -m 100 -o "$SLICE" || exit 1
-size() { stat -c %s "$1"; }
+size() { stat -L -c %s "$1"; } # -L: the capture may be a symlink
 ONE="taskset -c 0"
 command -v taskset >/dev/null 2>&1 || ONE=""
 
@@ -102,11 +102,13 @@ awk -v flows="${flows:-0}" '
         printf "capatlas / tshark conv (100 MB): %.2fx\n", r_tshark;
         printf "2 workers / 1 worker throughput: %.2fx (target >= 1.7)\n", r_2w;
         printf "capatlas peak RSS: %.1f MiB (1 worker; target <= 512)\n", rss["capatlas-1w"];
+        # written as !(ok) so that a ratio that is not a number (a run that
+        # failed or timed nothing) is a miss, not a pass
         miss = 0;
-        if (flows < 300000) { print "MISS: fewer than 300000 flows"; miss = 1 }
-        if (r_ndpi < 5) { print "MISS: capatlas < 5x ndpiReader"; miss = 1 }
-        if (rss["capatlas-1w"] > 512) { print "MISS: peak RSS > 512 MiB"; miss = 1 }
-        if (r_2w < 1.7) { print "MISS: 2 workers < 1.7x one"; miss = 1 }
+        if (!(flows >= 300000)) { print "MISS: fewer than 300000 flows"; miss = 1 }
+        if (!(r_ndpi >= 5)) { print "MISS: capatlas < 5x ndpiReader"; miss = 1 }
+        if (!(rss["capatlas-1w"] > 0 && rss["capatlas-1w"] <= 512)) { print "MISS: peak RSS > 512 MiB"; miss = 1 }
+        if (!(r_2w >= 1.7)) { print "MISS: 2 workers < 1.7x one"; miss = 1 }
         if (!miss) print "all flow-engine targets met";
         exit miss
     }' "$DIR/results"
