@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -44,9 +45,11 @@
 #define LIST_MAX_BYTES (16 * 1024 * 1024) /* one List Blobs page */
 #define LIST_MAX_BLOBS 100000
 #define STREAM_STALL_MS (330 * 1000) /* nginx gives up on a silent client after 300 s */
-#define FEED_WBUF (1024 * 1024)      /* download bytes gathered per write */
-#define FEED_FLUSH_MS 50             /* ... or for at most this long */
-#define FEED_RBUF (1024 * 1024)      /* the engine's reads of a growing file */
+/* Imports are background work: a user waiting on a chart goes first. */
+#define IMPORT_NICE 10
+#define FEED_WBUF (1024 * 1024) /* download bytes gathered per write */
+#define FEED_FLUSH_MS 50        /* ... or for at most this long */
+#define FEED_RBUF (1024 * 1024) /* the engine's reads of a growing file */
 
 static volatile sig_atomic_t imp_term;
 
@@ -1055,6 +1058,9 @@ int import_worker_run(const struct config *c, int index)
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     signal(SIGHUP, SIG_IGN);
+    /* before any thread starts: a download thread inherits it */
+    if (setpriority(PRIO_PROCESS, 0, IMPORT_NICE) != 0)
+        log_line("import worker %d: cannot lower its priority: %s", index, strerror(errno));
 
     imp_fetch_conf(c);
     if (ca_fetch_init() < 0) {
