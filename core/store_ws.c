@@ -49,6 +49,7 @@
  * processes.
  */
 #include <errno.h>
+#include <limits.h>
 #include <malloc.h>
 #include <stdio.h>
 #include <sys/mman.h>
@@ -953,14 +954,19 @@ static int imp_ready(struct ca_ws *w, size_t n)
  * unless MDB_FIXEDMAP): from /proc/self/maps. */
 static int imp_find_map(const struct ca_ws *w, void **addr, size_t *len)
 {
-    char line[4400], want[4200];
+    char line[4400], want[4200], real[PATH_MAX];
     FILE *fp = fopen("/proc/self/maps", "re");
     size_t wl;
     int found = 0;
 
     if (fp == NULL)
         return -1;
-    snprintf(want, sizeof(want), "%s/data.mdb", w->dbdir);
+    /* the kernel names the file by its resolved absolute path */
+    if (realpath(w->dbdir, real) == NULL) {
+        fclose(fp);
+        return -1;
+    }
+    snprintf(want, sizeof(want), "%s/data.mdb", real);
     wl = strlen(want);
     while (!found && fgets(line, sizeof(line), fp) != NULL) {
         size_t n = strcspn(line, "\n");
