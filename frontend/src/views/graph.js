@@ -1,9 +1,9 @@
 // Host graph: hosts (or /24 networks or ASNs when the server groups a large graph) as nodes sized
 // by bytes, edges by flows; a click on a node filters to it, on an edge to the pair. Positions come
-// from a bounded force layout run before drawing (charts/layout.js), not from ECharts' simulation.
+// from a bounded force layout run before drawing (charts/force-layout.js), not from ECharts' simulation.
 import { h } from '../dom.js';
 import { chartCard, plain, PALETTE, themeColors } from '../charts/ec.js';
-import { forceLayout } from '../charts/layout.js';
+import { forceLayout } from '../charts/force-layout.js';
 import { cond } from '../filter/lang.js';
 import { fmtMetric, keyText, runAll } from './common.js';
 
