@@ -1240,6 +1240,157 @@ static int eval(const struct ca_filter *f, int i, const struct ca_filter_row *r)
     return 0;
 }
 
+/*
+ * Batch evaluation: node i over the rows h[sel[0..n)], keeping in sel (in
+ * order) those that match; returns how many.  And-chains and leaves run as
+ * tight loops over the batch, with the selection compacted without
+ * branches, instead of a recursive call and an unpredictable branch per
+ * row and node; the rest (or, not, addresses, two-field comparisons) falls
+ * back to eval() row by row.  The same rows as ca_filter_match, in the
+ * same order.
+ */
+static size_t sel_rows(const struct ca_filter *f, int i, const struct ca_filter_row *ctx,
+                       const struct ca_hot *h, uint32_t *sel, size_t n)
+{
+    struct ca_filter_row r = *ctx;
+    size_t m = 0;
+
+    for (size_t k = 0; k < n; k++) {
+        r.h = &h[sel[k]];
+        sel[m] = sel[k];
+        m += (size_t)(eval(f, i, &r) != 0);
+    }
+    return m;
+}
+
+/* Whether node i reads only the first cache line of a hot record (cheap). */
+static int first_line(const struct node *nd)
+{
+    if (nd->kind != N_NUM)
+        return 0;
+    switch (nd->getter) {
+    case G_BYTES:
+    case G_SENT:
+    case G_RECV:
+    case G_DURATION:
+    case G_START:
+    case G_END:
+    case G_START_REL:
+    case G_END_REL:
+    case G_HOUR:
+    case G_DAY:
+    case G_WEEKDAY:
+    case G_CAPTURE:
+        return 1;
+    }
+    return 0;
+}
+
+static size_t sel_eval(const struct ca_filter *f, int i, const struct ca_filter_row *ctx,
+                       const struct ca_hot *h, uint32_t *sel, size_t n)
+{
+    const struct node *nd = &f->nodes[i];
+    size_t m = 0;
+
+    if (n == 0)
+        return 0;
+    switch (nd->kind) {
+    case N_TRUE:
+        return n;
+    case N_AND: {
+        int a = nd->a, b = nd->b;
+
+        /* The side that reads only the first cache line first: fewer rows
+         * then need the second one. */
+        if (first_line(&f->nodes[b]) && !first_line(&f->nodes[a])) {
+            a = nd->b;
+            b = nd->a;
+        }
+        n = sel_eval(f, a, ctx, h, sel, n);
+        return sel_eval(f, b, ctx, h, sel, n);
+    }
+    case N_NUM:
+        if (nd->n == 1 && (nd->sides == 1 || nd->getter != G_PORT) &&
+            (nd->sides == 1 || nd->getter != G_ASN)) {
+            /* one range, one side */
+            struct ca_filter_row r = *ctx;
+            int64_t lo = nd->r[0].lo, hi = nd->r[0].hi;
+            int side = nd->sides & 1 ? 1 : 2;
+
+            for (size_t k = 0; k < n; k++) {
+                int64_t v;
+
+                r.h = &h[sel[k]];
+                v = get(nd->getter, side, &r);
+                sel[m] = sel[k];
+                m += (size_t)((v >= lo) & (v <= hi));
+            }
+            return m;
+        }
+        if (nd->n == 1 && nd->sides == 3 && nd->getter == G_PORT) {
+            int64_t lo = nd->r[0].lo, hi = nd->r[0].hi;
+
+            for (size_t k = 0; k < n; k++) {
+                const struct ca_hot *x = &h[sel[k]];
+                int64_t s = x->src_port, d = x->dst_port;
+
+                sel[m] = sel[k];
+                m += (size_t)(((s >= lo) & (s <= hi)) | ((d >= lo) & (d <= hi)));
+            }
+            return m;
+        }
+        return sel_rows(f, i, ctx, h, sel, n);
+    case N_STR:
+        if (nd->bits == NULL)
+            return 0;
+        if (nd->strsel == S_PROTO || nd->strsel == S_CAT || nd->strsel == S_HOST) {
+            size_t off = nd->strsel == S_PROTO ? offsetof(struct ca_hot, proto_id)
+                         : nd->strsel == S_CAT ? offsetof(struct ca_hot, cat_id)
+                                               : offsetof(struct ca_hot, host_id);
+
+            for (size_t k = 0; k < n; k++) {
+                uint32_t id;
+
+                memcpy(&id, (const char *)&h[sel[k]] + off, sizeof(id));
+                sel[m] = sel[k];
+                m += (size_t)bit(nd, id);
+            }
+            return m;
+        }
+        return sel_rows(f, i, ctx, h, sel, n);
+    case N_CC: {
+        int s1 = nd->sides & 1, s2 = (nd->sides & 2) != 0;
+
+        for (size_t k = 0; k < n; k++) {
+            const struct ca_hot *x = &h[sel[k]];
+            uint16_t s = (uint16_t)((unsigned char)x->src_cc[0] << 8 | (unsigned char)x->src_cc[1]);
+            uint16_t d = (uint16_t)((unsigned char)x->dst_cc[0] << 8 | (unsigned char)x->dst_cc[1]);
+            int ok = 0;
+
+            for (size_t j = 0; j < nd->n; j++)
+                ok |= (s1 & (nd->cc[j] == s)) | (s2 & (nd->cc[j] == d));
+            sel[m] = sel[k];
+            m += (size_t)ok;
+        }
+        return m;
+    }
+    default:
+        return sel_rows(f, i, ctx, h, sel, n);
+    }
+}
+
+size_t ca_filter_select(const struct ca_filter *f, const struct ca_hot *h, size_t n,
+                        uint32_t capture, int64_t cap_start, uint32_t *sel)
+{
+    struct ca_filter_row ctx = {NULL, capture, cap_start};
+
+    for (size_t k = 0; k < n; k++)
+        sel[k] = (uint32_t)k;
+    if (f == NULL || f->root < 0)
+        return n;
+    return sel_eval(f, f->root, &ctx, h, sel, n);
+}
+
 /* Exact-address tests (no prefix) in the and-chain below node i. */
 static int req_addrs(const struct ca_filter *f, int i, uint8_t (*addr)[16], int *ver, int max)
 {

@@ -146,28 +146,51 @@ static int pfx_eq(const struct ca_query *q, const struct ca_hot *h)
            (memcmp(h->src, q->ip, 16) == 0 || memcmp(h->dst, q->ip, 16) == 0);
 }
 
+/* Rows a filter is tried on at once (ca_filter_select). */
+#define SEL_BATCH 1024
+
+/*
+ * fn(arg, cap, seq0 + i, &h[i]) for the rows of h[0..n) that match q's
+ * filter (and its per-IP address), in order; stops at fn's first non-zero.
+ */
+static int each_match(const struct ca_query *q, uint32_t cap, int64_t cap_start, uint32_t seq0,
+                      const struct ca_hot *h, size_t n, row_fn fn, void *arg)
+{
+    uint32_t sel[SEL_BATCH];
+    int all = ca_filter_is_all(q->f);
+    int rc;
+
+    for (size_t b = 0; b < n; b += SEL_BATCH) {
+        size_t bn = n - b < SEL_BATCH ? n - b : SEL_BATCH;
+        size_t k = all ? bn : ca_filter_select(q->f, h + b, bn, cap, cap_start, sel);
+
+        for (size_t j = 0; j < k; j++) {
+            size_t i = b + (all ? j : sel[j]);
+
+            if (q->has_ip && !pfx_eq(q, &h[i]))
+                continue;
+            rc = fn(arg, cap, seq0 + (uint32_t)i, &h[i]);
+            if (rc != 0)
+                return rc;
+        }
+    }
+    return 0;
+}
+
 static int scan_chunk(void *arg, uint32_t cap, uint32_t seq0, const struct ca_hot *h, size_t n)
 {
     struct scan *sc = arg;
-    struct ca_filter_row row = {NULL, cap, 0};
-    int all = ca_filter_is_all(sc->q->f);
+    int64_t cap_start = 0;
     int rc;
 
     if (ca_filter_uses_cap_start(sc->q->f)) {
         for (size_t i = 0; i < sc->ncaps; i++)
             if (sc->caps[i].id == cap)
-                row.cap_start = sc->caps[i].first_ns;
+                cap_start = sc->caps[i].first_ns;
     }
-    for (size_t i = 0; i < n; i++) {
-        if (sc->q->has_ip && !pfx_eq(sc->q, &h[i]))
-            continue;
-        row.h = &h[i];
-        if (!all && !ca_filter_match(sc->q->f, &row))
-            continue;
-        rc = sc->fn(sc->arg, cap, seq0 + (uint32_t)i, &h[i]);
-        if (rc != 0)
-            return rc;
-    }
+    rc = each_match(sc->q, cap, cap_start, seq0, h, n, sc->fn, sc->arg);
+    if (rc != 0)
+        return rc;
     sc->last = (uint64_t)cap << 32 | (seq0 + (uint32_t)n - 1);
     return 0;
 }
@@ -182,6 +205,64 @@ static int cmp_u32(const void *a, const void *b)
 }
 
 #define REQ_ADDRS_MAX 16
+
+/* How many records ahead scan_seqs asks the memory for. */
+#define PREFETCH_AHEAD 12
+
+/*
+ * The rows of capture cap at seqs[0..n) (ascending) through the filter and
+ * sc's row function.  The records lie scattered over the capture's hot
+ * chunks, a cache and TLB miss each: they are located first, then copied
+ * into a batch with the memory asked for PREFETCH_AHEAD records ahead, so
+ * the misses overlap instead of coming one after another.
+ */
+static int scan_seqs(struct ca_query *q, struct scan *sc, uint32_t cap, const uint32_t *seqs,
+                     size_t n)
+{
+    const char *at[SEL_BATCH];
+    struct ca_hot *buf;
+    uint32_t sel[SEL_BATCH];
+    int64_t cap_start = 0;
+    int rc = 0;
+
+    if (ca_filter_uses_cap_start(q->f)) {
+        for (size_t i = 0; i < sc->ncaps; i++)
+            if (sc->caps[i].id == cap)
+                cap_start = sc->caps[i].first_ns;
+    }
+    buf = malloc((n < SEL_BATCH ? n : SEL_BATCH) * sizeof(*buf));
+    if (buf == NULL)
+        return CA_ENOMEM;
+    for (size_t b = 0; b < n && rc == 0; b += SEL_BATCH) {
+        size_t bn = n - b < SEL_BATCH ? n - b : SEL_BATCH, k;
+
+        for (size_t i = 0; i < bn && rc == 0; i++) {
+            const void *p;
+
+            rc = ca_ws_snap_hot_ref(q->s, cap, seqs[b + i], &p);
+            at[i] = p;
+        }
+        if (rc != 0)
+            break;
+        for (size_t i = 0; i < bn; i++) {
+            if (i + PREFETCH_AHEAD < bn) {
+                __builtin_prefetch(at[i + PREFETCH_AHEAD]);
+                __builtin_prefetch(at[i + PREFETCH_AHEAD] + sizeof(struct ca_hot) - 1);
+            }
+            memcpy(&buf[i], at[i], sizeof(buf[i]));
+        }
+        k = ca_filter_select(q->f, buf, bn, cap, cap_start, sel);
+        for (size_t j = 0; j < k && rc == 0; j++) {
+            const struct ca_hot *h = &buf[sel[j]];
+
+            if (q->has_ip && !pfx_eq(q, h))
+                continue;
+            rc = sc->fn(sc->arg, cap, seqs[b + sel[j]], h);
+        }
+    }
+    free(buf);
+    return rc;
+}
 
 /*
  * A filter that requires one of a few exact addresses (`ip == A`, or the
@@ -240,13 +321,8 @@ static int scan_indexed(struct ca_query *q, struct scan *sc, int *rcp)
                     seqs[m++] = seqs[i];
             n = m;
         }
-        for (size_t i = 0; i < n && rc == 0; i++) {
-            struct ca_hot h;
-
-            rc = ca_ws_snap_hot(q->s, cap, seqs[i], &h);
-            if (rc == 0)
-                rc = scan_chunk(sc, cap, seqs[i], &h, 1);
-        }
+        if (rc == 0)
+            rc = scan_seqs(q, sc, cap, seqs, n);
     }
     free(seqs);
     *rcp = rc;
@@ -318,10 +394,20 @@ static uint64_t hash_bytes(const void *p, size_t n)
     const uint8_t *b = p;
     uint64_t h = 0x9e3779b97f4a7c15ULL ^ n;
 
-    for (size_t i = 0; i < n; i += 8) {
+    size_t i = 0;
+
+    for (; i + 8 <= n; i += 8) { /* whole words: fixed-size copies, no call */
+        uint64_t w;
+
+        memcpy(&w, b + i, 8);
+        h ^= w;
+        h *= 0xff51afd7ed558ccdULL;
+        h ^= h >> 33;
+    }
+    if (i < n) {
         uint64_t w = 0;
 
-        memcpy(&w, b + i, n - i >= 8 ? 8 : n - i);
+        memcpy(&w, b + i, n - i);
         h ^= w;
         h *= 0xff51afd7ed558ccdULL;
         h ^= h >> 33;
@@ -1534,25 +1620,11 @@ struct pwork {
 static void *par_work(void *arg)
 {
     struct pwork *w = arg;
-    const struct ca_query *q = w->q;
-    int all = ca_filter_is_all(q->f);
 
     for (size_t i = w->from; i < w->to && w->rc == 0; i++) {
         const struct cchunk *c = &w->c[i];
-        struct ca_filter_row row = {NULL, c->cap, c->cap_start};
 
-        for (size_t j = 0; j < c->n; j++) {
-            const struct ca_hot *h = &c->h[j];
-
-            if (q->has_ip && !pfx_eq(q, h))
-                continue;
-            row.h = h;
-            if (!all && !ca_filter_match(q->f, &row))
-                continue;
-            w->rc = w->fn(w->arg, c->cap, c->seq0 + (uint32_t)j, h);
-            if (w->rc != 0)
-                break;
-        }
+        w->rc = each_match(w->q, c->cap, c->cap_start, c->seq0, c->h, c->n, w->fn, w->arg);
     }
     return NULL;
 }
@@ -3152,13 +3224,15 @@ static void *count_work(void *arg)
 {
     struct cwork *w = arg;
 
-    for (size_t i = w->from; i < w->to; i++) {
-        struct ca_filter_row row = {NULL, w->c[i].cap, w->c[i].cap_start};
+    uint32_t sel[SEL_BATCH];
 
-        for (size_t j = 0; j < w->c[i].n; j++) {
-            row.h = &w->c[i].h[j];
-            w->count += (uint64_t)ca_filter_match(w->f, &row);
-        }
+    for (size_t i = w->from; i < w->to; i++) {
+        const struct cchunk *c = &w->c[i];
+
+        for (size_t b = 0; b < c->n; b += SEL_BATCH)
+            w->count +=
+                ca_filter_select(w->f, c->h + b, c->n - b < SEL_BATCH ? c->n - b : SEL_BATCH,
+                                 c->cap, c->cap_start, sel);
     }
     return NULL;
 }

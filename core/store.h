@@ -328,6 +328,9 @@ int ca_ws_snap_addr_seqs(struct ca_ws_snap *s, uint32_t cap, int ver, const uint
                          const void **seqs, size_t *n);
 /* Hot record of one flow (cap, seq); fast when seqs come in ascending order. */
 int ca_ws_snap_hot(struct ca_ws_snap *s, uint32_t cap, uint32_t seq, struct ca_hot *out);
+/* The same record where it is stored (maybe unaligned: copy it out with
+ * memcpy); valid until ca_ws_snap_close. */
+int ca_ws_snap_hot_ref(struct ca_ws_snap *s, uint32_t cap, uint32_t seq, const void **out);
 
 /* Fills a hot record from a flow (string ids zero: the store sets them). */
 void ca_hot_from_flow(const struct ca_flow *f, struct ca_hot *h);

@@ -1777,7 +1777,7 @@ int ca_ws_snap_addr_seqs(struct ca_ws_snap *s, uint32_t cap, int ver, const uint
     return 0;
 }
 
-int ca_ws_snap_hot(struct ca_ws_snap *s, uint32_t cap, uint32_t seq, struct ca_hot *out)
+int ca_ws_snap_hot_ref(struct ca_ws_snap *s, uint32_t cap, uint32_t seq, const void **out)
 {
     unsigned char key[8];
     MDB_val k = {sizeof(key), key}, v;
@@ -1804,8 +1804,18 @@ int ca_ws_snap_hot(struct ca_ws_snap *s, uint32_t cap, uint32_t seq, struct ca_h
         if (seq < s->hc_seq0 || seq - s->hc_seq0 >= s->hc_n)
             return CA_ENOTFOUND;
     }
-    memcpy(out, (const char *)s->hc_data + (size_t)(seq - s->hc_seq0) * sizeof(*out), sizeof(*out));
+    *out = (const char *)s->hc_data + (size_t)(seq - s->hc_seq0) * sizeof(struct ca_hot);
     return 0;
+}
+
+int ca_ws_snap_hot(struct ca_ws_snap *s, uint32_t cap, uint32_t seq, struct ca_hot *out)
+{
+    const void *p;
+    int rc = ca_ws_snap_hot_ref(s, cap, seq, &p);
+
+    if (rc == 0)
+        memcpy(out, p, sizeof(*out));
+    return rc;
 }
 
 const char *ca_ws_snap_str(struct ca_ws_snap *s, uint32_t id)
