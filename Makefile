@@ -42,7 +42,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 TOOL_SRC := $(wildcard tests/tools/*.c)
 TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tests/%)
 
-.PHONY: all build deps deps-test run test test-only lint format frontend clean fuzz fuzz-build bench
+.PHONY: all build deps deps-test deps-bench run test test-only lint format frontend clean fuzz fuzz-build bench
 
 all: build
 
@@ -89,7 +89,8 @@ fuzz-build: build/fuzz/fuzz_capture
 fuzz: build/fuzz/fuzz_capture
 	sh tests/fuzz/run.sh $(FUZZ_TIME)
 
-bench: build
+bench: deps-bench
+	$(MAKE) build frontend
 	@rc=0; for b in tests/bench/*.sh; do echo "== $$b"; sh "$$b" || rc=1; done; exit $$rc
 
 # Debian packages and npm modules the project needs; a no-op when present.
@@ -98,6 +99,9 @@ deps:
 
 deps-test:
 	@sh docker/install-deps.sh test
+
+deps-bench:
+	@sh docker/install-deps.sh bench
 
 frontend: frontend/dist/index.html
 

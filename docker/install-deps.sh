@@ -6,6 +6,7 @@
 #
 #   sh docker/install-deps.sh          build + run needs
 #   sh docker/install-deps.sh test     also the test peers (chromium, tshark, ndpiReader)
+#   sh docker/install-deps.sh bench    and the benchmarks' peers (wrk, PostgreSQL 15)
 #
 # Used by `make run`, `make test` and the Dockerfile's build stage.
 set -eu
@@ -16,8 +17,11 @@ WANT_TEST=${1:-}
 PKGS="build-essential pkg-config ca-certificates openssl curl procps
 libfcgi-dev libfcgi-bin libpcap-dev libcurl4-openssl-dev libssl-dev liblmdb-dev lmdb-utils
 libmaxminddb-dev libjansson-dev libndpi-dev zlib1g-dev libarchive-dev nginx"
-if [ "$WANT_TEST" = test ]; then
+if [ "$WANT_TEST" = test ] || [ "$WANT_TEST" = bench ]; then
     PKGS="$PKGS chromium libndpi-bin tshark clang libclang-rt-14-dev zip"
+fi
+if [ "$WANT_TEST" = bench ]; then
+    PKGS="$PKGS wrk postgresql-15 postgresql-client-15"
 fi
 
 missing=""
@@ -62,6 +66,6 @@ npm_install() {
 
 npm_install "$ROOT/docker"
 npm_install "$ROOT/frontend"
-if [ "$WANT_TEST" = test ]; then
+if [ "$WANT_TEST" = test ] || [ "$WANT_TEST" = bench ]; then
     npm_install "$ROOT/tests"
 fi
