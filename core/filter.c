@@ -1310,9 +1310,9 @@ static size_t sel_eval(const struct ca_filter *f, int i, const struct ca_filter_
         return sel_eval(f, b, ctx, h, sel, n);
     }
     case N_NUM:
-        if (nd->n == 1 && (nd->sides == 1 || nd->getter != G_PORT) &&
-            (nd->sides == 1 || nd->getter != G_ASN)) {
-            /* one range, one side */
+        if (nd->n == 1 && nd->sides != 0 &&
+            (nd->sides != 3 || (nd->getter != G_PORT && nd->getter != G_ASN))) {
+            /* one range, one side (the getters of one-sided fields ignore it) */
             struct ca_filter_row r = *ctx;
             int64_t lo = nd->r[0].lo, hi = nd->r[0].hi;
             int side = nd->sides & 1 ? 1 : 2;
