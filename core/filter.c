@@ -1286,6 +1286,14 @@ static int first_line(const struct node *nd)
     return 0;
 }
 
+/*
+ * Asks for the memory a few records past p: scans cross a 4 KiB page every
+ * 32 records, where the hardware prefetcher stops.  Integer arithmetic: the
+ * address may be past the array, which a prefetch never faults on.
+ */
+#define PREFETCH_BYTES 2048 /* 16 records: best of 1, 2, 4 and 8 KiB on 1 M flows */
+#define PREFETCH_ROWS(p) __builtin_prefetch((const void *)((uintptr_t)(p) + PREFETCH_BYTES))
+
 static size_t sel_eval(const struct ca_filter *f, int i, const struct ca_filter_row *ctx,
                        const struct ca_hot *h, uint32_t *sel, size_t n)
 {
@@ -1321,6 +1329,7 @@ static size_t sel_eval(const struct ca_filter *f, int i, const struct ca_filter_
                 int64_t v;
 
                 r.h = &h[sel[k]];
+                PREFETCH_ROWS(r.h);
                 v = get(nd->getter, side, &r);
                 sel[m] = sel[k];
                 m += (size_t)((v >= lo) & (v <= hi));
@@ -1351,6 +1360,7 @@ static size_t sel_eval(const struct ca_filter *f, int i, const struct ca_filter_
             for (size_t k = 0; k < n; k++) {
                 uint32_t id;
 
+                PREFETCH_ROWS(&h[sel[k]]);
                 memcpy(&id, (const char *)&h[sel[k]] + off, sizeof(id));
                 sel[m] = sel[k];
                 m += (size_t)bit(nd, id);
