@@ -3,7 +3,7 @@
  * aggregate, timeline, per-IP detail, host graph, value completion, and
  * capture deletion.  Each opens the workspace, compiles `filter` once
  * (a bad one is 400 with its column in "position") and hands the work to
- * core/query.c.
+ * the query engine (core/query.h).
  */
 #include <stdlib.h>
 #include <string.h>
