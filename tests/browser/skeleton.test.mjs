@@ -184,6 +184,8 @@ test('the flows grid scrolls through every flow like the API pages them', { time
   const byId = (id) => page.locator(`[data-testid="${id}"]`);
 
   await page.goto(`${srv.url}/`); // still logged in from the previous test
+  // Keep only 2 pages of 500 rows (synscan has 4), so that scrolling drops pages and fetches them again.
+  await page.evaluate(() => localStorage.setItem('capatlas.flowsKeepPages', '2'));
   await byId('ws-create-name').fill('paging');
   await byId('ws-create-submit').click();
   await page.waitForURL(/#\/w\/[^/]+$/, { timeout: 15_000 });
@@ -232,6 +234,26 @@ test('the flows grid scrolls through every flow like the API pages them', { time
   assert.ok(last, 'the grid reached the last flow');
   assert.ok(last.cells.includes(all.srcs[all.total - 1]), `last row ${last.cells} has ${all.srcs[all.total - 1]}`);
   assert.equal(await page.locator('[data-testid="flow-row"]').count() < 200, true, 'only the rows in sight are in the DOM');
+
+  // Only the pages near the view were kept; the first comes back, by its cursor, when scrolled to.
+  assert.ok(all.total > 1500, `synscan spans ${all.total} flows, more than 3 pages`);
+  assert.equal(await byId('flows-table').getAttribute('data-pages'), '2', 'two pages held at the end');
+  const top = await page.evaluate(async () => {
+    const sc = document.querySelector('[data-testid="flows-scroll"]');
+    const frame = () => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+    sc.scrollTop = 0;
+    for (let i = 0; i < 200; i++) {
+      await frame();
+      await new Promise((r) => setTimeout(r, 20));
+      const row = document.querySelector('[data-testid="flow-row"][aria-rowindex="1"]');
+      if (row) return [...row.querySelectorAll('[role="gridcell"]')].map((c) => c.textContent);
+    }
+    return null;
+  });
+  assert.ok(top, 'the first row came back');
+  assert.ok(top.includes(all.srcs[0]), `first row ${top} has ${all.srcs[0]}`);
+  assert.equal(await byId('flows-table').getAttribute('data-pages'), '2', 'still two pages held');
+  await page.evaluate(() => localStorage.removeItem('capatlas.flowsKeepPages'));
 
   assert.deepEqual(problems, [], 'no console errors or page errors');
   await page.close();

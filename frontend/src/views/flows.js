@@ -1,6 +1,9 @@
 // Flows view: a virtualised grid over the filtered flows. Pages of 500 come from GET /flows with
 // filter/sort/order/cursor (only the shown columns); only the rows in sight are in the DOM, so
-// scrolling through millions of flows stays smooth. Click or Enter on a row opens its detail.
+// scrolling through millions of flows stays smooth. Only the pages near the view are kept (KEEP):
+// a page scrolled far away is dropped and fetched again by its start cursor when it comes back
+// into sight, so memory stays bounded however deep one scrolls. Click or Enter on a row opens
+// its detail.
 import { h, replace, fmtInt, fmtBytes, fmtTime, fmtDuration, text } from '../dom.js';
 import { get } from '../api.js';
 import { qs, kv } from './common.js';
@@ -23,6 +26,7 @@ const ROW_H = 28;
 const PAGE = 500;
 const OVERSCAN = 2; // rows drawn beyond each edge of the viewport
 const PREFETCH = 350; // rows left below the viewport when the next page is asked for
+const KEEP_DEFAULT = 24; // pages kept (12,000 rows); localStorage 'capatlas.flowsKeepPages' sets it (>= 2)
 const LS_KEY = 'capatlas.flowColumns';
 
 const anyText = (v) => (Array.isArray(v) ? v.map(text).join(', ') : text(v));
@@ -69,6 +73,14 @@ function mayOverflow(s, room) {
   return false;
 }
 
+function keepPages() {
+  try {
+    const n = Number(localStorage.getItem('capatlas.flowsKeepPages'));
+    if (Number.isInteger(n) && n >= 2) return n;
+  } catch { /* default */ }
+  return KEEP_DEFAULT;
+}
+
 function loadCols() {
   try {
     const c = JSON.parse(localStorage.getItem(LS_KEY) || 'null');
@@ -81,12 +93,20 @@ export function flowsView(ctx) {
   let cols = loadCols();
   let sort = 'first';
   let order = 'asc';
-  let rows = [];
-  let next = null;
+  // pages.get(k): rows k*PAGE .. k*PAGE+PAGE-1 (the last page may be shorter); cursors[k]: what
+  // page k starts after (null for the first), known for every page up to the deepest fetched.
+  let pages = new Map();
+  let cursors = [null];
+  let deepest = 0; // the deepest page fetched
+  let loaded = 0; // rows in pages 0..deepest
+  let next = null; // the cursor after the deepest page; null at the end
   let total = 0;
-  let fetching = null;
+  let fetching = null; // the next deeper page
+  const refetching = new Set(); // dropped pages being fetched again
   let gen = 0;
   let activeRow = 0;
+  const KEEP = keepPages();
+  const rowAt = (i) => { const pg = pages.get(Math.floor(i / PAGE)); return pg ? pg[i % PAGE] || null : null; };
 
   const totalEl = h('span', { testid: 'flows-total' }, '…');
   const status = h('p', { class: 'muted', testid: 'flows-status', 'aria-live': 'polite' });
@@ -96,7 +116,7 @@ export function flowsView(ctx) {
     onClick: (ev) => {
       const el = ev.target.closest('.vrow');
       const i = el ? Number(el.getAttribute('data-index')) : -1;
-      if (rows[i]) { activeRow = i; open(rows[i]); schedule(); }
+      if (rowAt(i)) { activeRow = i; open(rowAt(i)); schedule(); }
     },
   });
   const spacer = h('div', { class: 'vgrid-spacer' }, win);
@@ -204,7 +224,7 @@ export function flowsView(ctx) {
   }
 
   function fill(r, i) {
-    const f = rows[i] || null;
+    const f = rowAt(i);
     const active = i === activeRow;
     if (r.index === i && r.flow === f && r.active === active) return;
     if (r.index !== i) {
@@ -216,7 +236,7 @@ export function flowsView(ctx) {
     if (r.tid !== tid) { r.el.setAttribute('data-testid', tid); r.tid = tid; }
     if (r.index !== i || r.flow !== f) {
       for (let c = 0; c < fmts.length; c++) {
-        const v = f ? fmts[c](f[cols[c]]) : i === rows.length && c === 0 ? '…' : '';
+        const v = f ? fmts[c](f[cols[c]]) : c === 0 && i <= loaded ? '…' : '';
         const t = r.texts[c];
         if (t.data === v) continue;
         t.data = v;
@@ -260,11 +280,40 @@ export function flowsView(ctx) {
     poolFirst = first;
     for (let k = 0; k < n; k++) fill(pool[k], first + k);
     // prefetch: ask for the next page well before the viewport reaches the end of the rows
-    if (next !== null && last > rows.length - PREFETCH) more();
+    if (next !== null && last > loaded - PREFETCH) more();
+    // pages in sight that were dropped come back by their cursors
+    for (let k = Math.floor(first / PAGE); k * PAGE < Math.min(last, loaded); k++) if (!pages.has(k)) refetch(k);
   }
 
   function rowsShown() {
-    return next !== null ? Math.min(Math.max(total, rows.length + 1), rows.length + 1000) : rows.length;
+    return next !== null ? Math.min(Math.max(total, loaded + 1), loaded + 1000) : loaded;
+  }
+
+  // Keeps at most KEEP pages: those farthest from the one in view go.
+  function keep() {
+    if (pages.size > KEEP) {
+      const at = Math.floor(scroller.scrollTop / ROW_H / PAGE);
+      const far = [...pages.keys()].sort((a, b) => Math.abs(b - at) - Math.abs(a - at));
+      for (const d of far.slice(0, pages.size - KEEP)) pages.delete(d);
+    }
+    grid.setAttribute('data-pages', String(pages.size));
+  }
+
+  async function refetch(k) {
+    if (refetching.has(k) || k > deepest) return;
+    const my = gen;
+    refetching.add(k);
+    try {
+      const d = await get(`${ctx.base}/flows${qs(params(cursors[k]))}`, { signal: ctx.signal });
+      if (my !== gen) return;
+      pages.set(k, (d.flows || []).slice(0, PAGE));
+      keep();
+      schedule();
+    } catch (e) {
+      if (my === gen && !e.aborted) { status.className = 'error'; status.textContent = `Cannot load flows again: ${e.message}`; status.hidden = false; }
+    } finally {
+      if (my === gen) refetching.delete(k);
+    }
   }
 
   function sizeSpacer() {
@@ -288,8 +337,16 @@ export function flowsView(ctx) {
       try {
         const d = await get(`${ctx.base}/flows${qs(params(next))}`, { signal: ctx.signal });
         if (my !== gen) return;
-        for (const f of d.flows || []) rows.push(f);
+        const k = deepest + 1;
+        const got = d.flows || [];
         next = d.next ?? null;
+        if (got.length) {
+          deepest = k;
+          pages.set(k, got);
+          loaded = k * PAGE + got.length;
+          cursors[k + 1] = next;
+          keep();
+        }
         if (typeof d.total === 'number') total = d.total;
         sizeSpacer();
         schedule();
@@ -312,21 +369,30 @@ export function flowsView(ctx) {
     try {
       const d = await get(`${ctx.base}/flows${qs(params(null))}`, { signal: ctx.signal });
       if (my !== gen) return;
-      rows = d.flows || [];
+      const got = d.flows || [];
+      pages = new Map([[0, got]]);
+      refetching.clear();
+      deepest = 0;
+      loaded = got.length;
       next = d.next ?? null;
-      total = typeof d.total === 'number' ? d.total : rows.length;
+      cursors = [null, next];
+      grid.setAttribute('data-pages', '1');
+      total = typeof d.total === 'number' ? d.total : loaded;
       totalEl.textContent = String(total);
       totalEl.setAttribute('data-value', String(total));
       activeRow = 0;
       scroller.scrollTop = 0;
       sizeSpacer();
       draw();
-      if (!rows.length) status.textContent = ctx.filter ? 'No flows match the filter.' : 'No flows yet: add a capture above.';
+      if (!loaded) status.textContent = ctx.filter ? 'No flows match the filter.' : 'No flows yet: add a capture above.';
       else status.hidden = true;
     } catch (e) {
       if (my !== gen) return;
       if (e.aborted) throw e;
-      rows = [];
+      pages = new Map();
+      cursors = [null];
+      deepest = 0;
+      loaded = 0;
       next = null;
       total = 0;
       totalEl.textContent = '–';
@@ -346,11 +412,11 @@ export function flowsView(ctx) {
     else if (ev.key === 'PageDown') i += page;
     else if (ev.key === 'PageUp') i -= page;
     else if (ev.key === 'Home') i = 0;
-    else if (ev.key === 'End') i = rows.length - 1;
-    else if (ev.key === 'Enter') { if (rows[activeRow]) open(rows[activeRow]); ev.preventDefault(); return; }
+    else if (ev.key === 'End') i = loaded - 1;
+    else if (ev.key === 'Enter') { if (rowAt(activeRow)) open(rowAt(activeRow)); ev.preventDefault(); return; }
     else return;
     ev.preventDefault();
-    activeRow = Math.max(0, Math.min(rows.length - 1, i));
+    activeRow = Math.max(0, Math.min(loaded - 1, i));
     const y = activeRow * ROW_H;
     if (y < scroller.scrollTop) scroller.scrollTop = y;
     else if (y + ROW_H > scroller.scrollTop + scroller.clientHeight) scroller.scrollTop = y + ROW_H - scroller.clientHeight;
