@@ -47,15 +47,6 @@
 #define STREAM_STALL_MS (330 * 1000) /* nginx gives up on a silent client after 300 s */
 /* Imports are background work: a user waiting on a chart goes first. */
 #define IMPORT_NICE 10
-/*
- * A URL import's download thread (TLS, the MD5, writing the file: about
- * 3.5 s of CPU per GB) runs below the parser it feeds, which is the
- * import's critical path: on two cores, at equal weights the scheduler
- * often put the two on one core, taking up to half of it from the parser
- * while the other core served the (nice 0) sender; at nice 19 the download
- * takes what the parser leaves, and it still stays ahead of the parser.
- */
-#define DOWNLOAD_NICE 19
 #define FEED_WBUF (1024 * 1024) /* download bytes gathered per write */
 #define FEED_FLUSH_MS 50        /* ... or for at most this long */
 #define FEED_RBUF (1024 * 1024) /* the engine's reads of a growing file */
@@ -396,9 +387,6 @@ static void *dl_thread(void *arg)
     char err[512] = "";
     int rc;
 
-    /* per thread on Linux: the parser keeps IMPORT_NICE */
-    if (setpriority(PRIO_PROCESS, (id_t)gettid(), DOWNLOAD_NICE) != 0)
-        log_line("download: cannot lower its priority: %s", strerror(errno));
     memset(&req, 0, sizeof(req));
     req.url = f->url;
     req.write = dl_write;
