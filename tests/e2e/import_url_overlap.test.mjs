@@ -3,8 +3,12 @@
 // packets while the server is still sending (the download is gathered into
 // bigger writes, but never held back long).  The same server checks the
 // MD5 guard both ways: no Content-MD5, nothing claimed verified; a wrong
-// one, the import fails as damaged and keeps no flows.
+// one, the import fails as damaged and keeps no flows.  An 80 MiB capture
+// sent at full speed (the growing file read while 1 MiB writes land in
+// it, the MD5 over all of it) gives the same flows as its upload, and so
+// does a zip of it (which is read only once whole).
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import https from 'node:https';
@@ -19,8 +23,9 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const FILE = pcap('1kxun.pcap');
 const PIECE = 64 * 1024;
 const EVERY_MS = 80;
+const BIG_MB = 80;
 
-let tmp, tls, web, srv, c, ws;
+let tmp, tls, web, srv, c, ws, big, bigZip;
 let sending = null; // { sent, total } of the transfer in progress
 
 before(async () => {
@@ -28,8 +33,25 @@ before(async () => {
   tls = testCert(tmp);
   const body = fs.readFileSync(FILE);
   const md5 = crypto.createHash('md5').update(body).digest('base64');
+  big = path.join(tmp, 'big.pcap');
+  makeBig(body, big, BIG_MB * 1024 * 1024);
+  bigZip = path.join(tmp, 'big.zip');
+  execFileSync('zip', ['-j', '-q', '-1', bigZip, big]);
   web = https.createServer({ cert: fs.readFileSync(tls.cert), key: fs.readFileSync(tls.key) }, (req, res) => {
-    const q = new URL(req.url, 'https://x').searchParams;
+    const u = new URL(req.url, 'https://x');
+    const q = u.searchParams;
+    if (u.pathname === '/big.pcap' || u.pathname === '/big.zip') {
+      // at full speed, from the file
+      const file = u.pathname === '/big.pcap' ? big : bigZip;
+      const data = fs.readFileSync(file);
+      res.writeHead(200, {
+        'Content-Type': 'application/octet-stream',
+        'Content-Length': data.length,
+        'Content-MD5': crypto.createHash('md5').update(data).digest('base64'),
+      });
+      res.end(data);
+      return;
+    }
     const headers = { 'Content-Type': 'application/octet-stream', 'Content-Length': body.length };
     if (q.get('md5') === 'good') headers['Content-MD5'] = md5;
     if (q.get('md5') === 'bad') headers['Content-MD5'] = crypto.createHash('md5').update('other').digest('base64');
@@ -58,6 +80,36 @@ after(async () => {
   if (web) web.close();
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
 });
+
+// The corpus capture's records repeated (timestamps shifted) to `target` bytes.
+function makeBig(src, file, target) {
+  assert.equal(src.readUInt32LE(0), 0xa1b2c3d4, 'little-endian microsecond pcap');
+  const recs = [];
+  let first = null;
+  let last = 0;
+  for (let off = 24; off + 16 <= src.length; ) {
+    const incl = src.readUInt32LE(off + 8);
+    const sec = src.readUInt32LE(off);
+    if (first === null) first = sec;
+    last = sec;
+    recs.push(src.subarray(off, off + 16 + incl));
+    off += 16 + incl;
+  }
+  const span = last - first + 1;
+  const fd = fs.openSync(file, 'w');
+  fs.writeSync(fd, src.subarray(0, 24));
+  for (let size = 24, round = 0; size < target; round++) {
+    const parts = recs.map((r) => {
+      const x = Buffer.from(r);
+      x.writeUInt32LE((r.readUInt32LE(0) + round * span) % 2 ** 32, 0);
+      return x;
+    });
+    const b = Buffer.concat(parts);
+    fs.writeSync(fd, b);
+    size += b.length;
+  }
+  fs.closeSync(fd);
+}
 
 async function importAndWatch(query) {
   const url = `https://127.0.0.1:${web.address().port}/1kxun.pcap?${query}`;
@@ -103,4 +155,34 @@ test('an announced MD5 is checked: right, the capture is kept; wrong, the import
   assert.equal(bad.cap.state, 'failed');
   const flows = (await c.get(`/api/workspaces/${ws}/flows?filter=${encodeURIComponent(`capture == ${bad.cap.id}`)}`)).json;
   assert.equal((flows.flows || []).length, 0, JSON.stringify(flows).slice(0, 300));
+});
+
+test(`a ${BIG_MB} MiB capture at full speed and a zip of it: the flows of an upload`, async () => {
+  const up = await c.upload(ws, big);
+  assert.equal(up.status, 202, up.text);
+  const local = await c.waitJob(up.json.job.id);
+  assert.equal(local.state, 'done', JSON.stringify(local));
+  const caps0 = (await c.get(`/api/workspaces/${ws}/captures`)).json.captures;
+  const localCap = caps0.find((x) => x.id === up.json.capture.id);
+  assert.ok(localCap.report.flows > 0);
+
+  for (const name of ['big.pcap', 'big.zip']) {
+    const r = await c.post(`/api/workspaces/${ws}/imports`, { url: `https://127.0.0.1:${web.address().port}/${name}` });
+    assert.equal(r.status, 202, r.text);
+    const job = await c.waitJob(r.json.job.id);
+    assert.equal(job.state, 'done', `${name}: ${JSON.stringify(job)}`);
+    let id = r.json.capture.id;
+    if (name === 'big.zip') {
+      assert.equal(job.result.captures.length, 1, JSON.stringify(job.result));
+      assert.equal((await c.waitJob(job.result.jobs[0])).state, 'done');
+      id = job.result.captures[0];
+    }
+    const got = (await c.get(`/api/workspaces/${ws}/captures`)).json.captures.filter((x) => x.id === id);
+    assert.equal(got.length, 1, name);
+    assert.equal(got[0].report.flows, localCap.report.flows, name);
+    if (name === 'big.pcap') {
+      assert.equal(got[0].size, fs.statSync(big).size);
+      assert.equal(got[0].report.md5_verified, true);
+    }
+  }
 });
