@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bigmem.h"
 #include "ca_error.h"
 #include "dpi.h"
 #include "flowtab.h"
@@ -108,15 +109,15 @@ int ca_flowtab_new(const struct ca_flowtab_conf *c, struct ca_flowtab **out)
         return CA_ENOMEM;
     t->c = *c;
     t->nbuckets = 1u << 14;
-    t->buckets = calloc(t->nbuckets, sizeof(*t->buckets));
-    t->batch = malloc(BATCH * sizeof(*t->batch));
+    t->buckets = ca_big_alloc(t->nbuckets * sizeof(*t->buckets));
+    t->batch = ca_big_alloc(BATCH * sizeof(*t->batch)); /* tens of MB: huge pages */
     t->scratch = malloc(sizeof(*t->scratch));
     t->reasm = ca_ipfrag_new();
     if (t->buckets == NULL || t->batch == NULL || t->scratch == NULL || t->reasm == NULL) {
         ca_ipfrag_free(t->reasm);
         free(t->scratch);
-        free(t->batch);
-        free(t->buckets);
+        ca_big_free(t->batch);
+        ca_big_free(t->buckets);
         free(t);
         return CA_ENOMEM;
     }
@@ -257,8 +258,8 @@ void ca_flowtab_free(struct ca_flowtab *t)
     }
     ca_ipfrag_free(t->reasm);
     free(t->scratch);
-    free(t->batch);
-    free(t->buckets);
+    ca_big_free(t->batch);
+    ca_big_free(t->buckets);
     free(t);
 }
 
@@ -432,7 +433,7 @@ static int expire(struct ca_flowtab *t, int64_t now)
 static int grow(struct ca_flowtab *t)
 {
     size_t nb = t->nbuckets * 2;
-    struct fent **b = calloc(nb, sizeof(*b));
+    struct fent **b = ca_big_alloc(nb * sizeof(*b));
 
     if (b == NULL)
         return CA_ENOMEM;
@@ -444,7 +445,7 @@ static int grow(struct ca_flowtab *t)
             b[e->hash & (nb - 1)] = e;
         }
     }
-    free(t->buckets);
+    ca_big_free(t->buckets);
     t->buckets = b;
     t->nbuckets = nb;
     return 0;

@@ -1297,30 +1297,21 @@ static int addr_tie(const void *x, const void *y, void *arg)
 }
 
 /*
- * The address indexes in (version, address) order, the order of their
- * keys in the store: a radix sort on the version and the first 7 address
- * bytes (all of an IPv4 address), then a comparison sort of each run of
- * equal prefixes (IPv6 addresses of one /56).  NULL when out of memory.
+ * Sorts o[0 .. n) by key, stably (a radix sort, 16 bits a pass, passes
+ * where every key has the same digit skipped).  Returns the sorted array,
+ * o or another block (o is then freed); NULL when out of memory (o freed).
+ * o is a ca_big_alloc block.
  */
-static struct addrord *addr_sorted(const struct ca_capagg *a)
+static struct addrord *radix_sort(struct addrord *o, size_t n)
 {
-    size_t n = a->nakeys, *cnt = malloc(65536 * sizeof(*cnt));
-    struct addrord *o = ca_big_alloc((n + 1) * sizeof(*o)), *t = ca_big_alloc((n + 1) * sizeof(*t));
+    size_t *cnt = malloc(65536 * sizeof(*cnt));
+    struct addrord *t = ca_big_alloc((n + 1) * sizeof(*t));
 
-    if (o == NULL || t == NULL || cnt == NULL) {
+    if (t == NULL || cnt == NULL) {
         ca_big_free(o);
         ca_big_free(t);
         free(cnt);
         return NULL;
-    }
-    for (size_t i = 0; i < n; i++) {
-        uint64_t k = (uint64_t)(a->akeys[i].ver & 0xff);
-
-        for (int b = 0; b < 7; b++)
-            k = k << 8 | a->akeys[i].addr[b];
-        o[i].key = k;
-        o[i].idx = (uint32_t)i;
-        o[i].pad = 0;
     }
     for (int shift = 0; shift < 64; shift += 16) {
         size_t sum = 0;
@@ -1345,6 +1336,34 @@ static struct addrord *addr_sorted(const struct ca_capagg *a)
     }
     ca_big_free(t);
     free(cnt);
+    return o;
+}
+
+/*
+ * The address indexes in (version, address) order, the order of their
+ * keys in the store: a radix sort on the version and the first 7 address
+ * bytes (all of an IPv4 address), then a comparison sort of each run of
+ * equal prefixes (IPv6 addresses of one /56).  NULL when out of memory.
+ */
+static struct addrord *addr_sorted(const struct ca_capagg *a)
+{
+    size_t n = a->nakeys;
+    struct addrord *o = ca_big_alloc((n + 1) * sizeof(*o));
+
+    if (o == NULL)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t k = (uint64_t)(a->akeys[i].ver & 0xff);
+
+        for (int b = 0; b < 7; b++)
+            k = k << 8 | a->akeys[i].addr[b];
+        o[i].key = k;
+        o[i].idx = (uint32_t)i;
+        o[i].pad = 0;
+    }
+    o = radix_sort(o, n);
+    if (o == NULL)
+        return NULL;
     for (size_t i = 0, j; i < n; i = j) {
         for (j = i + 1; j < n && o[j].key == o[i].key; j++)
             ;
@@ -1352,6 +1371,47 @@ static struct addrord *addr_sorted(const struct ca_capagg *a)
             qsort_r(o + i, j - i, sizeof(*o), addr_tie, a->akeys);
     }
     return o;
+}
+
+/*
+ * TAB_BYTES_ORDER (k 0) or TAB_FIRST_ORDER (k 1): the seqs by bytes or by
+ * first packet time, descending, ties in seq order.  The records came in
+ * seq order, so a stable sort of the keys keeps ties so; if they did not,
+ * a comparison sort.
+ */
+static int emit_order(struct ca_capagg *a, int k, int (*reserve)(void *, unsigned, size_t, void **),
+                      void *arg)
+{
+    size_t n = a->norder;
+    struct addrord *o = NULL;
+    void *space = NULL;
+    int inorder = 1, rc;
+
+    for (size_t i = 1; i < n && inorder; i++)
+        inorder = a->order[i].seq > a->order[i - 1].seq;
+    if (inorder) {
+        o = ca_big_alloc((n + 1) * sizeof(*o));
+        if (o == NULL)
+            return CA_ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+            o[i].key = ~(k == 0 ? a->order[i].bytes : a->order[i].first);
+            o[i].idx = a->order[i].seq;
+            o[i].pad = 0;
+        }
+        o = radix_sort(o, n);
+        if (o == NULL)
+            return CA_ENOMEM;
+    } else {
+        qsort(a->order, n, sizeof(*a->order), k == 0 ? ord_cmp : ord_first_cmp);
+    }
+    rc = reserve(arg, k == 0 ? TAB_BYTES_ORDER : TAB_FIRST_ORDER, n * sizeof(uint32_t), &space);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        uint32_t seq = o != NULL ? o[i].idx : a->order[i].seq;
+
+        memcpy((char *)space + i * sizeof(seq), &seq, sizeof(seq));
+    }
+    ca_big_free(o);
+    return rc;
 }
 
 int ca_capagg_emit(struct ca_capagg *a, int (*put)(void *, unsigned, const void *, size_t),
@@ -1372,17 +1432,8 @@ int ca_capagg_emit(struct ca_capagg *a, int (*put)(void *, unsigned, const void 
     }
     if (rc == 0)
         rc = emit_tab(&a->minute, 8, TAB_MINUTE, put, arg);
-    for (int k = 0; rc == 0 && k < 2; k++) {
-        uint32_t *o = malloc((a->norder + 1) * sizeof(*o));
-
-        if (o == NULL)
-            return CA_ENOMEM;
-        qsort(a->order, a->norder, sizeof(*a->order), k == 0 ? ord_cmp : ord_first_cmp);
-        for (size_t i = 0; i < a->norder; i++)
-            o[i] = a->order[i].seq;
-        rc = put(arg, k == 0 ? TAB_BYTES_ORDER : TAB_FIRST_ORDER, o, a->norder * sizeof(*o));
-        free(o);
-    }
+    for (int k = 0; rc == 0 && k < 2; k++)
+        rc = emit_order(a, k, reserve, arg);
     for (int side = 0; rc == 0 && side < 2; side++) {
         size_t n = 0;
         uint32_t *ids = NULL;
