@@ -1,8 +1,10 @@
 /* Big arrays in huge-page-advised anonymous maps (see bigmem.h). */
+#include <malloc.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "bigmem.h"
 
@@ -122,4 +124,19 @@ void ca_big_free(void *p)
         free(m);
     else
         munmap(m, h.mlen);
+}
+
+void ca_big_heap_advise(void)
+{
+    static _Thread_local char *done; /* the heap's end when last advised */
+    char *end = sbrk(0);
+
+    if (end == (char *)-1 || end == done)
+        return;
+    if (done == NULL) {
+        (void)mallopt(M_TOP_PAD, 32 << 20);
+    } else if (end > done) {
+        ca_big_advise(done, (size_t)(end - done));
+    }
+    done = end;
 }

@@ -23,5 +23,14 @@ void ca_big_free(void *p);
 /* Asks for huge pages on the whole pages inside [p, p + len) of memory the
  * caller got elsewhere (a big malloc), before it is first written. */
 void ca_big_advise(void *p, size_t len);
+/*
+ * The same for the heap (malloc's small blocks: flow entries, nDPI's flow
+ * state): asks for huge pages on what the heap grew by since the last
+ * call.  The first call makes the heap grow in steps of 32 MiB
+ * (M_TOP_PAD), so that most of a step is advised before it is touched.
+ * Cheap (no system call unless the heap grew): call it often, e.g. once a
+ * packet.
+ */
+void ca_big_heap_advise(void);
 
 #endif
