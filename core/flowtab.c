@@ -522,7 +522,7 @@ static void tcp_seq(struct fent *e, int dir, const struct ca_pkt_info *pi, uint3
         return;
     int32_t diff = (int32_t)(seq - e->next_seq[dir]);
     if (diff < 0) {
-        uint32_t old = (uint32_t)-diff;
+        uint32_t old = e->next_seq[dir] - seq; /* -diff, also for INT32_MIN (no overflow) */
         e->f.retrans_bytes[dir] += old < len ? old : len;
         if (old < len)
             e->next_seq[dir] = seq + len;
