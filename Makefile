@@ -74,7 +74,7 @@ $(TOOL_BIN): $(BUILD)/tests/%: $(BUILD)/tests/tools/%.o $(BUILD)/libcapatlas.a
 
 # Fuzz target (clang, libFuzzer + ASan + UBSan): the capture reader, decoder
 # and flow engine without the store.
-FUZZ_SRC  := core/ca_error.c core/capture.c core/decode.c core/dpi.c core/engine.c \
+FUZZ_SRC  := core/bigmem.c core/ca_error.c core/capture.c core/decode.c core/dpi.c core/engine.c \
              core/flowtab.c core/geo.c core/ipfrag.c core/pdns.c core/flow_codec.c core/flow_json.c \
              tests/fuzz/fuzz_capture.c
 FUZZ_TIME ?= 600

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bigmem.h"
 #include "ca_error.h"
 #include "capture.h"
 #include "decode.h"
@@ -192,6 +193,7 @@ int ca_engine_import(struct ca_engine *e, const struct ca_import_req *req, json_
             if (pi->tunnel != NULL)
                 count(tunnels, pi->tunnel, 1);
             r = ca_flowtab_packet(ft, pi, pkt.ts_ns, pkt.len, pkt.offset, packets);
+            ca_big_heap_advise(); /* the flow table's growth gets huge pages */
             if (r != 0) {
                 ca_seterr(err, errlen, r, "%s",
                           r == CA_ENOMEM ? "out of memory" : "flow sink failed");

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bigmem.h"
 #include "ca_error.h"
 #include "dpi.h"
 #include "flowtab.h"
@@ -108,15 +109,15 @@ int ca_flowtab_new(const struct ca_flowtab_conf *c, struct ca_flowtab **out)
         return CA_ENOMEM;
     t->c = *c;
     t->nbuckets = 1u << 14;
-    t->buckets = calloc(t->nbuckets, sizeof(*t->buckets));
-    t->batch = malloc(BATCH * sizeof(*t->batch));
+    t->buckets = ca_big_alloc(t->nbuckets * sizeof(*t->buckets));
+    t->batch = ca_big_alloc(BATCH * sizeof(*t->batch)); /* tens of MB: huge pages */
     t->scratch = malloc(sizeof(*t->scratch));
     t->reasm = ca_ipfrag_new();
     if (t->buckets == NULL || t->batch == NULL || t->scratch == NULL || t->reasm == NULL) {
         ca_ipfrag_free(t->reasm);
         free(t->scratch);
-        free(t->batch);
-        free(t->buckets);
+        ca_big_free(t->batch);
+        ca_big_free(t->buckets);
         free(t);
         return CA_ENOMEM;
     }
@@ -257,8 +258,8 @@ void ca_flowtab_free(struct ca_flowtab *t)
     }
     ca_ipfrag_free(t->reasm);
     free(t->scratch);
-    free(t->batch);
-    free(t->buckets);
+    ca_big_free(t->batch);
+    ca_big_free(t->buckets);
     free(t);
 }
 
@@ -432,7 +433,7 @@ static int expire(struct ca_flowtab *t, int64_t now)
 static int grow(struct ca_flowtab *t)
 {
     size_t nb = t->nbuckets * 2;
-    struct fent **b = calloc(nb, sizeof(*b));
+    struct fent **b = ca_big_alloc(nb * sizeof(*b));
 
     if (b == NULL)
         return CA_ENOMEM;
@@ -444,7 +445,7 @@ static int grow(struct ca_flowtab *t)
             b[e->hash & (nb - 1)] = e;
         }
     }
-    free(t->buckets);
+    ca_big_free(t->buckets);
     t->buckets = b;
     t->nbuckets = nb;
     return 0;
@@ -459,13 +460,23 @@ static uint32_t fnv(uint32_t h, const void *p, size_t n)
     return h;
 }
 
+static uint64_t mix64(uint64_t h, uint64_t w)
+{
+    h ^= w;
+    h *= 0x9e3779b97f4a7c15ULL;
+    return h ^ (h >> 32);
+}
+
+/* The flow key's hash, the same for both directions: a few word steps (a
+ * byte-by-byte hash of the 40 key bytes was a chain of 40 multiplies per
+ * packet). */
 static uint32_t key_hash(const struct ca_pkt_info *pi, uint16_t sport, uint16_t dport,
                          uint16_t echo_id)
 {
     const uint8_t *lo_ip = pi->src, *hi_ip = pi->dst;
     uint16_t lo_p = sport, hi_p = dport;
     int c = memcmp(pi->src, pi->dst, 16);
-    uint32_t h = 2166136261u;
+    uint64_t w[4], h;
 
     if (c > 0 || (c == 0 && sport > dport)) {
         lo_ip = pi->dst;
@@ -473,15 +484,15 @@ static uint32_t key_hash(const struct ca_pkt_info *pi, uint16_t sport, uint16_t 
         lo_p = dport;
         hi_p = sport;
     }
-    h = fnv(h, &pi->ip_version, 1);
-    h = fnv(h, &pi->l4, 1);
-    h = fnv(h, &pi->vlan, 2);
-    h = fnv(h, &echo_id, 2);
-    h = fnv(h, lo_ip, 16);
-    h = fnv(h, hi_ip, 16);
-    h = fnv(h, &lo_p, 2);
-    h = fnv(h, &hi_p, 2);
-    return h;
+    h = (uint64_t)pi->ip_version | (uint64_t)pi->l4 << 8 | (uint64_t)pi->vlan << 16 |
+        (uint64_t)echo_id << 32 | (uint64_t)lo_p << 48;
+    h = mix64(0x243f6a8885a308d3ULL ^ hi_p, h);
+    memcpy(w, lo_ip, 16);
+    memcpy(w + 2, hi_ip, 16);
+    for (int i = 0; i < 4; i++)
+        h = mix64(h, w[i]);
+    h *= 0xbf58476d1ce4e5b9ULL;
+    return (uint32_t)(h >> 32);
 }
 
 static uint32_t frag_slot(uint8_t ver, const uint8_t *s, const uint8_t *d, uint32_t id)
@@ -511,7 +522,7 @@ static void tcp_seq(struct fent *e, int dir, const struct ca_pkt_info *pi, uint3
         return;
     int32_t diff = (int32_t)(seq - e->next_seq[dir]);
     if (diff < 0) {
-        uint32_t old = (uint32_t)-diff;
+        uint32_t old = e->next_seq[dir] - seq; /* -diff, also for INT32_MIN (no overflow) */
         e->f.retrans_bytes[dir] += old < len ? old : len;
         if (old < len)
             e->next_seq[dir] = seq + len;

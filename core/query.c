@@ -23,6 +23,7 @@
  * query_ip.c (per-IP detail, host graph); query_internal.h is what they
  * share.
  */
+#include "bigmem.h" /* the table builder's arrays */
 #include "query_internal.h"
 
 /* ---- the filter's view of the snapshot ----------------------------------- */
@@ -736,6 +737,8 @@ json_t *cq_acc_json(const struct acc *a, const int *ms, int nm)
 
 /* ---- pre-computed per-capture tables ------------------------------------ */
 
+/* (what the tables are: query_internal.h, at TAB_MINUTE) */
+
 struct ordrec {
     uint64_t bytes;
     uint64_t first; /* first_ns with the sign bit flipped: unsigned order */
@@ -748,7 +751,10 @@ struct ordrec {
  * order arrays and the address pairs, 32 bytes a flow): address and port
  * tables, the biggest, use dense arrays instead of hash slots; the other
  * fields have a few hundred values at most and keep hash tables.  The
- * store feeds the builder batch by batch during the import.
+ * store feeds the builder batch by batch during the import, with the
+ * address indexes of its own address map (ca_capagg_add_ix): then the
+ * builder's address hash stays empty.  Arrays that grow with the capture
+ * are in huge-page maps (bigmem.h).
  */
 struct sideacc {
     uint64_t flows, sent, recv, packets;
@@ -760,7 +766,7 @@ enum { PT_PORT, PT_SPORT, PT_DPORT, PT_COUNT };
 struct ca_capagg {
     struct htab t[GF_COUNT]; /* struct gv -> struct acc, fields without a dense form */
     struct htab minute;      /* u64 minute -> struct acc */
-    struct htab ipself;      /* struct gv -> struct acc: flows with src == dst (GF_IP once) */
+    struct htab ipself;      /* address index (gv_u64) -> struct acc: flows with src == dst */
     struct sideacc *ports[PT_COUNT]; /* 65536 each: GF_PORT, GF_SPORT, GF_DPORT */
     uint64_t *aslot;                 /* address hash: u32 hash << 32 | (index + 1); 0 empty */
     size_t acap;
@@ -772,6 +778,7 @@ struct ca_capagg {
     struct ordrec *order;
     size_t norder, caporder;
     int no_aids;
+    int mode;             /* 0 nothing added yet, 1 addresses hashed here, 2 indexes given */
     uint64_t *aidbits[2]; /* source, destination address ids seen */
     size_t aidwords[2];
 };
@@ -798,15 +805,15 @@ void ca_capagg_free(struct ca_capagg *a)
     cq_ht_free(&a->ipself);
     for (int p = 0; p < PT_COUNT; p++)
         free(a->ports[p]);
-    free(a->aslot);
-    free(a->akeys);
-    free(a->aside[0]);
-    free(a->aside[1]);
-    free(a->pidx);
-    free(a->pseq);
-    free(a->order);
-    free(a->aidbits[0]);
-    free(a->aidbits[1]);
+    ca_big_free(a->aslot);
+    ca_big_free(a->akeys);
+    ca_big_free(a->aside[0]);
+    ca_big_free(a->aside[1]);
+    ca_big_free(a->pidx);
+    ca_big_free(a->pseq);
+    ca_big_free(a->order);
+    ca_big_free(a->aidbits[0]);
+    ca_big_free(a->aidbits[1]);
     free(a);
 }
 
@@ -820,10 +827,9 @@ static int capagg_aid(struct ca_capagg *a, int side, uint32_t id)
 
         while (nw <= w)
             nw *= 2;
-        g = realloc(a->aidbits[side], nw * sizeof(*g));
+        g = ca_big_realloc(a->aidbits[side], nw * sizeof(*g)); /* zeroed beyond */
         if (g == NULL)
             return CA_ENOMEM;
-        memset(g + a->aidwords[side], 0, (nw - a->aidwords[side]) * sizeof(*g));
         a->aidbits[side] = g;
         a->aidwords[side] = nw;
     }
@@ -847,12 +853,6 @@ int ca_capagg_new(struct ca_capagg **out)
     for (int p = 0; rc == 0 && p < PT_COUNT; p++)
         if ((a->ports[p] = calloc(65536, sizeof(struct sideacc))) == NULL)
             rc = CA_ENOMEM;
-    if (rc == 0) {
-        a->acap = 4096;
-        a->aslot = calloc(a->acap, sizeof(*a->aslot));
-        if (a->aslot == NULL)
-            rc = CA_ENOMEM;
-    }
     if (rc != 0) {
         ca_capagg_free(a);
         a = NULL;
@@ -878,6 +878,24 @@ int cq_grow(void **p, size_t *cap, size_t need, size_t sz)
     return 0;
 }
 
+/* cq_grow() for the builder's arrays: huge-page maps, zeroed beyond the old size. */
+static int big_grow(void **p, size_t *cap, size_t need, size_t sz)
+{
+    size_t nc = *cap ? *cap : 16384;
+    void *g;
+
+    if (need <= *cap)
+        return 0;
+    while (nc < need)
+        nc *= 2;
+    g = ca_big_realloc(*p, nc * sz);
+    if (g == NULL)
+        return CA_ENOMEM;
+    *p = g;
+    *cap = nc;
+    return 0;
+}
+
 static void side_add(struct sideacc *s, const struct ca_hot *h)
 {
     s->flows++;
@@ -887,11 +905,11 @@ static void side_add(struct sideacc *s, const struct ca_hot *h)
     s->dur_ns += h->last_ns - h->first_ns;
 }
 
-/* Doubles the address hash (indexes stay). */
+/* Doubles the address hash, made on first use (indexes stay). */
 static int addr_rehash(struct ca_capagg *a)
 {
-    size_t nc = a->acap * 2;
-    uint64_t *g = calloc(nc, sizeof(*g));
+    size_t nc = a->acap ? a->acap * 2 : 4096;
+    uint64_t *g = ca_big_alloc(nc * sizeof(*g));
 
     if (g == NULL)
         return CA_ENOMEM;
@@ -905,9 +923,35 @@ static int addr_rehash(struct ca_capagg *a)
             ;
         g[j] = s;
     }
-    free(a->aslot);
+    ca_big_free(a->aslot);
     a->aslot = g;
     a->acap = nc;
+    return 0;
+}
+
+/* A new address: index a->nakeys, with zero sums. */
+static int capagg_newaddr(struct ca_capagg *a, int ver, const uint8_t *addr)
+{
+    size_t n = a->nakeys;
+
+    if (n >= UINT32_MAX - 1)
+        return CA_ENOMEM;
+    if (n + 1 > a->capakeys) {
+        size_t c0 = a->capakeys, c1 = a->capakeys;
+
+        if (big_grow((void **)&a->akeys, &c1, n + 1, sizeof(*a->akeys)) != 0)
+            return CA_ENOMEM;
+        for (int s = 0; s < 2; s++) {
+            size_t c = c0;
+
+            if (big_grow((void **)&a->aside[s], &c, n + 1, sizeof(*a->aside[s])) != 0)
+                return CA_ENOMEM;
+        }
+        a->capakeys = c1;
+    }
+    memcpy(a->akeys[n].addr, addr, 16);
+    a->akeys[n].ver = (uint32_t)ver;
+    a->nakeys = n + 1;
     return 0;
 }
 
@@ -918,6 +962,8 @@ static int capagg_addr(struct ca_capagg *a, int ver, const uint8_t *addr, uint32
     uint32_t h;
     size_t j, n;
 
+    if (a->acap == 0 && addr_rehash(a) != 0)
+        return CA_ENOMEM;
     memcpy(k.addr, addr, 16);
     k.ver = (uint32_t)ver;
     h = (uint32_t)hash_bytes(&k, sizeof(k));
@@ -934,31 +980,23 @@ static int capagg_addr(struct ca_capagg *a, int ver, const uint8_t *addr, uint32
         }
     }
     n = a->nakeys;
-    if (n >= UINT32_MAX - 1)
+    if (capagg_newaddr(a, ver, addr) != 0)
         return CA_ENOMEM;
-    if (n + 1 > a->capakeys) {
-        size_t c0 = a->capakeys, c1 = a->capakeys;
-
-        if (cq_grow((void **)&a->akeys, &c1, n + 1, sizeof(*a->akeys)) != 0)
-            return CA_ENOMEM;
-        /* new capacity is zeroed entry by entry as addresses come, so the
-         * spare half of a doubled array does not become resident */
-        for (int s = 0; s < 2; s++) {
-            size_t c = c0;
-
-            if (cq_grow((void **)&a->aside[s], &c, n + 1, sizeof(*a->aside[s])) != 0)
-                return CA_ENOMEM;
-        }
-        a->capakeys = c1;
-    }
-    memset(&a->aside[0][n], 0, sizeof(a->aside[0][n]));
-    memset(&a->aside[1][n], 0, sizeof(a->aside[1][n]));
-    a->akeys[n] = k;
     a->aslot[j] = (uint64_t)h << 32 | (uint64_t)(n + 1);
-    a->nakeys = n + 1;
     *idx = (uint32_t)n;
     if (a->nakeys * 2 >= a->acap && addr_rehash(a) != 0)
         return CA_ENOMEM;
+    return 0;
+}
+
+/* An address index given by the caller: known, or the next one (new). */
+static int capagg_ix(struct ca_capagg *a, uint32_t i, int ver, const uint8_t *addr, uint32_t *idx)
+{
+    if (i > a->nakeys)
+        return CA_EINVAL;
+    if (i == a->nakeys && capagg_newaddr(a, ver, addr) != 0)
+        return CA_ENOMEM;
+    *idx = i;
     return 0;
 }
 
@@ -967,12 +1005,12 @@ static int capagg_pair(struct ca_capagg *a, uint32_t idx, uint32_t seq)
     if (a->npairs + 1 > a->cappairs) {
         size_t c = a->cappairs;
 
-        if (cq_grow((void **)&a->pidx, &c, a->npairs + 1, sizeof(*a->pidx)) != 0)
+        if (big_grow((void **)&a->pidx, &c, a->npairs + 1, sizeof(*a->pidx)) != 0)
             return CA_ENOMEM;
         {
             size_t c2 = a->cappairs;
 
-            if (cq_grow((void **)&a->pseq, &c2, a->npairs + 1, sizeof(*a->pseq)) != 0)
+            if (big_grow((void **)&a->pseq, &c2, a->npairs + 1, sizeof(*a->pseq)) != 0)
                 return CA_ENOMEM;
         }
         a->cappairs = c;
@@ -984,7 +1022,20 @@ static int capagg_pair(struct ca_capagg *a, uint32_t idx, uint32_t seq)
 
 int ca_capagg_add(struct ca_capagg *a, uint32_t seq0, const struct ca_hot *h, size_t n)
 {
-    if (cq_grow((void **)&a->order, &a->caporder, a->norder + n, sizeof(*a->order)) != 0)
+    return ca_capagg_add_ix(a, seq0, h, NULL, n);
+}
+
+int ca_capagg_add_ix(struct ca_capagg *a, uint32_t seq0, const struct ca_hot *h, const uint32_t *ix,
+                     size_t n)
+{
+    int mode = ix != NULL ? 2 : 1;
+
+    if (n == 0)
+        return 0;
+    if (a->mode != 0 && a->mode != mode)
+        return CA_EINVAL;
+    a->mode = mode;
+    if (big_grow((void **)&a->order, &a->caporder, a->norder + n, sizeof(*a->order)) != 0)
         return CA_ENOMEM;
     for (size_t i = 0; i < n; i++) {
         const struct ca_hot *r = &h[i];
@@ -1008,14 +1059,23 @@ int ca_capagg_add(struct ca_capagg *a, uint32_t seq0, const struct ca_hot *h, si
         if ((x = cq_ht_get(&a->minute, &m, NULL)) == NULL)
             return CA_ENOMEM;
         cq_acc_add(x, r);
-        if (capagg_addr(a, r->ip_version, r->src, &si) != 0 || capagg_pair(a, si, seq) != 0)
-            return CA_ENOMEM;
+        int rc = ix != NULL ? capagg_ix(a, ix[2 * i], r->ip_version, r->src, &si)
+                            : capagg_addr(a, r->ip_version, r->src, &si);
+
+        if (rc != 0 || (rc = capagg_pair(a, si, seq)) != 0)
+            return rc;
         if (memcmp(r->src, r->dst, 16) != 0) {
-            if (capagg_addr(a, r->ip_version, r->dst, &di) != 0 || capagg_pair(a, di, seq) != 0)
-                return CA_ENOMEM;
+            rc = ix != NULL ? capagg_ix(a, ix[2 * i + 1], r->ip_version, r->dst, &di)
+                            : capagg_addr(a, r->ip_version, r->dst, &di);
+            if (rc != 0 || (rc = capagg_pair(a, di, seq)) != 0)
+                return rc;
+            if (di == si)
+                return CA_EINVAL; /* two addresses, one index */
         } else {
+            if (ix != NULL && ix[2 * i + 1] != si)
+                return CA_EINVAL;
             di = si;
-            cq_gv_addr(&v[0], r->src, r->ip_version);
+            gv_u64(&v[0], si); /* flows from an address to itself, by address index */
             if ((x = cq_ht_get(&a->ipself, &v[0], NULL)) == NULL)
                 return CA_ENOMEM;
             cq_acc_add(x, r);
@@ -1170,9 +1230,9 @@ static int emit_dense(struct ca_capagg *a, int f, int (*reserve)(void *, unsigne
             const struct gv *key = (const struct gv *)(const void *)(sl + 8);
             const struct acc *y = (const struct acc *)(const void *)(sl + a->ipself.voff);
             struct tabrec r;
-            uint32_t i;
+            uint64_t i = cq_gv_get_u64(key);
 
-            if (capagg_addr(a, (int)key->tag, key->b, &i) != 0 || i >= n)
+            if (i >= n)
                 return CA_EINTERNAL; /* every such address is known */
             memcpy(&r, (char *)space + i * sizeof(r), sizeof(r));
             r.flows -= y->flows;
@@ -1189,11 +1249,146 @@ static int emit_dense(struct ca_capagg *a, int f, int (*reserve)(void *, unsigne
     return 0;
 }
 
+/* An address index with the first bytes of its key (version, address) as
+ * a number: sorting these sorts the keys, up to ties (addr_tie). */
+struct addrord {
+    uint64_t key;
+    uint32_t idx;
+    uint32_t pad;
+};
+
+static int addr_tie(const void *x, const void *y, void *arg)
+{
+    const struct addrkey *k = arg;
+    const struct addrord *a = x, *b = y;
+
+    return memcmp(k[a->idx].addr, k[b->idx].addr, 16);
+}
+
+/*
+ * Sorts o[0 .. n) by key, stably (a radix sort, 16 bits a pass, passes
+ * where every key has the same digit skipped).  Returns the sorted array,
+ * o or another block (o is then freed); NULL when out of memory (o freed).
+ * o is a ca_big_alloc block.
+ */
+static struct addrord *radix_sort(struct addrord *o, size_t n)
+{
+    size_t *cnt = malloc(65536 * sizeof(*cnt));
+    struct addrord *t = ca_big_alloc((n + 1) * sizeof(*t));
+
+    if (t == NULL || cnt == NULL) {
+        ca_big_free(o);
+        ca_big_free(t);
+        free(cnt);
+        return NULL;
+    }
+    for (int shift = 0; shift < 64; shift += 16) {
+        size_t sum = 0;
+        struct addrord *x;
+
+        memset(cnt, 0, 65536 * sizeof(*cnt));
+        for (size_t i = 0; i < n; i++)
+            cnt[(o[i].key >> shift) & 0xffff]++;
+        if (n > 0 && cnt[(o[0].key >> shift) & 0xffff] == n)
+            continue; /* one digit for all: nothing to move */
+        for (size_t d = 0; d < 65536; d++) {
+            size_t c = cnt[d];
+
+            cnt[d] = sum;
+            sum += c;
+        }
+        for (size_t i = 0; i < n; i++)
+            t[cnt[(o[i].key >> shift) & 0xffff]++] = o[i];
+        x = o;
+        o = t;
+        t = x;
+    }
+    ca_big_free(t);
+    free(cnt);
+    return o;
+}
+
+/*
+ * The address indexes in (version, address) order, the order of their
+ * keys in the store: a radix sort on the version and the first 7 address
+ * bytes (all of an IPv4 address), then a comparison sort of each run of
+ * equal prefixes (IPv6 addresses of one /56).  NULL when out of memory.
+ */
+static struct addrord *addr_sorted(const struct ca_capagg *a)
+{
+    size_t n = a->nakeys;
+    struct addrord *o = ca_big_alloc((n + 1) * sizeof(*o));
+
+    if (o == NULL)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t k = (uint64_t)(a->akeys[i].ver & 0xff);
+
+        for (int b = 0; b < 7; b++)
+            k = k << 8 | a->akeys[i].addr[b];
+        o[i].key = k;
+        o[i].idx = (uint32_t)i;
+        o[i].pad = 0;
+    }
+    o = radix_sort(o, n);
+    if (o == NULL)
+        return NULL;
+    for (size_t i = 0, j; i < n; i = j) {
+        for (j = i + 1; j < n && o[j].key == o[i].key; j++)
+            ;
+        if (j - i > 1)
+            qsort_r(o + i, j - i, sizeof(*o), addr_tie, a->akeys);
+    }
+    return o;
+}
+
+/*
+ * TAB_BYTES_ORDER (k 0) or TAB_FIRST_ORDER (k 1): the seqs by bytes or by
+ * first packet time, descending, ties in seq order.  The records came in
+ * seq order, so a stable sort of the keys keeps ties so; if they did not,
+ * a comparison sort.
+ */
+static int emit_order(struct ca_capagg *a, int k, int (*reserve)(void *, unsigned, size_t, void **),
+                      void *arg)
+{
+    size_t n = a->norder;
+    struct addrord *o = NULL;
+    void *space = NULL;
+    int inorder = 1, rc;
+
+    for (size_t i = 1; i < n && inorder; i++)
+        inorder = a->order[i].seq > a->order[i - 1].seq;
+    if (inorder) {
+        o = ca_big_alloc((n + 1) * sizeof(*o));
+        if (o == NULL)
+            return CA_ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+            o[i].key = ~(k == 0 ? a->order[i].bytes : a->order[i].first);
+            o[i].idx = a->order[i].seq;
+            o[i].pad = 0;
+        }
+        o = radix_sort(o, n);
+        if (o == NULL)
+            return CA_ENOMEM;
+    } else {
+        qsort(a->order, n, sizeof(*a->order), k == 0 ? ord_cmp : ord_first_cmp);
+    }
+    rc = reserve(arg, k == 0 ? TAB_BYTES_ORDER : TAB_FIRST_ORDER, n * sizeof(uint32_t), &space);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        uint32_t seq = o != NULL ? o[i].idx : a->order[i].seq;
+
+        memcpy((char *)space + i * sizeof(seq), &seq, sizeof(seq));
+    }
+    ca_big_free(o);
+    return rc;
+}
+
 int ca_capagg_emit(struct ca_capagg *a, int (*put)(void *, unsigned, const void *, size_t),
                    int (*reserve)(void *, unsigned, size_t, void **),
                    int (*addr)(void *, int, const uint8_t[16], const uint32_t *, size_t), void *arg)
 {
     uint32_t *seqs = NULL, *off = NULL;
+    struct addrord *ord = NULL;
     int rc = 0;
 
     for (int f = 0; rc == 0 && f < GF_COUNT; f++) {
@@ -1206,17 +1401,8 @@ int ca_capagg_emit(struct ca_capagg *a, int (*put)(void *, unsigned, const void 
     }
     if (rc == 0)
         rc = emit_tab(&a->minute, 8, TAB_MINUTE, put, arg);
-    for (int k = 0; rc == 0 && k < 2; k++) {
-        uint32_t *o = malloc((a->norder + 1) * sizeof(*o));
-
-        if (o == NULL)
-            return CA_ENOMEM;
-        qsort(a->order, a->norder, sizeof(*a->order), k == 0 ? ord_cmp : ord_first_cmp);
-        for (size_t i = 0; i < a->norder; i++)
-            o[i] = a->order[i].seq;
-        rc = put(arg, k == 0 ? TAB_BYTES_ORDER : TAB_FIRST_ORDER, o, a->norder * sizeof(*o));
-        free(o);
-    }
+    for (int k = 0; rc == 0 && k < 2; k++)
+        rc = emit_order(a, k, reserve, arg);
     for (int side = 0; rc == 0 && side < 2; side++) {
         size_t n = 0;
         uint32_t *ids = NULL;
@@ -1240,10 +1426,12 @@ int ca_capagg_emit(struct ca_capagg *a, int (*put)(void *, unsigned, const void 
     }
     if (rc != 0)
         return rc;
-    /* Counting sort of the (address, seq) pairs: seqs stay ascending. */
-    seqs = malloc((a->npairs + 1) * sizeof(*seqs));
-    off = calloc(a->nakeys + 1, sizeof(*off));
-    if (seqs == NULL || off == NULL) {
+    /* Counting sort of the (address, seq) pairs: seqs stay ascending;
+     * then address i's seqs are seqs[off[i - 1] .. off[i]). */
+    seqs = ca_big_alloc((a->npairs + 1) * sizeof(*seqs));
+    off = ca_big_alloc((a->nakeys + 1) * sizeof(*off));
+    ord = addr_sorted(a);
+    if (seqs == NULL || off == NULL || ord == NULL) {
         rc = CA_ENOMEM;
         goto out;
     }
@@ -1253,13 +1441,15 @@ int ca_capagg_emit(struct ca_capagg *a, int (*put)(void *, unsigned, const void 
         off[i + 1] += off[i];
     for (size_t i = 0; i < a->npairs; i++)
         seqs[off[a->pidx[i]]++] = a->pseq[i];
-    for (size_t i = 0, start = 0; rc == 0 && i < a->nakeys; i++) {
+    for (size_t k = 0; rc == 0 && k < a->nakeys; k++) {
+        uint32_t i = ord[k].idx, start = i > 0 ? off[i - 1] : 0;
+
         rc = addr(arg, (int)a->akeys[i].ver, a->akeys[i].addr, seqs + start, off[i] - start);
-        start = off[i];
     }
 out:
-    free(seqs);
-    free(off);
+    ca_big_free(seqs);
+    ca_big_free(off);
+    ca_big_free(ord);
     return rc;
 }
 

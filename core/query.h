@@ -78,11 +78,18 @@ struct ca_ws_snap *ca_query_snap(struct ca_query *q);
  * for each table (kind, bytes; stored as given, read back with
  * ca_ws_snap_capagg), or reserve for a big one (space for len bytes that
  * emit fills before its next call; len 0: space not used), and addr for each address with the seqs
- * of the capture's flows that have it on either side (ascending).
+ * of the capture's flows that have it on either side (ascending), in
+ * (version, address) order.
  */
 struct ca_capagg;
 int ca_capagg_new(struct ca_capagg **out);
 int ca_capagg_add(struct ca_capagg *a, uint32_t seq0, const struct ca_hot *h, size_t n);
+/* The same with the flows' address indexes given (ix: client, server per
+ * flow; NULL: as ca_capagg_add): addresses numbered from 0 in order of
+ * first appearance, a new one being the next number.  A builder takes
+ * either form only.  addr is then called in (version, address) order. */
+int ca_capagg_add_ix(struct ca_capagg *a, uint32_t seq0, const struct ca_hot *h, const uint32_t *ix,
+                     size_t n);
 int ca_capagg_emit(struct ca_capagg *a,
                    int (*put)(void *arg, unsigned kind, const void *data, size_t len),
                    int (*reserve)(void *arg, unsigned kind, size_t len, void **space),

@@ -61,6 +61,7 @@
 #include <jansson.h>
 #include <lmdb.h>
 
+#include "bigmem.h"
 #include "ca_error.h"
 #include "flow.h"
 #include "query.h"
@@ -622,11 +623,13 @@ static int capseq_get(struct ca_ws *w, MDB_txn *txn, uint32_t cap, uint32_t *seq
 /*
  * The state of an import writing through a handle (ca_ws_flows_put ...
  * ca_ws_capture_finish):
- *  - interning caches: names and addresses -> ids.  Ids, once committed,
+ *  - interning: a cache of names -> ids, and the map of every address of
+ *    the capture -> its workspace id (struct amap).  Ids, once committed,
  *    never change or go (strs/addrs are never deleted), so an entry stays
  *    true for the whole import; entries made by a write attempt that did
  *    not commit would not, so a new attempt after one that did not commit
- *    ("pending") starts with empty caches.
+ *    ("pending") empties the name cache and drops the map's entries of
+ *    that attempt.
  *  - the capture's table builder (ca_capagg), fed with each batch's hot
  *    records once the batch is committed, so the finishing commit does not
  *    read every hot chunk back; and the span of the flows.  When the
@@ -635,7 +638,6 @@ static int capseq_get(struct ca_ws *w, MDB_txn *txn, uint32_t cap, uint32_t *seq
  *    the finishing commit builds the tables from the hot chunks as before.
  */
 #define ICACHE_SIZE 4096
-#define ACACHE_SIZE (1u << 18)
 
 struct icache {
     uint32_t id[ICACHE_SIZE];
@@ -643,17 +645,37 @@ struct icache {
     char str[ICACHE_SIZE][CA_HOST_MAX + 2]; /* kind byte + name + NUL */
 };
 
-struct acache {
-    uint32_t id[ACACHE_SIZE];
-    uint8_t key[ACACHE_SIZE][17];
+/*
+ * The addresses of the capture being imported, in order of first
+ * appearance (client before server, flow by flow): that order is the
+ * table builder's address index (ca_capagg_add_ix), so the builder needs
+ * no address hash of its own.  Each entry has its workspace id (addrs),
+ * found or given once per capture with a single B-tree operation.
+ * Entries from `committed` on were made by the attempt in progress.
+ */
+struct aent {
+    uint8_t key[17]; /* ip version, 16 address bytes */
+    uint8_t pad[3];
+    uint32_t aid;
+};
+
+struct amap {
+    uint64_t *slot; /* u32 hash << 32 | (entry index + 1); 0 empty */
+    size_t cap;     /* slots, a power of two */
+    struct aent *ent;
+    size_t n, entcap, committed;
 };
 
 struct ws_import {
     uint32_t cache_cap; /* capture whose import filled the caches */
     int pending;        /* a write attempt began and has not committed */
     struct icache *ic;
-    struct acache *ac;
-    struct ca_hot *hot; /* the last batch's hot records */
+    struct amap am;
+    uint32_t am_seq0;    /* seq of the batch at which am was last emptied */
+    uint64_t next_addr;  /* meta "next_addr" in the attempt in progress */
+    int next_addr_state; /* 0 not read yet, 1 read, 2 changed */
+    struct ca_hot *hot;  /* the last batch's hot records */
+    uint32_t *ix;        /* their address indexes in am: client, server */
     size_t hotcap;
     void *map; /* the map last advised (imp_advise) */
     size_t mapsize;
@@ -670,9 +692,11 @@ static void imp_free(struct ws_import *imp)
     if (imp == NULL)
         return;
     ca_capagg_free(imp->agg);
-    free(imp->hot);
+    ca_big_free(imp->hot);
+    ca_big_free(imp->ix);
+    ca_big_free(imp->am.slot);
+    ca_big_free(imp->am.ent);
     free(imp->ic);
-    free(imp->ac);
     free(imp);
 }
 
@@ -793,48 +817,156 @@ static int hot_intern(struct ca_ws *w, MDB_txn *txn, struct icache *ic, const st
     return intern(w, txn, ic, CA_STR_RISKS, f->risks, &h->risks_id);
 }
 
-/* Address interning, with a cache like names'. */
-static int intern_addr(struct ca_ws *w, MDB_txn *txn, struct acache *ac, int ver,
-                       const uint8_t addr[16], uint32_t *id)
+static uint32_t akey_hash(const uint8_t key[17])
 {
+    uint64_t x, y;
+
+    memcpy(&x, key + 1, 8);
+    memcpy(&y, key + 9, 8);
+    x = (x ^ key[0]) * 0x9e3779b97f4a7c15ULL;
+    y = (y + (x >> 29)) * 0xc2b2ae3d27d4eb4fULL;
+    x ^= y ^ (y >> 32);
+    x *= 0xbf58476d1ce4e5b9ULL;
+    return (uint32_t)(x >> 32);
+}
+
+/* Empties the map (a new capture). */
+static void amap_reset(struct amap *m)
+{
+    if (m->slot != NULL)
+        memset(m->slot, 0, m->cap * sizeof(*m->slot));
+    m->n = m->committed = 0;
+}
+
+static void amap_place(uint64_t *slot, size_t cap, uint32_t h, size_t i)
+{
+    size_t j;
+
+    for (j = h & (cap - 1); slot[j] != 0; j = (j + 1) & (cap - 1))
+        ;
+    slot[j] = (uint64_t)h << 32 | (uint64_t)(i + 1);
+}
+
+/* Drops the entries of an attempt that did not commit. */
+static void amap_rollback(struct amap *m)
+{
+    if (m->n == m->committed)
+        return;
+    m->n = m->committed;
+    memset(m->slot, 0, m->cap * sizeof(*m->slot));
+    for (size_t i = 0; i < m->n; i++)
+        amap_place(m->slot, m->cap, akey_hash(m->ent[i].key), i);
+}
+
+static int amap_grow(struct amap *m)
+{
+    size_t nc = m->cap ? m->cap * 2 : 1u << 16;
+    uint64_t *g = ca_big_alloc(nc * sizeof(*g));
+
+    if (g == NULL)
+        return CA_ENOMEM;
+    for (size_t i = 0; i < m->cap; i++)
+        if (m->slot[i] != 0)
+            amap_place(g, nc, (uint32_t)(m->slot[i] >> 32), (size_t)(uint32_t)m->slot[i] - 1);
+    ca_big_free(m->slot);
+    m->slot = g;
+    m->cap = nc;
+    return 0;
+}
+
+/*
+ * The workspace id and the capture index of an address.  A new address
+ * costs one B-tree operation: a put that does not overwrite, which either
+ * records the next id or hands back the id another capture gave it.  The
+ * id counter is read once per attempt and written at its end
+ * (addr_counter_put).
+ */
+static int imp_addr(struct ca_ws *w, MDB_txn *txn, struct ws_import *imp, int ver,
+                    const uint8_t addr[16], uint32_t *aid, uint32_t *idx)
+{
+    struct amap *m = &imp->am;
     uint8_t key[17];
     unsigned char idb[4];
     MDB_val k = {sizeof(key), key}, v;
-    uint64_t h = 1469598103934665603ULL, nid;
-    size_t slot;
+    uint32_t h, id;
+    size_t j;
     int rc;
 
     key[0] = (uint8_t)ver;
     memcpy(key + 1, addr, 16);
-    for (size_t i = 0; i < sizeof(key); i++)
-        h = (h ^ key[i]) * 1099511628211ULL;
-    slot = (size_t)((h ^ h >> 32) % ACACHE_SIZE);
-    if (ac->id[slot] != 0 && memcmp(ac->key[slot], key, sizeof(key)) == 0) {
-        *id = ac->id[slot];
-        return 0;
+    h = akey_hash(key);
+    if (m->cap != 0) {
+        for (j = h & (m->cap - 1); m->slot[j] != 0; j = (j + 1) & (m->cap - 1)) {
+            const struct aent *e;
+
+            if ((uint32_t)(m->slot[j] >> 32) != h)
+                continue;
+            e = &m->ent[(uint32_t)m->slot[j] - 1];
+            if (memcmp(e->key, key, sizeof(key)) == 0) {
+                *aid = e->aid;
+                *idx = (uint32_t)m->slot[j] - 1;
+                return 0;
+            }
+        }
     }
-    rc = mdb_get(txn, w->db[WDB_ADDRS], &k, &v);
-    if (rc == 0 && v.mv_size == 4) {
-        *id = ca_store_rd32(v.mv_data);
-    } else if (rc == MDB_NOTFOUND) {
-        rc = ca_store_counter_next(txn, w->db[WDB_META], "next_addr", &nid);
-        if (rc != 0)
-            return rc;
-        if (nid > UINT32_MAX)
-            return CA_EQUOTA;
-        *id = (uint32_t)nid;
-        ca_store_be32(*id, idb);
-        v.mv_data = idb;
-        v.mv_size = 4;
-        rc = mdb_put(txn, w->db[WDB_ADDRS], &k, &v, 0);
-        if (rc != 0)
-            return rc;
+    if ((m->n + 1) * 2 > m->cap && (rc = amap_grow(m)) != 0)
+        return rc;
+    if (m->n >= UINT32_MAX - 1)
+        return CA_EQUOTA;
+    if (m->n == m->entcap) {
+        size_t nc = m->entcap ? m->entcap * 2 : 1u << 15;
+        struct aent *g = ca_big_realloc(m->ent, nc * sizeof(*g));
+
+        if (g == NULL)
+            return CA_ENOMEM;
+        m->ent = g;
+        m->entcap = nc;
+    }
+    if (imp->next_addr_state == 0) {
+        MDB_val ck = {9, (void *)"next_addr"}, cv;
+
+        rc = mdb_get(txn, w->db[WDB_META], &ck, &cv);
+        if (rc == 0 && cv.mv_size == 8)
+            imp->next_addr = ca_store_rd64(cv.mv_data);
+        else if (rc == MDB_NOTFOUND)
+            imp->next_addr = 0;
+        else
+            return rc != 0 ? rc : CA_ESTORE;
+        imp->next_addr_state = 1;
+    }
+    if (imp->next_addr >= UINT32_MAX)
+        return CA_EQUOTA;
+    ca_store_be32((uint32_t)imp->next_addr + 1, idb);
+    v.mv_data = idb;
+    v.mv_size = sizeof(idb);
+    rc = mdb_put(txn, w->db[WDB_ADDRS], &k, &v, MDB_NOOVERWRITE);
+    if (rc == MDB_KEYEXIST) { /* known to the workspace: v is its entry */
+        if (v.mv_size != 4 || (id = ca_store_rd32(v.mv_data)) == 0)
+            return CA_ESTORE;
+    } else if (rc == 0) {
+        id = (uint32_t)++imp->next_addr;
+        imp->next_addr_state = 2;
     } else {
-        return rc != 0 ? rc : CA_ESTORE;
+        return rc;
     }
-    ac->id[slot] = *id;
-    memcpy(ac->key[slot], key, sizeof(key));
+    memcpy(m->ent[m->n].key, key, sizeof(key));
+    m->ent[m->n].aid = id;
+    amap_place(m->slot, m->cap, h, m->n);
+    *aid = id;
+    *idx = (uint32_t)m->n++;
     return 0;
+}
+
+/* Writes the address id counter if the attempt gave ids. */
+static int addr_counter_put(struct ca_ws *w, MDB_txn *txn, struct ws_import *imp)
+{
+    unsigned char buf[8];
+    MDB_val k = {9, (void *)"next_addr"}, v = {sizeof(buf), buf};
+
+    if (imp->next_addr_state != 2)
+        return 0;
+    ca_store_be64(imp->next_addr, buf);
+    return mdb_put(txn, w->db[WDB_META], &k, &v, 0);
 }
 
 static int flows_put_txn(MDB_txn *txn, void *arg)
@@ -849,15 +981,24 @@ static int flows_put_txn(MDB_txn *txn, void *arg)
     uint32_t seq;
     int rc;
 
-    if (imp->pending || imp->cache_cap != a->id) {
+    int fresh = 0;
+
+    if (imp->cache_cap != a->id) {
         memset(imp->ic->id, 0, sizeof(imp->ic->id));
-        memset(imp->ac->id, 0, sizeof(imp->ac->id));
+        amap_reset(&imp->am);
         imp->cache_cap = a->id;
+        fresh = 1;
+    } else if (imp->pending) {
+        memset(imp->ic->id, 0, sizeof(imp->ic->id));
+        amap_rollback(&imp->am);
     }
     imp->pending = 1;
+    imp->next_addr_state = 0;
     rc = capseq_get(w, txn, a->id, &seq);
     if (rc != 0)
         return rc;
+    if (fresh)
+        imp->am_seq0 = seq;
     if ((uint64_t)seq + a->n > UINT32_MAX)
         return CA_EQUOTA;
     a->seq0 = seq;
@@ -884,13 +1025,21 @@ static int flows_put_txn(MDB_txn *txn, void *arg)
             goto out;
     }
     for (size_t i = 0; i < a->n && rc == 0; i++) {
-        ca_hot_from_flow(&a->flows[i], &hot[i]);
-        rc = hot_intern(w, txn, imp->ic, &a->flows[i], &hot[i]);
+        struct ca_hot *h = &hot[i];
+
+        ca_hot_from_flow(&a->flows[i], h);
+        rc = hot_intern(w, txn, imp->ic, &a->flows[i], h);
         if (rc == 0)
-            rc = intern_addr(w, txn, imp->ac, hot[i].ip_version, hot[i].src, &hot[i].src_aid);
-        if (rc == 0)
-            rc = intern_addr(w, txn, imp->ac, hot[i].ip_version, hot[i].dst, &hot[i].dst_aid);
+            rc = imp_addr(w, txn, imp, h->ip_version, h->src, &h->src_aid, &imp->ix[2 * i]);
+        if (rc == 0 && memcmp(h->src, h->dst, 16) == 0) {
+            h->dst_aid = h->src_aid;
+            imp->ix[2 * i + 1] = imp->ix[2 * i];
+        } else if (rc == 0) {
+            rc = imp_addr(w, txn, imp, h->ip_version, h->dst, &h->dst_aid, &imp->ix[2 * i + 1]);
+        }
     }
+    if (rc == 0)
+        rc = addr_counter_put(w, txn, imp);
     if (rc == 0) {
         hv.mv_data = hot;
         hv.mv_size = a->n * sizeof(*hot);
@@ -920,19 +1069,23 @@ static int imp_ready(struct ca_ws *w, size_t n)
         if (imp == NULL)
             return CA_ENOMEM;
         imp->ic = malloc(sizeof(*imp->ic));
-        imp->ac = malloc(sizeof(*imp->ac));
         imp->pending = 1; /* caches cleared on first use */
-        if (imp->ic == NULL || imp->ac == NULL) {
+        if (imp->ic == NULL) {
             imp_drop(w, 0);
             return CA_ENOMEM;
         }
     }
     if (n > imp->hotcap) {
-        struct ca_hot *g = realloc(imp->hot, n * sizeof(*g));
+        struct ca_hot *g = ca_big_realloc(imp->hot, n * sizeof(*g));
+        uint32_t *x;
 
         if (g == NULL)
             return CA_ENOMEM;
         imp->hot = g;
+        x = ca_big_realloc(imp->ix, n * 2 * sizeof(*x));
+        if (x == NULL)
+            return CA_ENOMEM;
+        imp->ix = x;
         imp->hotcap = n;
     }
     return 0;
@@ -1004,7 +1157,11 @@ static void imp_advise(struct ca_ws *w)
     }
 }
 
-/* After a committed batch: the builder takes its hot records. */
+/*
+ * After a committed batch: the builder takes its hot records, with the
+ * address indexes of the address map when the map began with the
+ * capture (then the two number addresses alike).
+ */
 static void imp_add(struct ca_ws *w, uint32_t cap, uint32_t seq0, size_t n)
 {
     struct ws_import *imp = w->imp;
@@ -1019,7 +1176,8 @@ static void imp_add(struct ca_ws *w, uint32_t cap, uint32_t seq0, size_t n)
             return;
     }
     if (imp->agg == NULL || imp->cap != cap || imp->next_seq != seq0 ||
-        ca_capagg_add(imp->agg, seq0, imp->hot, n) != 0) {
+        ca_capagg_add_ix(imp->agg, seq0, imp->hot,
+                         imp->cache_cap == cap && imp->am_seq0 == 1 ? imp->ix : NULL, n) != 0) {
         ca_capagg_free(imp->agg); /* the finishing commit reads the hot chunks instead */
         imp->agg = NULL;
         return;
@@ -1061,6 +1219,7 @@ int ca_ws_flows_put(struct ca_ws *w, uint32_t capture_id, const struct ca_flow *
     if (rc != 0)
         return rc;
     w->imp->pending = 0;
+    w->imp->am.committed = w->imp->am.n;
     imp_add(w, capture_id, a.seq0, n);
     return 0;
 }
@@ -1107,6 +1266,8 @@ struct tab_arg {
     MDB_txn *txn;
     struct ca_ws *w;
     uint32_t cap;
+    MDB_cursor *acur; /* addrix, for appends */
+    int append;       /* the address lists still go after every key */
 };
 
 static int tab_put(void *arg, unsigned kind, const void *data, size_t len)
@@ -1131,18 +1292,31 @@ static int tab_reserve(void *arg, unsigned kind, size_t len, void **space)
     key[4] = (unsigned char)kind;
     rc = mdb_put(t->txn, t->w->db[WDB_CAGGS], &k, &v, MDB_RESERVE);
     *space = rc == 0 ? v.mv_data : NULL;
+    if (rc == 0 && len >= ((size_t)4 << 20))
+        ca_big_advise(v.mv_data, len); /* LMDB's fresh pages, about to be filled */
     return rc;
 }
 
+/* The builder gives the address lists in key order: while they go after
+ * every key (the capture is the newest with lists), they are appended. */
 static int addr_put(void *arg, int ver, const uint8_t addr[16], const uint32_t *seqs, size_t n)
 {
     struct tab_arg *t = arg;
     unsigned char key[21];
     MDB_val k = {sizeof(key), key}, v = {n * sizeof(uint32_t), (void *)seqs};
+    int rc;
 
     ca_store_be32(t->cap, key);
     key[4] = (unsigned char)ver;
     memcpy(key + 5, addr, 16);
+    if (t->append) {
+        if (t->acur == NULL && (rc = mdb_cursor_open(t->txn, t->w->db[WDB_ADDRIX], &t->acur)) != 0)
+            return rc;
+        rc = mdb_cursor_put(t->acur, &k, &v, MDB_APPEND);
+        if (rc != MDB_KEYEXIST)
+            return rc;
+        t->append = 0; /* a key after it: plain puts from now on */
+    }
     return mdb_put(t->txn, t->w->db[WDB_ADDRIX], &k, &v, 0);
 }
 
@@ -1154,7 +1328,7 @@ static int addr_put(void *arg, int ver, const uint8_t addr[16], const uint32_t *
 static int build_tables(struct ca_ws *w, MDB_txn *txn, uint32_t cap, uint32_t seq)
 {
     struct ca_capagg *agg = NULL;
-    struct tab_arg t = {txn, w, cap};
+    struct tab_arg t = {txn, w, cap, NULL, 1};
     MDB_cursor *cur = NULL;
     unsigned char start[8];
     MDB_val k = {sizeof(start), start}, v;
@@ -1165,8 +1339,12 @@ static int build_tables(struct ca_ws *w, MDB_txn *txn, uint32_t cap, uint32_t se
     rc = purge_prefix(txn, w->db[WDB_CAGGS], cap);
     if (rc == 0)
         rc = purge_prefix(txn, w->db[WDB_ADDRIX], cap);
-    if (rc == 0 && imp_complete(w, cap, seq))
-        return ca_capagg_emit(w->imp->agg, tab_put, tab_reserve, addr_put, &t);
+    if (rc == 0 && imp_complete(w, cap, seq)) {
+        rc = ca_capagg_emit(w->imp->agg, tab_put, tab_reserve, addr_put, &t);
+        if (t.acur != NULL)
+            mdb_cursor_close(t.acur);
+        return rc;
+    }
     if (rc == 0)
         rc = ca_capagg_new(&agg);
     if (rc == 0)
@@ -1199,6 +1377,8 @@ static int build_tables(struct ca_ws *w, MDB_txn *txn, uint32_t cap, uint32_t se
         rc = 0;
     if (rc == 0)
         rc = ca_capagg_emit(agg, tab_put, tab_reserve, addr_put, &t);
+    if (t.acur != NULL)
+        mdb_cursor_close(t.acur);
 out:
     free(buf);
     ca_capagg_free(agg);

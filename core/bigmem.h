@@ -1,0 +1,36 @@
+/*
+ * Big arrays of the import (flow batch, table builder, address map) in
+ * their own anonymous maps, with transparent huge pages asked for
+ * (MADV_HUGEPAGE): filling tens of megabytes then costs a page fault per
+ * 2 MiB instead of per 4 KiB, which on a virtual machine is most of the
+ * cost of touching fresh memory.  Memory comes zeroed; growing keeps the
+ * contents (mremap: no copy).  Where huge pages are off this is plain
+ * mmap.  Sizes are rounded up to 2 MiB, so use it for arrays of at least
+ * a few hundred KiB.
+ */
+#ifndef CA_BIGMEM_H
+#define CA_BIGMEM_H
+
+#include <stddef.h>
+
+/* A zeroed block of at least len bytes; NULL when out of memory. */
+void *ca_big_alloc(size_t len);
+/* Grows (or shrinks) p to at least len bytes, zeroed beyond the old size;
+ * NULL when out of memory, p then unchanged.  p may be NULL. */
+void *ca_big_realloc(void *p, size_t len);
+/* Frees p (NULL allowed). */
+void ca_big_free(void *p);
+/* Asks for huge pages on the whole pages inside [p, p + len) of memory the
+ * caller got elsewhere (a big malloc), before it is first written. */
+void ca_big_advise(void *p, size_t len);
+/*
+ * The same for the heap (malloc's small blocks: flow entries, nDPI's flow
+ * state): asks for huge pages on what the heap grew by since the last
+ * call.  The first call makes the heap grow in steps of 32 MiB
+ * (M_TOP_PAD), so that most of a step is advised before it is touched.
+ * Cheap (no system call unless the heap grew): call it often, e.g. once a
+ * packet.
+ */
+void ca_big_heap_advise(void);
+
+#endif
