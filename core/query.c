@@ -600,7 +600,7 @@ int cq_gvals(int f, uint32_t cap, const struct ca_hot *h, const uint32_t *master
         gv_u64(&out[0], (uint64_t)(((cq_fdiv(h->first_ns, 86400 * NS_PER_S) + 3) % 7 + 7) % 7));
         break;
     case GF_DUR_BUCKET:
-        d = h->last_ns - h->first_ns;
+        d = cq_dur(h);
         {
             uint64_t b = 0;
 
@@ -693,7 +693,7 @@ void cq_acc_add(struct acc *a, const struct ca_hot *h)
     a->recv += h->recv_bytes;
     a->bytes += h->sent_bytes + h->recv_bytes;
     a->packets += (uint64_t)h->sent_pkts + h->recv_pkts;
-    a->dur_ns += h->last_ns - h->first_ns;
+    a->dur_ns = cq_sat_add(a->dur_ns, cq_dur(h));
 }
 
 double cq_acc_metric(const struct acc *a, int m)
@@ -902,7 +902,7 @@ static void side_add(struct sideacc *s, const struct ca_hot *h)
     s->sent += h->sent_bytes;
     s->recv += h->recv_bytes;
     s->packets += (uint64_t)h->sent_pkts + h->recv_pkts;
-    s->dur_ns += h->last_ns - h->first_ns;
+    s->dur_ns = cq_sat_add(s->dur_ns, cq_dur(h));
 }
 
 /* Doubles the address hash, made on first use (indexes stay). */
@@ -1216,7 +1216,7 @@ static int emit_dense(struct ca_capagg *a, int f, int (*reserve)(void *, unsigne
                 x.sent = s->sent + d->sent;
                 x.recv = s->recv + d->recv;
                 x.packets = s->packets + d->packets;
-                x.dur_ns = s->dur_ns + d->dur_ns;
+                x.dur_ns = cq_sat_add(s->dur_ns, d->dur_ns);
             }
         }
         rec_put(space, k++, &key, &x);
@@ -1577,7 +1577,7 @@ void cq_acc_merge(struct acc *a, const struct tabrec *r)
     a->sent += r->sent;
     a->recv += r->recv;
     a->packets += r->packets;
-    a->dur_ns += r->dur_ns;
+    a->dur_ns = cq_sat_add(a->dur_ns, r->dur_ns);
 }
 
 void cq_acc_merge_acc(struct acc *a, const struct acc *b)
@@ -1587,7 +1587,7 @@ void cq_acc_merge_acc(struct acc *a, const struct acc *b)
     a->sent += b->sent;
     a->recv += b->recv;
     a->packets += b->packets;
-    a->dur_ns += b->dur_ns;
+    a->dur_ns = cq_sat_add(a->dur_ns, b->dur_ns);
     a->src_ips += b->src_ips;
     a->dst_ips += b->dst_ips;
 }

@@ -569,7 +569,7 @@ int ca_query_aggregate(struct ca_query *q, const char *by, const char *metrics, 
             other.sent += rows[i].a->sent;
             other.recv += rows[i].a->recv;
             other.packets += rows[i].a->packets;
-            other.dur_ns += rows[i].a->dur_ns;
+            other.dur_ns = cq_sat_add(other.dur_ns, rows[i].a->dur_ns);
             /* distinct counts of "other" are not additive; sums are an upper bound */
             other.src_ips += rows[i].a->src_ips;
             other.dst_ips += rows[i].a->dst_ips;

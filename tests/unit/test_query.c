@@ -765,6 +765,59 @@ static void test_delete(void)
     ca_query_close(q);
 }
 
+/*
+ * A capture whose clock jumps by a century: flows of ~4 * 10^18 ns.  Their
+ * durations summed (tables, scans, the "other" row) are held at the int64
+ * limit instead of overflowing (UB, which the sanitizer build stops on).
+ */
+static void test_huge_durations(void)
+{
+    static const char *const aggs[][2] = {{"proto", ""},
+                                          {"proto", "duration > 1h"},
+                                          {"duration.bucket", ""},
+                                          {"src,proto", "l4 == tcp"}};
+    struct ca_flow f[4];
+    struct ca_query *q = NULL;
+    json_t *meta, *out = NULL;
+    uint32_t cap = 0;
+    char err[256];
+    int pos;
+
+    memset(f, 0, sizeof(f));
+    for (int i = 0; i < 4; i++) {
+        f[i] = flows[0]; /* one client: every group below holds the 4 */
+        f[i].cli_port = (uint16_t)(50000 + i);
+        f[i].first_ns = (int64_t)i;
+        f[i].last_ns = 4000000000000000000LL + i;
+        f[i].l4 = 6;
+        snprintf(f[i].l7_name, sizeof(f[i].l7_name), "TLS");
+    }
+    meta = json_pack("{s:s}", "name", "clock.pcap");
+    CHECK(ca_ws_capture_add(ws, meta, &cap) == 0);
+    json_decref(meta);
+    CHECK(ca_ws_flows_put(ws, cap, f, 4) == 0);
+    CHECK(ca_ws_capture_finish(ws, cap, NULL) == 0);
+    for (size_t i = 0; i < sizeof(aggs) / sizeof(aggs[0]); i++) {
+        json_t *row;
+        double d;
+
+        CHECK(ca_query_open(ws, aggs[i][1], &q, err, sizeof(err), &pos) == 0);
+        if (q == NULL)
+            continue;
+        CHECK(ca_query_aggregate(q, aggs[i][0], "flows,duration", 1, NULL, &out, err, sizeof(err),
+                                 NULL) == 0);
+        row = json_array_get(json_object_get(out, "rows"), 0);
+        d = json_number_value(json_object_get(row, "duration"));
+        if (!(d > 9.2e9 && d < 9.3e9))
+            printf("#   %s / '%s': duration %g s\n", aggs[i][0], aggs[i][1], d);
+        CHECK(d > 9.2e9 && d < 9.3e9); /* INT64_MAX ns */
+        json_decref(out);
+        out = NULL;
+        ca_query_close(q);
+        q = NULL;
+    }
+}
+
 static int rm_one(const char *p, const struct stat *st, int t, struct FTW *ftw)
 {
     return remove(p);
@@ -806,6 +859,7 @@ int main(void)
     unit_run("query: host graph and its groupings equal brute force", test_graph);
     unit_run("query: a bad filter names its column", test_bad_filter);
     unit_run("query: a deleted capture leaves nothing", test_delete);
+    unit_run("query: durations of a hostile clock are held at the limit", test_huge_durations);
     ca_ws_close(ws);
     ca_portal_close(portal);
     free(flows);
