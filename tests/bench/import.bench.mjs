@@ -8,42 +8,14 @@ import path from 'node:path';
 import { test } from 'node:test';
 
 import { startAzurite } from '../lib/azurite.mjs';
+import { repeatCapture } from '../lib/bigcap.mjs';
 import { pcap, startServer } from '../lib/server.mjs';
 
 const MB = Number(process.env.CAPATLAS_BENCH_MB || 1024);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 function makeBig(file, target) {
-  const src = fs.readFileSync(pcap('1kxun.pcap'));
-  assert.equal(src.readUInt32LE(0), 0xa1b2c3d4, 'little-endian microsecond pcap');
-  const recs = [];
-  let first = null;
-  let last = 0;
-  for (let off = 24; off + 16 <= src.length; ) {
-    const incl = src.readUInt32LE(off + 8);
-    const sec = src.readUInt32LE(off);
-    if (first === null) first = sec;
-    last = sec;
-    recs.push(src.subarray(off, off + 16 + incl));
-    off += 16 + incl;
-  }
-  const span = last - first + 1;
-  const fd = fs.openSync(file, 'w');
-  fs.writeSync(fd, src.subarray(0, 24));
-  let size = 24;
-  for (let round = 0; size < target; round++) {
-    const parts = [];
-    for (const r of recs) {
-      const c = Buffer.from(r);
-      c.writeUInt32LE((r.readUInt32LE(0) + round * Math.min(span, 86400)) % 2 ** 32, 0);
-      parts.push(c);
-    }
-    const b = Buffer.concat(parts);
-    fs.writeSync(fd, b);
-    size += b.length;
-  }
-  fs.closeSync(fd);
-  return size;
+  return repeatCapture(fs.readFileSync(pcap('1kxun.pcap')), file, target, 86400);
 }
 
 async function timeJob(c, start, id) {
