@@ -1112,14 +1112,8 @@ static int64_t get(int g, int side, const struct ca_filter_row *r)
         return h->sent_pkts;
     case G_RPKTS:
         return h->recv_pkts;
-    case G_DURATION: {
-        int64_t d;
-
-        /* held at the limits: a hostile capture's clock may jump by decades */
-        if (__builtin_sub_overflow(h->last_ns, h->first_ns, &d))
-            return h->last_ns > h->first_ns ? INT64_MAX : INT64_MIN;
-        return d;
-    }
+    case G_DURATION:
+        return ca_hot_duration(h);
     case G_START:
         return h->first_ns;
     case G_END:

@@ -600,7 +600,7 @@ int cq_gvals(int f, uint32_t cap, const struct ca_hot *h, const uint32_t *master
         gv_u64(&out[0], (uint64_t)(((cq_fdiv(h->first_ns, 86400 * NS_PER_S) + 3) % 7 + 7) % 7));
         break;
     case GF_DUR_BUCKET:
-        d = cq_dur(h);
+        d = ca_hot_duration(h);
         {
             uint64_t b = 0;
 
@@ -693,7 +693,7 @@ void cq_acc_add(struct acc *a, const struct ca_hot *h)
     a->recv += h->recv_bytes;
     a->bytes += h->sent_bytes + h->recv_bytes;
     a->packets += (uint64_t)h->sent_pkts + h->recv_pkts;
-    a->dur_ns = cq_sat_add(a->dur_ns, cq_dur(h));
+    a->dur_ns = cq_sat_add(a->dur_ns, ca_hot_duration(h));
 }
 
 double cq_acc_metric(const struct acc *a, int m)
@@ -902,7 +902,7 @@ static void side_add(struct sideacc *s, const struct ca_hot *h)
     s->sent += h->sent_bytes;
     s->recv += h->recv_bytes;
     s->packets += (uint64_t)h->sent_pkts + h->recv_pkts;
-    s->dur_ns = cq_sat_add(s->dur_ns, cq_dur(h));
+    s->dur_ns = cq_sat_add(s->dur_ns, ca_hot_duration(h));
 }
 
 /* Doubles the address hash, made on first use (indexes stay). */

@@ -96,7 +96,7 @@ static void make_key(int sf, const struct rank *rk, uint32_t cap, uint32_t seq,
         sk_num(k, h->last_ns);
         break;
     case SF_DURATION:
-        sk_num(k, cq_dur(h));
+        sk_num(k, ca_hot_duration(h));
         break;
     case SF_SRC:
     case SF_DST:

@@ -154,9 +154,9 @@ struct ccollect {
 };
 
 /*
- * Durations and their sums held at the int64 limits instead of overflowing:
- * a capture's timestamps are hostile (a file whose clock jumps by decades
- * gives flows of ~10^18 ns, and a few of them overflow a sum).
+ * Sums of durations held at the int64 limits instead of overflowing (each
+ * is ca_hot_duration, store.h): a file whose clock jumps by decades gives
+ * flows of ~10^18 ns, and a few of them overflow a sum.
  */
 static inline int64_t cq_sat_add(int64_t a, int64_t b)
 {
@@ -165,15 +165,6 @@ static inline int64_t cq_sat_add(int64_t a, int64_t b)
     if (__builtin_add_overflow(a, b, &r))
         return b > 0 ? INT64_MAX : INT64_MIN;
     return r;
-}
-
-static inline int64_t cq_dur(const struct ca_hot *h)
-{
-    int64_t d;
-
-    if (__builtin_sub_overflow(h->last_ns, h->first_ns, &d))
-        return h->last_ns > h->first_ns ? INT64_MAX : INT64_MIN;
-    return d;
 }
 
 /* ---- query.c: the engine ------------------------------------------------- */

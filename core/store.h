@@ -266,6 +266,20 @@ struct ca_hot {
     uint32_t dst_aid; /* counts and address group-bys; 0 = not assigned */
 };
 
+/*
+ * A flow's duration, last_ns - first_ns, held at the int64 limits instead
+ * of overflowing: a capture's timestamps are hostile (a clock that jumps by
+ * decades).  The filter and the queries use it.
+ */
+static inline int64_t ca_hot_duration(const struct ca_hot *h)
+{
+    int64_t d;
+
+    if (__builtin_sub_overflow(h->last_ns, h->first_ns, &d))
+        return h->last_ns > h->first_ns ? INT64_MAX : INT64_MIN;
+    return d;
+}
+
 enum ca_str_kind { CA_STR_HOST = 1, CA_STR_PROTO, CA_STR_CATEGORY, CA_STR_RISKS };
 
 /*

@@ -26,30 +26,12 @@ async function timeJob(c, start, id) {
   }
 }
 
-// CPU seconds (user + system, all threads) of the processes whose command
-// line contains `match`: the server's (its data folder) or Azurite's.
-function cpuOf(match) {
-  let t = 0;
-  for (const p of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(p)) continue;
-    try {
-      if (!fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(match)) continue;
-      const st = fs.readFileSync(`/proc/${p}/stat`, 'utf8');
-      const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
-      t += (Number(f[11]) + Number(f[12])) / 100; /* utime, stime in USER_HZ */
-    } catch {
-      /* gone */
-    }
-  }
-  return t;
-}
-
-// Per process of the server: its CPU seconds (all threads, also those
-// gone) and its main thread's, from schedstat, with the time that thread
-// was runnable but waited for a CPU.  The import worker is the process
-// that used the most CPU during an import; its main thread parses, any
-// other CPU of it is the download's (TLS, MD5, writing the file).
-function threadsOf(match) {
+// Per process whose command line contains `match` (the server's data folder, or Azurite's):
+// its CPU seconds (user + system, all threads, also those gone) and its main thread's running
+// time and the time it was runnable but waited for a CPU (schedstat; 0 where unreadable).  The
+// import worker is the process that used the most CPU during an import; its main thread parses,
+// any other CPU of it is the download's (TLS, MD5, writing the file).
+function procsOf(match) {
   const m = new Map();
   for (const p of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(p)) continue;
@@ -57,14 +39,22 @@ function threadsOf(match) {
       if (!fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(match)) continue;
       const st = fs.readFileSync(`/proc/${p}/stat`, 'utf8');
       const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
-      const [run, wait] = fs.readFileSync(`/proc/${p}/task/${p}/schedstat`, 'utf8').split(' ').map(Number);
-      m.set(p, { cpu: (Number(f[11]) + Number(f[12])) / 100, run: run / 1e9, wait: wait / 1e9 });
+      let run = 0;
+      let wait = 0;
+      try {
+        [run, wait] = fs.readFileSync(`/proc/${p}/task/${p}/schedstat`, 'utf8').split(' ').map(Number);
+      } catch {
+        /* no schedstat */
+      }
+      m.set(p, { cpu: (Number(f[11]) + Number(f[12])) / 100, run: run / 1e9, wait: wait / 1e9 }); /* USER_HZ */
     } catch {
       /* gone */
     }
   }
   return m;
 }
+
+const cpuOf = (match) => [...procsOf(match).values()].reduce((t, x) => t + x.cpu, 0);
 
 function workerSplit(before, after) {
   let best = null;
@@ -116,11 +106,11 @@ test(`a ${MB} MB blob from Azurite imports in at most 1.3x the local-disk time`,
       const load = os.loadavg()[0];
       const cs = cpuOf(srv.dataDir);
       const ca = cpuOf(az.dir);
-      const ts = threadsOf(srv.dataDir);
+      const ts = procsOf(srv.dataDir);
       const { t0, id } = await startJob();
       const r = await timeJob(c, t0, id);
       assert.equal(r.job.state, 'done', JSON.stringify(r.job));
-      const w = workerSplit(ts, threadsOf(srv.dataDir));
+      const w = workerSplit(ts, procsOf(srv.dataDir));
       r.line = `${what} ${(r.ms / 1000).toFixed(1)} s (load ${load.toFixed(2)}; CPU s: capatlas ` +
         `${(cpuOf(srv.dataDir) - cs).toFixed(1)}, Azurite ${(cpuOf(az.dir) - ca).toFixed(1)}` +
         (w ? `; import worker: parser ${w.parser.toFixed(1)} s + ${w.waited.toFixed(1)} s waiting for a CPU, ` +
