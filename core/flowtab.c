@@ -573,6 +573,35 @@ static uint32_t key_hash(const struct ca_pkt_info *pi, uint16_t sport, uint16_t 
     return (uint32_t)(h >> 32);
 }
 
+uint32_t ca_flowtab_hash(const struct ca_pkt_info *pi)
+{
+    return key_hash(pi, pi->sport, pi->dport, pi->has_icmp_id ? pi->icmp_id : 0);
+}
+
+void ca_flowtab_prefetch(const struct ca_flowtab *t, uint32_t h, int stage)
+{
+    struct fent *const *b = &t->buckets[h & (t->nbuckets - 1)];
+    const struct fent *e;
+
+    if (stage == 0) {
+        __builtin_prefetch(b);
+        return;
+    }
+    e = *b;
+    if (e == NULL)
+        return;
+    if (stage == 1) {
+        /* the key, then the counters a packet updates */
+        __builtin_prefetch(e);
+        __builtin_prefetch((const char *)e + 64);
+        __builtin_prefetch(&e->f.pkts);
+        __builtin_prefetch(&e->f.tcp_flags);
+        return;
+    }
+    if (e->hash == h && e->dpi != NULL)
+        __builtin_prefetch(e->dpi);
+}
+
 static uint32_t frag_slot(uint8_t ver, const uint8_t *s, const uint8_t *d, uint32_t id)
 {
     uint32_t h = fnv(2166136261u, s, 16);
