@@ -75,8 +75,13 @@ struct fent {
     struct flive f; /* per-direction arrays relative to side A */
 };
 
-/* Flow entries are carved from slabs and recycled through a free list. */
-#define FSLAB_N 1024
+/*
+ * Flow entries are carved from slabs and recycled through a free list.  A
+ * slab is 2 MiB from ca_big_alloc (huge pages): entries of live flows are
+ * scattered reads, and on 4 KiB pages (a 300 KB malloc is an mmap of its
+ * own) each would also miss the TLB.
+ */
+#define FSLAB_N ((((size_t)2 << 20) - 128) / sizeof(struct fent))
 struct fslab {
     struct fslab *next;
     struct fent e[FSLAB_N];
@@ -186,7 +191,7 @@ static struct fent *fent_new(struct ca_flowtab *t)
         t->freel = e->hnext;
     } else {
         if (t->slabs == NULL || t->slab_used == FSLAB_N) {
-            struct fslab *s = malloc(sizeof(*s));
+            struct fslab *s = ca_big_alloc(sizeof(*s));
             if (s == NULL)
                 return NULL;
             s->next = t->slabs;
@@ -330,7 +335,7 @@ void ca_flowtab_free(struct ca_flowtab *t)
     while (t->slabs != NULL) {
         struct fslab *s = t->slabs;
         t->slabs = s->next;
-        free(s);
+        ca_big_free(s);
     }
     ca_dpi_trim(t->c.dpi);
     ca_ipfrag_free(t->reasm);
