@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <pcap/pcap.h>
 #include <zlib.h>
@@ -91,6 +92,7 @@ struct ca_capture {
     int nat_errno; /* read error */
     uint32_t held; /* records returned since ca_capture_release */
     FILE *natf;    /* the stream read */
+    int natfd;     /* >= 0: natf's descriptor, read directly (a plain file) */
     uint8_t *nbuf; /* unread bytes are nbuf[nstart, nend) */
     size_t ncap, nstart, nend;
     uint64_t nbase; /* stream offset of nbuf[0] */
@@ -532,6 +534,20 @@ static int nat_fill(struct ca_capture *c, size_t need)
         want = c->ncap - c->nend;
         if (want > NAT_CHUNK && need <= c->nend - c->nstart + NAT_CHUNK)
             want = NAT_CHUNK;
+        if (c->natfd >= 0) { /* a plain file: read(2) into the buffer, no stdio copy */
+            ssize_t k = read(c->natfd, c->nbuf + c->nend, want);
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k < 0) {
+                c->nat_eof = 1;
+                c->nat_errno = errno;
+                return -1;
+            }
+            if (k == 0)
+                c->nat_eof = 1;
+            c->nend += (size_t)k;
+            continue;
+        }
         n = fread(c->nbuf + c->nend, 1, want, c->natf);
         c->nend += n;
         if (n < want) {
@@ -654,6 +670,12 @@ static void nat_start(struct ca_capture *c, const uint8_t magic[4])
     c->ncap = NAT_BUF;
     c->natf = pcap_file(c->p);
     c->nbase = c->noff = ca_capture_offset(c);
+    c->natfd = -1;
+    /* a plain file (the fast path): on from libpcap's position with read(2),
+     * past the FILE's buffer (libpcap only closes it from now on) */
+    if (c->src == NULL && fileno(c->natf) >= 0 &&
+        lseek(fileno(c->natf), (off_t)c->nbase, SEEK_SET) == (off_t)c->nbase)
+        c->natfd = fileno(c->natf);
     c->nat_be = le ? swapped : !swapped;
     c->nat_swapped = swapped;
     c->nat_usec = !c->nsec;
@@ -740,7 +762,13 @@ static int open_common(FILE *fp, int own, uint64_t size, struct ca_capture **out
             r = ca_seterr(err, errlen, CA_ENOMEM, "out of memory (stream)");
             goto out;
         }
-        setvbuf(pf, NULL, _IOFBF, 256 * 1024);
+        /* classic pcap is read by nat_next in 256 KiB freads: unbuffered, so
+         * that they reach src_read whole (no second buffer in between, and
+         * no data held back in one while a growing input waits for more) */
+        if (c->ng)
+            setvbuf(pf, NULL, _IOFBF, 256 * 1024);
+        else
+            setvbuf(pf, NULL, _IONBF, 0);
     }
     if (c->ng) {
         c->ngf = pf;
