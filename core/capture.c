@@ -1,8 +1,9 @@
 /*
  * Capture file reader (see capture.h).  Only this file includes zlib.h.  The magic number is
  * checked here first so that a wrong file gets a precise message instead of libpcap's generic one;
- * libpcap does the parsing.  Offsets come from ftell on libpcap's FILE, which is exact because
- * libpcap reads each record with fread in order.
+ * libpcap parses the file header.  Plain pcap 2.4 records are then read here (nat_next), out of a
+ * large buffer, exactly as libpcap would; other classic files are read by pcap_next_ex, whose
+ * offsets come from ftell on libpcap's FILE (exact: libpcap reads each record with fread in order).
  */
 #include <errno.h>
 #include <stdio.h>

@@ -1,6 +1,7 @@
 /*
  * Capture file reader: recognises files by content (pcap, pcapng, gzip of
- * either), reads classic pcap through libpcap and pcapng itself (so that
+ * either), reads classic pcap with libpcap's header parsing and its own
+ * record reader (rare variants: libpcap throughout) and pcapng itself (so that
  * interfaces may differ in link type and snapshot length, and each packet's
  * offset is exactly its block's), tracks each packet's byte offset and turns
  * read errors into a "damage" description so the engine can keep what
