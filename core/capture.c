@@ -1,14 +1,16 @@
 /*
  * Capture file reader (see capture.h).  Only this file includes zlib.h.  The magic number is
  * checked here first so that a wrong file gets a precise message instead of libpcap's generic one;
- * libpcap does the parsing.  Offsets come from ftell on libpcap's FILE, which is exact because
- * libpcap reads each record with fread in order.
+ * libpcap parses the file header.  Plain pcap 2.4 records are then read here (nat_next), out of a
+ * large buffer, exactly as libpcap would; other classic files are read by pcap_next_ex, whose
+ * offsets come from ftell on libpcap's FILE (exact: libpcap reads each record with fread in order).
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <pcap/pcap.h>
 #include <zlib.h>
@@ -75,6 +77,27 @@ struct ca_capture {
     uint64_t size;
     uint64_t pos;
     char *iobuf; /* the opened file's stdio buffer (ca_capture_open) */
+    /*
+     * Native classic-pcap reader (see nat_next): libpcap parses the file
+     * header at open; the records are then read here, straight out of a
+     * large buffer filled by fread of libpcap's FILE (bypassing
+     * pcap_next_ex's per-record freads and ftells).
+     */
+    int nat;         /* records are read by nat_next */
+    int nat_be;      /* record headers are big-endian */
+    int nat_swapped; /* ... which is not the host's order */
+    int hold;        /* ca_capture_hold: returned records stay valid until released */
+    int nat_usec;    /* microsecond timestamps (scaled to ns) */
+    uint32_t nat_snap;
+    int nat_eof;   /* fread returned short: nothing more to read */
+    int nat_errno; /* read error */
+    uint32_t held; /* records returned since ca_capture_release */
+    FILE *natf;    /* the stream read */
+    int natfd;     /* >= 0: natf's descriptor, read directly (a plain file) */
+    uint8_t *nbuf; /* unread bytes are nbuf[nstart, nend) */
+    size_t ncap, nstart, nend;
+    uint64_t nbase; /* stream offset of nbuf[0] */
+    uint64_t noff;  /* stream offset where the last read ended (as libpcap's ftell) */
 };
 
 /* Decompressed (or raw) bytes from the input, without the replay buffer. */
@@ -461,6 +484,206 @@ static int ng_next(struct ca_capture *c, struct ca_capture_pkt *pkt, char *err, 
     }
 }
 
+/*
+ * Native classic-pcap reader.  Behaves as libpcap 1.10's pcap_next_ex on
+ * the files it is used for (plain pcap 2.x, us or ns, either byte order,
+ * link types without byte-order-dependent pseudo-headers): the same
+ * lengths, timestamps, messages, and stream position after a damaged record.
+ */
+#define NAT_MAXSNAP 262144u           /* libpcap's MAXIMUM_SNAPLEN */
+#define NAT_CHUNK ((size_t)256 << 10) /* bytes asked of the stream at once */
+#define NAT_BUF (2 * NAT_CHUNK + 16 + NAT_MAXSNAP)
+
+static int nat_dlt_ok(int dlt, int swapped)
+{
+    switch (dlt) {
+    case 0:   /* NULL */
+    case 1:   /* EN10MB */
+    case 9:   /* PPP */
+    case 12:  /* RAW */
+    case 14:  /* RAW (BSD) */
+    case 50:  /* PPP_SERIAL */
+    case 51:  /* PPP_ETHER */
+    case 104: /* C_HDLC */
+    case 105: /* IEEE802_11 */
+    case 108: /* LOOP */
+    case 127: /* IEEE802_11_RADIO */
+    case 228: /* IPV4 */
+    case 229: /* IPV6 */
+        return 1;
+    case 113: /* LINUX_SLL: libpcap swaps CAN ids in swapped files */
+    case 276: /* LINUX_SLL2 */
+        return !swapped;
+    default:
+        return 0;
+    }
+}
+
+/* Until at least need bytes are unread, or the stream ended.  0, or -1 on a read error. */
+static int nat_fill(struct ca_capture *c, size_t need)
+{
+    while (c->nend - c->nstart < need && !c->nat_eof) {
+        size_t want, n;
+
+        if (c->ncap - c->nend < NAT_CHUNK || c->ncap - c->nstart < need) {
+            size_t keep = c->nend - c->nstart;
+            memmove(c->nbuf, c->nbuf + c->nstart, keep);
+            c->nbase += c->nstart;
+            c->nstart = 0;
+            c->nend = keep;
+        }
+        want = c->ncap - c->nend;
+        if (want > NAT_CHUNK && need <= c->nend - c->nstart + NAT_CHUNK)
+            want = NAT_CHUNK;
+        if (c->natfd >= 0) { /* a plain file: read(2) into the buffer, no stdio copy */
+            ssize_t k = read(c->natfd, c->nbuf + c->nend, want);
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k < 0) {
+                c->nat_eof = 1;
+                c->nat_errno = errno;
+                return -1;
+            }
+            if (k == 0)
+                c->nat_eof = 1;
+            c->nend += (size_t)k;
+            continue;
+        }
+        n = fread(c->nbuf + c->nend, 1, want, c->natf);
+        c->nend += n;
+        if (n < want) {
+            c->nat_eof = 1;
+            if (ferror(c->natf)) {
+                c->nat_errno = errno ? errno : EIO;
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+static uint32_t nat32(const struct ca_capture *c, const uint8_t *p)
+{
+    return get32(p, c->nat_be);
+}
+
+static int nat_next(struct ca_capture *c, struct ca_capture_pkt *pkt, char *err, size_t errlen)
+{
+    const uint8_t *h;
+    uint32_t caplen, len, cap;
+    uint64_t rec;
+    size_t have;
+    int64_t sec, frac;
+
+    if (c->nend - c->nstart < 16) {
+        if (c->held > 0)
+            return 2;
+        if (nat_fill(c, 16) != 0)
+            goto rerr;
+    }
+    have = c->nend - c->nstart;
+    rec = c->nbase + c->nstart;
+    if (have < 16) {
+        c->noff = rec + have;
+        if (have == 0)
+            return 0;
+        return ca_seterr(err, errlen, CA_EFORMAT,
+                         "truncated dump file; tried to read 16 header bytes, only got %zu", have);
+    }
+    h = c->nbuf + c->nstart;
+    caplen = nat32(c, h + 8);
+    len = nat32(c, h + 12);
+    if (caplen > NAT_MAXSNAP) {
+        c->noff = rec + 16;
+        if (caplen > c->nat_snap)
+            return ca_seterr(err, errlen, CA_EFORMAT,
+                             "invalid packet capture length %u, bigger than snaplen of %d",
+                             (unsigned)caplen, (int)c->nat_snap);
+        return ca_seterr(err, errlen, CA_EFORMAT,
+                         "invalid packet capture length %u, bigger than maximum of %u",
+                         (unsigned)caplen, NAT_MAXSNAP);
+    }
+    if (have < 16 + (size_t)caplen) {
+        if (c->held > 0)
+            return 2;
+        if (nat_fill(c, 16 + (size_t)caplen) != 0)
+            goto rerr;
+        have = c->nend - c->nstart;
+        h = c->nbuf + c->nstart;
+        if (have < 16 + (size_t)caplen) {
+            c->noff = rec + have;
+            return ca_seterr(err, errlen, CA_EFORMAT,
+                             "truncated dump file; tried to read %u captured bytes, only got %zu",
+                             (unsigned)caplen, have - 16);
+        }
+    }
+    cap = caplen > c->nat_snap ? c->nat_snap : caplen; /* the rest is read and dropped */
+    c->nstart += 16 + (size_t)caplen;
+    c->noff = rec + 16 + caplen;
+    c->held += (uint32_t)c->hold;
+    /* libpcap sign-extends the 32-bit fields of a file in host order, and
+     * zero-extends those it byte-swapped */
+    if (c->nat_swapped) {
+        sec = (int64_t)nat32(c, h);
+        frac = (int64_t)nat32(c, h + 4);
+    } else {
+        sec = (int32_t)nat32(c, h);
+        frac = (int32_t)nat32(c, h + 4);
+    }
+    if (c->nat_usec)
+        frac *= 1000;
+    if (sec < 0)
+        pkt->ts_ns = 0;
+    else if (sec >= CA_TS_MAX_SEC)
+        pkt->ts_ns = (int64_t)CA_TS_MAX_SEC * 1000000000;
+    else
+        pkt->ts_ns = sec * 1000000000 + frac;
+    /* as libpcap's ftell after the record, less what it reports */
+    pkt->offset = c->noff - cap - 16;
+    pkt->caplen = cap;
+    pkt->len = len;
+    pkt->data = h + 16;
+    pkt->dlt = c->dlt;
+    return 1;
+rerr:
+    c->noff = c->nbase + c->nend;
+    return ca_seterr(err, errlen, CA_EFORMAT, "error reading dump file: %s",
+                     strerror(c->nat_errno));
+}
+
+/* Switches c to the native reader when libpcap's handle allows it. */
+static void nat_start(struct ca_capture *c, const uint8_t magic[4])
+{
+    int swapped = pcap_is_swapped(c->p), minor = pcap_minor_version(c->p);
+    int le = __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__;
+
+    /* 2.4 only: older files may have caplen and len swapped (libpcap's call) */
+    if (pcap_major_version(c->p) != 2 || minor != 4 || !nat_dlt_ok(c->dlt, swapped))
+        return;
+    if (memcmp(magic, "\xa1\xb2\xc3\xd4", 4) != 0 && memcmp(magic, "\xd4\xc3\xb2\xa1", 4) != 0 &&
+        memcmp(magic, "\xa1\xb2\x3c\x4d", 4) != 0 && memcmp(magic, "\x4d\x3c\xb2\xa1", 4) != 0)
+        return;
+    if (pcap_snapshot(c->p) <= 0 || (unsigned)pcap_snapshot(c->p) > NAT_MAXSNAP)
+        return;
+    c->nbuf = malloc(NAT_BUF);
+    if (c->nbuf == NULL)
+        return; /* libpcap reads on */
+    c->ncap = NAT_BUF;
+    c->natf = pcap_file(c->p);
+    c->nbase = c->noff = ca_capture_offset(c);
+    c->natfd = -1;
+    /* a plain file (the fast path): on from libpcap's position with read(2),
+     * past the FILE's buffer (libpcap only closes it from now on) */
+    if (c->src == NULL && fileno(c->natf) >= 0 &&
+        lseek(fileno(c->natf), (off_t)c->nbase, SEEK_SET) == (off_t)c->nbase)
+        c->natfd = fileno(c->natf);
+    c->nat_be = le ? swapped : !swapped;
+    c->nat_swapped = swapped;
+    c->nat_usec = !c->nsec;
+    c->nat_snap = (uint32_t)pcap_snapshot(c->p);
+    c->nat = 1;
+}
+
 static void src_free(struct src *s)
 {
     if (s == NULL)
@@ -478,6 +701,7 @@ static int open_common(FILE *fp, int own, uint64_t size, struct ca_capture **out
     struct ca_capture *c;
     struct src *s;
     FILE *pf = NULL;
+    uint8_t magic[4];
     int r;
 
     c = calloc(1, sizeof(*c));
@@ -523,6 +747,7 @@ static int open_common(FILE *fp, int own, uint64_t size, struct ca_capture **out
                       c->gz ? " after gzip decompression" : "");
         goto out;
     }
+    memcpy(magic, s->head, 4);
     /* libpcap converts to the precision asked for; the file's own comes from the magic */
     c->nsec = (s->head[0] == 0x4d || s->head[3] == 0x4d);
     c->ng = s->head[0] == 0x0a;
@@ -538,7 +763,13 @@ static int open_common(FILE *fp, int own, uint64_t size, struct ca_capture **out
             r = ca_seterr(err, errlen, CA_ENOMEM, "out of memory (stream)");
             goto out;
         }
-        setvbuf(pf, NULL, _IOFBF, 256 * 1024);
+        /* classic pcap is read by nat_next in 256 KiB freads: unbuffered, so
+         * that they reach src_read whole (no second buffer in between, and
+         * no data held back in one while a growing input waits for more) */
+        if (c->ng)
+            setvbuf(pf, NULL, _IOFBF, 256 * 1024);
+        else
+            setvbuf(pf, NULL, _IONBF, 0);
     }
     if (c->ng) {
         c->ngf = pf;
@@ -566,6 +797,7 @@ static int open_common(FILE *fp, int own, uint64_t size, struct ca_capture **out
         c->own = fp;
     c->dlt = pcap_datalink(c->p);
     c->pos = ca_capture_offset(c);
+    nat_start(c, magic);
     *out = c;
     return 0;
 out:
@@ -625,6 +857,7 @@ void ca_capture_close(struct ca_capture *c)
     if (c->ngf != NULL)
         fclose(c->ngf);
     free(c->buf);
+    free(c->nbuf);
     free(c->ifs);
     src_free(c->src);
     if (c->own != NULL)
@@ -640,6 +873,11 @@ int ca_capture_next(struct ca_capture *c, struct ca_capture_pkt *pkt, char *err,
     long before, after;
     int r;
 
+    if (c->nat)
+        return nat_next(c, pkt, err, errlen);
+    if (c->hold && c->held > 0)
+        return 2; /* the held record's data is overwritten by the next read */
+    c->held += (uint32_t)c->hold;
     if (c->ngf != NULL)
         return ng_next(c, pkt, err, errlen);
     /* where the last read ended (one ftell a packet, not two) */
@@ -710,6 +948,8 @@ uint64_t ca_capture_pos(const struct ca_capture *c)
 {
     if (c->src != NULL)
         return c->src->raw;
+    if (c->nat)
+        return c->noff;
     return c->ngf != NULL ? c->ngoff : c->pos;
 }
 
@@ -717,6 +957,8 @@ uint64_t ca_capture_offset(const struct ca_capture *c)
 {
     if (c->ngf != NULL)
         return c->ngoff;
+    if (c->nat)
+        return c->noff;
     long pos = c->p != NULL ? ftell(pcap_file(c->p)) : -1;
     return pos > 0 ? (uint64_t)pos : 0;
 }
@@ -724,4 +966,15 @@ uint64_t ca_capture_offset(const struct ca_capture *c)
 int ca_capture_gzip(const struct ca_capture *c)
 {
     return c->gz;
+}
+
+void ca_capture_hold(struct ca_capture *c, int on)
+{
+    c->hold = on != 0;
+    c->held = 0;
+}
+
+void ca_capture_release(struct ca_capture *c)
+{
+    c->held = 0;
 }

@@ -1,6 +1,7 @@
 /*
  * Capture file reader: recognises files by content (pcap, pcapng, gzip of
- * either), reads classic pcap through libpcap and pcapng itself (so that
+ * either), reads classic pcap with libpcap's header parsing and its own
+ * record reader (rare variants: libpcap throughout) and pcapng itself (so that
  * interfaces may differ in link type and snapshot length, and each packet's
  * offset is exactly its block's), tracks each packet's byte offset and turns
  * read errors into a "damage" description so the engine can keep what
@@ -43,8 +44,20 @@ void ca_capture_close(struct ca_capture *c); /* accepts NULL */
 /*
  * Next packet: 1 with *pkt filled, 0 at a clean end of file, or a negative
  * ca_err with err describing the damage (the file is unusable from here on).
+ * With ca_capture_hold on, also 2: nothing read, because reading on would
+ * overwrite the data of a packet returned since the last ca_capture_release
+ * (finish with those packets, release, and call again).
  */
 int ca_capture_next(struct ca_capture *c, struct ca_capture_pkt *pkt, char *err, size_t errlen);
+
+/*
+ * Hold mode (off by default): the data of every packet returned stays valid
+ * until ca_capture_release, so that a caller may read a few packets ahead
+ * (prefetching their flow state) before it processes them.  Plain pcap files
+ * then return many packets between releases; other formats one.
+ */
+void ca_capture_hold(struct ca_capture *c, int on);
+void ca_capture_release(struct ca_capture *c);
 
 /* DLT_ value of the file (pcapng: of its first interface; packets carry their own) */
 int ca_capture_linktype(const struct ca_capture *c);

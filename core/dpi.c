@@ -15,15 +15,20 @@
 
 #define MAX_TCP_PKTS 80
 #define MAX_UDP_PKTS 24
-
-struct ca_dpi {
-    struct ndpi_detection_module_struct *mod;
-};
+#define POOL_MAX 16384 /* freed flow states kept for reuse */
 
 struct ca_dpi_flow {
     struct ndpi_flow_struct *nf;
+    struct ca_dpi_flow *next; /* in the pool */
     ndpi_protocol proto;
     uint8_t done;
+    uint8_t spent; /* ca_dpi_result ran: nf's own allocations are freed */
+};
+
+struct ca_dpi {
+    struct ndpi_detection_module_struct *mod;
+    struct ca_dpi_flow *pool;
+    size_t npool;
 };
 
 int ca_dpi_open(struct ca_dpi **out, char *err, size_t errlen)
@@ -51,14 +56,38 @@ void ca_dpi_close(struct ca_dpi *d)
 {
     if (d == NULL)
         return;
+    ca_dpi_trim(d);
     ndpi_exit_detection_module(d->mod);
     free(d);
 }
 
-struct ca_dpi_flow *ca_dpi_flow_new(void)
+void ca_dpi_trim(struct ca_dpi *d)
 {
-    struct ca_dpi_flow *f = calloc(1, sizeof(*f));
+    if (d == NULL)
+        return;
+    while (d->pool != NULL) {
+        struct ca_dpi_flow *f = d->pool;
+        d->pool = f->next;
+        ndpi_free(f->nf); /* its own allocations were freed when pooled */
+        free(f);
+    }
+    d->npool = 0;
+}
 
+struct ca_dpi_flow *ca_dpi_flow_new(struct ca_dpi *d)
+{
+    struct ca_dpi_flow *f = d->pool;
+
+    if (f != NULL) {
+        struct ndpi_flow_struct *nf = f->nf;
+        d->pool = f->next;
+        d->npool--;
+        memset(f, 0, sizeof(*f));
+        memset(nf, 0, SIZEOF_FLOW_STRUCT);
+        f->nf = nf;
+        return f;
+    }
+    f = calloc(1, sizeof(*f));
     if (f == NULL)
         return NULL;
     f->nf = ndpi_flow_malloc(SIZEOF_FLOW_STRUCT);
@@ -70,19 +99,26 @@ struct ca_dpi_flow *ca_dpi_flow_new(void)
     return f;
 }
 
-void ca_dpi_flow_free(struct ca_dpi_flow *f)
+void ca_dpi_flow_free(struct ca_dpi *d, struct ca_dpi_flow *f)
 {
     if (f == NULL)
         return;
-    if (f->nf != NULL)
-        ndpi_flow_free(f->nf);
+    if (!f->spent)
+        ndpi_free_flow_data(f->nf);
+    if (d->npool < POOL_MAX) {
+        f->next = d->pool;
+        d->pool = f;
+        d->npool++;
+        return;
+    }
+    ndpi_free(f->nf);
     free(f);
 }
 
 int ca_dpi_packet(struct ca_dpi *d, struct ca_dpi_flow *f, const uint8_t *l3, uint32_t l3_len,
                   uint64_t ts_ms, uint8_t l4, uint64_t npkts)
 {
-    if (f->done || f->nf == NULL)
+    if (f->done || f->spent)
         return 1;
     if (l3_len > 0xffff)
         l3_len = 0xffff;
@@ -127,7 +163,7 @@ void ca_dpi_result(struct ca_dpi *d, struct ca_dpi_flow *f, struct ca_flow *out)
     uint8_t guessed = 0;
     size_t rl = 0;
 
-    if (nf == NULL)
+    if (f->spent)
         return;
     if (f->proto.app_protocol == NDPI_PROTOCOL_UNKNOWN &&
         f->proto.master_protocol == NDPI_PROTOCOL_UNKNOWN)
@@ -167,6 +203,6 @@ void ca_dpi_result(struct ca_dpi *d, struct ca_dpi_flow *f, struct ca_flow *out)
         }
         rl += (size_t)w;
     }
-    ndpi_flow_free(nf);
-    f->nf = NULL;
+    ndpi_free_flow_data(nf); /* nf itself is kept for reuse */
+    f->spent = 1;
 }

@@ -18,8 +18,14 @@ struct ca_dpi_flow;
 int ca_dpi_open(struct ca_dpi **out, char *err, size_t errlen);
 void ca_dpi_close(struct ca_dpi *d); /* accepts NULL */
 
-struct ca_dpi_flow *ca_dpi_flow_new(void);    /* NULL on ENOMEM */
-void ca_dpi_flow_free(struct ca_dpi_flow *f); /* accepts NULL */
+/*
+ * A flow's detection state.  Freed states go to a pool in d (bounded) and
+ * are reused, cleared, by the next ca_dpi_flow_new: no malloc, free and
+ * fresh page per flow.  ca_dpi_trim frees the pool (end of an import).
+ */
+struct ca_dpi_flow *ca_dpi_flow_new(struct ca_dpi *d);          /* NULL on ENOMEM */
+void ca_dpi_flow_free(struct ca_dpi *d, struct ca_dpi_flow *f); /* accepts NULL */
+void ca_dpi_trim(struct ca_dpi *d);                             /* accepts NULL */
 
 /*
  * Feeds one packet (the innermost IP header and what follows, l3_len

@@ -71,6 +71,17 @@ void ca_engine_close(struct ca_engine *e)
     free(e);
 }
 
+/* Packets read ahead of the one processed (see ca_engine_import). */
+#define AHEAD 16
+
+struct slot {
+    struct ca_capture_pkt pkt;
+    struct ca_pkt_info pi;
+    const char *why; /* ca_decode's reason to skip, NULL: to the flow table */
+    uint64_t index;  /* 1-based */
+    uint32_t h;      /* the flow key's hash (prefetching) */
+};
+
 static void count(json_t *obj, const char *key, json_int_t n)
 {
     json_t *v = json_object_get(obj, key);
@@ -87,8 +98,8 @@ int ca_engine_import(struct ca_engine *e, const struct ca_import_req *req, json_
     struct ca_capture *cap = NULL;
     struct ca_flowtab *ft = NULL;
     struct ca_pdns *pdns = NULL;
-    struct ca_pkt_info *pi = NULL;
-    struct ca_capture_pkt pkt;
+    struct slot *ring = NULL;
+    size_t head = 0, nring = 0;
     struct ca_flowtab_conf fc;
     json_t *rep = NULL, *skipped, *non_ip, *tunnels, *links;
     uint64_t packets = 0, bytes = 0, next_progress = 65536;
@@ -128,8 +139,8 @@ int ca_engine_import(struct ca_engine *e, const struct ca_import_req *req, json_
     json_array_append_new(links, json_string(ca_capture_linktype_name(dlt)));
     seen_dlt[0] = last_dlt = dlt;
     pdns = ca_pdns_new();
-    pi = malloc(sizeof(*pi));
-    if (pdns == NULL || pi == NULL) {
+    ring = malloc(AHEAD * sizeof(*ring));
+    if (pdns == NULL || ring == NULL) {
         r = ca_seterr(err, errlen, CA_ENOMEM, "out of memory");
         goto out;
     }
@@ -149,12 +160,110 @@ int ca_engine_import(struct ca_engine *e, const struct ca_import_req *req, json_
         r = ca_seterr(err, errlen, r, "out of memory");
         goto out;
     }
+    /*
+     * Packets are read and decoded up to AHEAD ahead of the one the flow
+     * table processes (plain pcap: the reader holds their data), and the
+     * flow table prefetches each one's bucket and entry meanwhile: the
+     * lookups, cache misses in a table of 150,000 live flows, overlap.
+     * Every packet is still processed in file order, and the report counts
+     * are taken in read order, so nothing else changes.
+     */
+    ca_capture_hold(cap, 1);
     for (;;) {
-        r = ca_capture_next(cap, &pkt, derr, sizeof(derr));
-        if (r == 0)
-            break;
-        if (r < 0) {
-            if (packets == 0 || strstr(derr, "pcapng interfaces with different") == derr) {
+        int rr = 1;
+
+        while (nring < AHEAD) {
+            struct slot *s = &ring[(head + nring) % AHEAD];
+
+            rr = ca_capture_next(cap, &s->pkt, derr, sizeof(derr));
+            if (rr != 1)
+                break;
+            packets++;
+            bytes += s->pkt.len;
+            if (packets == 1 || s->pkt.ts_ns < first_ns)
+                first_ns = s->pkt.ts_ns;
+            if (packets == 1 || s->pkt.ts_ns > last_ns)
+                last_ns = s->pkt.ts_ns;
+            if (s->pkt.dlt != last_dlt) { /* pcapng interfaces may differ: list each once */
+                int k;
+                for (k = 0; k < nseen && seen_dlt[k] != s->pkt.dlt; k++)
+                    ;
+                if (k == nseen && nseen < 16) {
+                    seen_dlt[nseen++] = s->pkt.dlt;
+                    json_array_append_new(links, json_string(ca_capture_linktype_name(s->pkt.dlt)));
+                }
+                last_dlt = s->pkt.dlt;
+            }
+            s->index = packets;
+            s->why = ca_decode(s->pkt.dlt, s->pkt.data, s->pkt.caplen, &s->pi);
+            if (s->why != NULL) {
+                if (strncmp(s->why, "non_ip:", 7) == 0) {
+                    count(skipped, "non_ip", 1);
+                    count(non_ip, s->why + 7, 1);
+                } else {
+                    count(skipped, s->why, 1);
+                }
+            } else {
+                if (s->pi.tunnel != NULL)
+                    count(tunnels, s->pi.tunnel, 1);
+                s->h = ca_flowtab_hash(&s->pi);
+                ca_flowtab_prefetch(ft, s->h, 0);
+            }
+            nring++;
+            if (req->progress != NULL && ca_capture_pos(cap) >= next_progress) {
+                next_progress = ca_capture_pos(cap) + 65536;
+                if (req->progress(req->progress_arg, ca_capture_pos(cap), packets) != 0) {
+                    r = ca_seterr(err, errlen, CA_ECANCELED, "import cancelled");
+                    goto out;
+                }
+            }
+        }
+        if (rr < 0 && packets == 0) {
+            r = ca_seterr(err, errlen, CA_EFORMAT, "%s", derr);
+            goto out;
+        }
+        if (rr < 0 && strstr(derr, "pcapng interfaces with different") == derr && nring == 0) {
+            r = ca_seterr(err, errlen, CA_EFORMAT, "%s", derr);
+            goto out;
+        }
+        /* the packets read: all of them at the end, a file error or a held buffer, else one */
+        while (nring > 0) {
+            struct slot *s = &ring[head];
+
+            if (nring > AHEAD / 2) {
+                const struct slot *m = &ring[(head + AHEAD / 2) % AHEAD];
+                if (m->why == NULL)
+                    ca_flowtab_prefetch(ft, m->h, 1);
+            }
+            if (nring > 2) {
+                const struct slot *m = &ring[(head + 2) % AHEAD];
+                if (m->why == NULL)
+                    ca_flowtab_prefetch(ft, m->h, 2);
+            }
+            if (s->why == NULL) {
+                r = ca_flowtab_packet(ft, &s->pi, s->pkt.ts_ns, s->pkt.len, s->pkt.offset,
+                                      s->index);
+                ca_big_heap_advise(); /* the flow table's growth gets huge pages */
+                if (r != 0) {
+                    ca_seterr(err, errlen, r, "%s",
+                              r == CA_ENOMEM ? "out of memory" : "flow sink failed");
+                    goto out;
+                }
+            }
+            head = (head + 1) % AHEAD;
+            nring--;
+            if (rr == 1)
+                break;
+        }
+        if (rr == 2) {
+            if (nring == 0)
+                ca_capture_release(cap);
+            continue;
+        }
+        if (rr == 1)
+            continue;
+        if (rr < 0) {
+            if (strstr(derr, "pcapng interfaces with different") == derr) {
                 r = ca_seterr(err, errlen, CA_EFORMAT, "%s", derr);
                 goto out;
             }
@@ -163,50 +272,8 @@ int ca_engine_import(struct ca_engine *e, const struct ca_import_req *req, json_
                                 json_pack("{s:I, s:I, s:s}", "packet", (json_int_t)packets + 1,
                                           "offset", (json_int_t)ca_capture_offset(cap), "reason",
                                           derr));
-            break;
         }
-        packets++;
-        bytes += pkt.len;
-        if (packets == 1 || pkt.ts_ns < first_ns)
-            first_ns = pkt.ts_ns;
-        if (packets == 1 || pkt.ts_ns > last_ns)
-            last_ns = pkt.ts_ns;
-        if (pkt.dlt != last_dlt) { /* pcapng interfaces may differ: list each link type once */
-            int k;
-            for (k = 0; k < nseen && seen_dlt[k] != pkt.dlt; k++)
-                ;
-            if (k == nseen && nseen < 16) {
-                seen_dlt[nseen++] = pkt.dlt;
-                json_array_append_new(links, json_string(ca_capture_linktype_name(pkt.dlt)));
-            }
-            last_dlt = pkt.dlt;
-        }
-        const char *why = ca_decode(pkt.dlt, pkt.data, pkt.caplen, pi);
-        if (why != NULL) {
-            if (strncmp(why, "non_ip:", 7) == 0) {
-                count(skipped, "non_ip", 1);
-                count(non_ip, why + 7, 1);
-            } else {
-                count(skipped, why, 1);
-            }
-        } else {
-            if (pi->tunnel != NULL)
-                count(tunnels, pi->tunnel, 1);
-            r = ca_flowtab_packet(ft, pi, pkt.ts_ns, pkt.len, pkt.offset, packets);
-            ca_big_heap_advise(); /* the flow table's growth gets huge pages */
-            if (r != 0) {
-                ca_seterr(err, errlen, r, "%s",
-                          r == CA_ENOMEM ? "out of memory" : "flow sink failed");
-                goto out;
-            }
-        }
-        if (req->progress != NULL && ca_capture_pos(cap) >= next_progress) {
-            next_progress = ca_capture_pos(cap) + 65536;
-            if (req->progress(req->progress_arg, ca_capture_pos(cap), packets) != 0) {
-                r = ca_seterr(err, errlen, CA_ECANCELED, "import cancelled");
-                goto out;
-            }
-        }
+        break;
     }
     r = ca_flowtab_flush(ft);
     if (r != 0) {
@@ -239,7 +306,7 @@ out:
             json_object_set_new(rep, "error", json_string(err != NULL ? err : ca_strerror(r)));
     }
     ca_flowtab_free(ft);
-    free(pi);
+    free(ring);
     ca_pdns_free(pdns);
     ca_capture_close(cap);
     if (report_out != NULL)

@@ -75,6 +75,18 @@ struct fent {
     struct flive f; /* per-direction arrays relative to side A */
 };
 
+/*
+ * Flow entries are carved from slabs and recycled through a free list.  A
+ * slab is 2 MiB from ca_big_alloc (huge pages): entries of live flows are
+ * scattered reads, and on 4 KiB pages (a 300 KB malloc is an mmap of its
+ * own) each would also miss the TLB.
+ */
+#define FSLAB_N ((((size_t)2 << 20) - 128) / sizeof(struct fent))
+struct fslab {
+    struct fslab *next;
+    struct fent e[FSLAB_N];
+};
+
 struct frag_ent {
     uint8_t used, ver, l4;
     uint32_t id;
@@ -96,6 +108,9 @@ struct ca_flowtab {
     uint64_t frag_joined;
     uint64_t evicted;
     struct ca_ipfrag *reasm; /* NULL: no reassembly (out of memory at creation) */
+    struct fslab *slabs;     /* the newest first; slab_used entries of it handed out */
+    size_t slab_used;
+    struct fent *freel; /* freed entries, linked by hnext */
     struct frag_ent frags[FRAG_SLOTS];
 };
 
@@ -167,26 +182,60 @@ static void hash_del(struct ca_flowtab *t, struct fent *e)
     t->count--;
 }
 
-static void fent_free(struct fent *e)
+/* A zeroed entry, or NULL. */
+static struct fent *fent_new(struct ca_flowtab *t)
+{
+    struct fent *e = t->freel;
+
+    if (e != NULL) {
+        t->freel = e->hnext;
+    } else {
+        if (t->slabs == NULL || t->slab_used == FSLAB_N) {
+            struct fslab *s = ca_big_alloc(sizeof(*s));
+            if (s == NULL)
+                return NULL;
+            s->next = t->slabs;
+            t->slabs = s;
+            t->slab_used = 0;
+        }
+        e = &t->slabs->e[t->slab_used++];
+    }
+    memset(e, 0, sizeof(*e));
+    return e;
+}
+
+static void fent_free(struct ca_flowtab *t, struct fent *e)
 {
     if (e == NULL)
         return;
-    ca_dpi_flow_free(e->dpi);
+    ca_dpi_flow_free(t->c.dpi, e->dpi);
     free(e->strs);
-    free(e);
+    e->dpi = NULL;
+    e->strs = NULL;
+    e->hnext = t->freel;
+    t->freel = e;
 }
 
-/* Packs v[S_COUNT] (NULL = empty) into e->strs.  0, or CA_ENOMEM. */
-static int strs_set(struct fent *e, const char *const v[S_COUNT])
+/*
+ * e->strs: S_COUNT uint16_t lengths, then the strings in enum fstr order,
+ * each NUL-terminated (NULL: all empty).  Packs v[S_COUNT] (NULL = empty)
+ * into it.  0, or CA_ENOMEM.
+ */
+static int strs_set(struct fent *e, const char *const v[S_COUNT], const size_t *known)
 {
-    size_t len[S_COUNT], total = 0;
+    uint16_t len[S_COUNT];
+    size_t total = sizeof(len), any = 0;
     char *b, *p;
 
     for (int i = 0; i < S_COUNT; i++) {
-        len[i] = v[i] != NULL ? strlen(v[i]) : 0;
-        total += len[i] + 1;
+        size_t l = known != NULL ? known[i] : v[i] != NULL ? strlen(v[i]) : 0;
+        if (l > 65535)
+            l = 65535;
+        len[i] = (uint16_t)l;
+        total += l + 1;
+        any |= l;
     }
-    if (total == S_COUNT) {
+    if (any == 0) {
         free(e->strs);
         e->strs = NULL;
         return 0;
@@ -194,7 +243,8 @@ static int strs_set(struct fent *e, const char *const v[S_COUNT])
     b = malloc(total);
     if (b == NULL)
         return CA_ENOMEM;
-    p = b;
+    memcpy(b, len, sizeof(len));
+    p = b + sizeof(len);
     for (int i = 0; i < S_COUNT; i++) {
         if (len[i] > 0)
             memcpy(p, v[i], len[i]);
@@ -206,15 +256,25 @@ static int strs_set(struct fent *e, const char *const v[S_COUNT])
     return 0;
 }
 
-/* v[i] = the flow's string i ("" when none). */
-static void strs_get(const struct fent *e, const char *v[S_COUNT])
+/* v[i] = the flow's string i ("" when none), n[i] its length. */
+static void strs_get(const struct fent *e, const char *v[S_COUNT], size_t n[S_COUNT])
 {
-    const char *p = e->strs;
+    uint16_t len[S_COUNT];
+    const char *p;
 
+    if (e->strs == NULL) {
+        for (int i = 0; i < S_COUNT; i++) {
+            v[i] = "";
+            n[i] = 0;
+        }
+        return;
+    }
+    memcpy(len, e->strs, sizeof(len));
+    p = e->strs + sizeof(len);
     for (int i = 0; i < S_COUNT; i++) {
-        v[i] = p != NULL ? p : "";
-        if (p != NULL)
-            p += strlen(p) + 1;
+        v[i] = p;
+        n[i] = len[i];
+        p += len[i] + 1;
     }
 }
 
@@ -226,12 +286,22 @@ static void copy_field(char *dst, size_t n, const char *src)
     dst[l] = '\0';
 }
 
+/* The same for a string of known length l. */
+static void copy_known(char *dst, size_t n, const char *src, size_t l)
+{
+    if (l > n - 1)
+        l = n - 1;
+    memcpy(dst, src, l);
+    dst[l] = '\0';
+}
+
 /* Keeps the DPI result of t->scratch in e (its detection is over). */
 static int keep_dpi(struct fent *e, const struct ca_flow *r)
 {
     const char *v[S_COUNT];
+    size_t n[S_COUNT];
 
-    strs_get(e, v);
+    strs_get(e, v, n);
     e->f.l7_master = r->l7_master;
     e->f.l7_app = r->l7_app;
     e->f.category = r->category;
@@ -242,7 +312,13 @@ static int keep_dpi(struct fent *e, const struct ca_flow *r)
     v[S_UA] = r->user_agent;
     v[S_TLSVER] = r->tls_version;
     v[S_RISKS] = r->risks;
-    return strs_set(e, v);
+    n[S_L7] = strlen(r->l7_name);
+    n[S_CAT] = strlen(r->category_name);
+    n[S_HOST] = strlen(r->host);
+    n[S_UA] = strlen(r->user_agent);
+    n[S_TLSVER] = strlen(r->tls_version);
+    n[S_RISKS] = strlen(r->risks);
+    return strs_set(e, v, n);
 }
 
 void ca_flowtab_free(struct ca_flowtab *t)
@@ -253,9 +329,15 @@ void ca_flowtab_free(struct ca_flowtab *t)
         struct fent *e = t->head[l], *n;
         for (; e != NULL; e = n) {
             n = e->next;
-            fent_free(e);
+            fent_free(t, e);
         }
     }
+    while (t->slabs != NULL) {
+        struct fslab *s = t->slabs;
+        t->slabs = s->next;
+        ca_big_free(s);
+    }
+    ca_dpi_trim(t->c.dpi);
     ca_ipfrag_free(t->reasm);
     free(t->scratch);
     ca_big_free(t->batch);
@@ -286,6 +368,7 @@ static int emit(struct ca_flowtab *t, struct fent *e)
     struct ca_flow *f = &t->batch[t->nbatch];
     int client_b = 0; /* 1 when side B is the client */
     const char *v[S_COUNT];
+    size_t sl[S_COUNT];
 
     memset(f, 0, sizeof(*f));
     f->capture_id = t->c.capture_id;
@@ -312,15 +395,15 @@ static int emit(struct ca_flowtab *t, struct fent *e)
     f->risk = e->f.risk;
     f->first_pkt_offset = e->f.first_pkt_offset;
     f->first_pkt_index = e->f.first_pkt_index;
-    strs_get(e, v);
-    copy_field(f->encap, sizeof(f->encap), v[S_ENCAP]);
-    copy_field(f->dns_name, sizeof(f->dns_name), v[S_DNS]);
-    copy_field(f->l7_name, sizeof(f->l7_name), v[S_L7]);
-    copy_field(f->category_name, sizeof(f->category_name), v[S_CAT]);
-    copy_field(f->host, sizeof(f->host), v[S_HOST]);
-    copy_field(f->user_agent, sizeof(f->user_agent), v[S_UA]);
-    copy_field(f->tls_version, sizeof(f->tls_version), v[S_TLSVER]);
-    copy_field(f->risks, sizeof(f->risks), v[S_RISKS]);
+    strs_get(e, v, sl);
+    copy_known(f->encap, sizeof(f->encap), v[S_ENCAP], sl[S_ENCAP]);
+    copy_known(f->dns_name, sizeof(f->dns_name), v[S_DNS], sl[S_DNS]);
+    copy_known(f->l7_name, sizeof(f->l7_name), v[S_L7], sl[S_L7]);
+    copy_known(f->category_name, sizeof(f->category_name), v[S_CAT], sl[S_CAT]);
+    copy_known(f->host, sizeof(f->host), v[S_HOST], sl[S_HOST]);
+    copy_known(f->user_agent, sizeof(f->user_agent), v[S_UA], sl[S_UA]);
+    copy_known(f->tls_version, sizeof(f->tls_version), v[S_TLSVER], sl[S_TLSVER]);
+    copy_known(f->risks, sizeof(f->risks), v[S_RISKS], sl[S_RISKS]);
     if (e->syn_from)
         client_b = e->syn_from == 2;
     else if (e->synack_from)
@@ -392,7 +475,7 @@ static int expire_one(struct ca_flowtab *t, struct fent *e)
     list_del(t, e);
     hash_del(t, e);
     r = emit(t, e);
-    fent_free(e);
+    fent_free(t, e);
     return r;
 }
 
@@ -493,6 +576,35 @@ static uint32_t key_hash(const struct ca_pkt_info *pi, uint16_t sport, uint16_t 
         h = mix64(h, w[i]);
     h *= 0xbf58476d1ce4e5b9ULL;
     return (uint32_t)(h >> 32);
+}
+
+uint32_t ca_flowtab_hash(const struct ca_pkt_info *pi)
+{
+    return key_hash(pi, pi->sport, pi->dport, pi->has_icmp_id ? pi->icmp_id : 0);
+}
+
+void ca_flowtab_prefetch(const struct ca_flowtab *t, uint32_t h, int stage)
+{
+    struct fent *const *b = &t->buckets[h & (t->nbuckets - 1)];
+    const struct fent *e;
+
+    if (stage == 0) {
+        __builtin_prefetch(b);
+        return;
+    }
+    e = *b;
+    if (e == NULL)
+        return;
+    if (stage == 1) {
+        /* the key, then the counters a packet updates */
+        __builtin_prefetch(e);
+        __builtin_prefetch((const char *)e + 64);
+        __builtin_prefetch(&e->f.pkts);
+        __builtin_prefetch(&e->f.tcp_flags);
+        return;
+    }
+    if (e->hash == h && e->dpi != NULL)
+        __builtin_prefetch(e->dpi);
 }
 
 static uint32_t frag_slot(uint8_t ver, const uint8_t *s, const uint8_t *d, uint32_t id)
@@ -608,7 +720,7 @@ int ca_flowtab_packet(struct ca_flowtab *t, const struct ca_pkt_info *pi, int64_
         }
         if (t->count * 2 >= t->nbuckets && grow(t) != 0) /* chains short: lookups miss cache */
             return CA_ENOMEM;
-        e = calloc(1, sizeof(*e));
+        e = fent_new(t);
         if (e == NULL)
             return CA_ENOMEM;
         e->hash = h;
@@ -634,13 +746,13 @@ int ca_flowtab_packet(struct ca_flowtab *t, const struct ca_pkt_info *pi, int64_
             copy_field(encap, sizeof(encap), pi->encap);
             v[S_ENCAP] = encap;
             v[S_DNS] = ca_pdns_lookup(t->c.pdns, pi->ip_version, pi->dst);
-            if (strs_set(e, v) != 0) {
-                free(e);
+            if (strs_set(e, v, NULL) != 0) {
+                fent_free(t, e);
                 return CA_ENOMEM;
             }
         }
         if (t->c.dpi != NULL)
-            e->dpi = ca_dpi_flow_new(); /* NULL: the flow just gets no L7 */
+            e->dpi = ca_dpi_flow_new(t->c.dpi); /* NULL: the flow just gets no L7 */
         e->hnext = t->buckets[h & (t->nbuckets - 1)];
         t->buckets[h & (t->nbuckets - 1)] = e;
         t->count++;
@@ -718,7 +830,7 @@ int ca_flowtab_packet(struct ca_flowtab *t, const struct ca_pkt_info *pi, int64_
             t->scratch->l7_name[0] = t->scratch->category_name[0] = t->scratch->host[0] = '\0';
             t->scratch->user_agent[0] = t->scratch->tls_version[0] = t->scratch->risks[0] = '\0';
             ca_dpi_result(t->c.dpi, e->dpi, t->scratch);
-            ca_dpi_flow_free(e->dpi);
+            ca_dpi_flow_free(t->c.dpi, e->dpi);
             e->dpi = NULL;
             if (keep_dpi(e, t->scratch) != 0)
                 return CA_ENOMEM;

@@ -39,6 +39,16 @@ void ca_flowtab_free(struct ca_flowtab *t); /* accepts NULL; drops unflushed flo
 int ca_flowtab_packet(struct ca_flowtab *t, const struct ca_pkt_info *pi, int64_t ts_ns,
                       uint32_t wire_len, uint64_t offset, uint64_t index);
 
+/*
+ * Read-ahead help (the engine decodes a few packets ahead): the key hash of
+ * a decoded packet, then prefetches of its flow's bucket (stage 0), first
+ * entry (stage 1, some packets later) and that entry's DPI state (stage
+ * 2).  Hints only: nothing changes, and a wrong guess (IP fragments) just
+ * costs the miss it tried to avoid.
+ */
+uint32_t ca_flowtab_hash(const struct ca_pkt_info *pi);
+void ca_flowtab_prefetch(const struct ca_flowtab *t, uint32_t h, int stage);
+
 /* Emits every live flow (end of file).  Returns 0 or the sink's error. */
 int ca_flowtab_flush(struct ca_flowtab *t);
 

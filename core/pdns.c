@@ -19,6 +19,9 @@ struct pdns_ent {
 };
 
 struct ca_pdns {
+    /* tag[i]: the hash (| 1) of e[i]'s address, 0 = empty: a lookup that
+     * misses (most do) reads this 32 KiB array, not the 2 MiB of entries */
+    uint32_t tag[PDNS_SLOTS];
     struct pdns_ent e[PDNS_SLOTS];
 };
 
@@ -32,13 +35,13 @@ void ca_pdns_free(struct ca_pdns *d)
     free(d);
 }
 
-static uint32_t slot(uint8_t v, const uint8_t *a)
+static uint32_t addr_hash(uint8_t v, const uint8_t *a)
 {
     uint32_t h = 2166136261u ^ v;
 
     for (int i = 0; i < 16; i++)
         h = (h ^ a[i]) * 16777619u;
-    return h % PDNS_SLOTS;
+    return h;
 }
 
 /* Reads the name at *off into out (dotted, printable); advances *off past it. 0 or -1. */
@@ -114,7 +117,9 @@ void ca_pdns_learn(struct ca_pdns *d, const uint8_t *m, uint32_t len)
             uint8_t a[16] = {0};
             uint8_t v = type == 1 ? 4 : 6;
             memcpy(a, m + off, rdlen);
-            struct pdns_ent *e = &d->e[slot(v, a)];
+            uint32_t h = addr_hash(v, a);
+            struct pdns_ent *e = &d->e[h % PDNS_SLOTS];
+            d->tag[h % PDNS_SLOTS] = h | 1;
             e->ver = v;
             memcpy(e->addr, a, 16);
             memcpy(e->name, qname, sizeof(e->name));
@@ -126,10 +131,14 @@ void ca_pdns_learn(struct ca_pdns *d, const uint8_t *m, uint32_t len)
 const char *ca_pdns_lookup(const struct ca_pdns *d, uint8_t v, const uint8_t addr[16])
 {
     const struct pdns_ent *e;
+    uint32_t h;
 
     if (d == NULL)
         return NULL;
-    e = &d->e[slot(v, addr)];
+    h = addr_hash(v, addr);
+    if (d->tag[h % PDNS_SLOTS] != (h | 1))
+        return NULL;
+    e = &d->e[h % PDNS_SLOTS];
     if (e->ver == v && memcmp(e->addr, addr, 16) == 0 && e->name[0] != '\0')
         return e->name;
     return NULL;

@@ -15,7 +15,10 @@
 
 #include <zlib.h>
 
+#include <pcap/pcap.h>
+
 #include "ca_error.h"
+#include "capture.h"
 #include "engine.h"
 #include "flow.h"
 #include "unit.h"
@@ -803,6 +806,171 @@ static void test_tzsp_teredo(void)
     unlink(path);
 }
 
+/* ---- the native pcap reader against libpcap itself ---- */
+
+static uint32_t rd32x(const uint8_t *p, int be)
+{
+    return be ? (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]
+              : (uint32_t)p[3] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[1] << 8 | p[0];
+}
+
+static void wr32x(uint8_t *p, uint32_t v, int be)
+{
+    for (int i = 0; i < 4; i++)
+        p[be ? i : 3 - i] = (uint8_t)(v >> (24 - 8 * i));
+}
+
+/*
+ * Rewrites a little-endian us pcap in place: be = big-endian, ns =
+ * nanosecond timestamps; every 7th record gets odd timestamp fields
+ * (negative, >= 1e6 us, >= 2^31).  0, or -1 when it is not such a file.
+ */
+static int pcap_variant(uint8_t *b, size_t n, int be, int ns)
+{
+    size_t o = 24;
+    unsigned k = 0;
+
+    if (n < 24 || memcmp(b, "\xd4\xc3\xb2\xa1", 4) != 0)
+        return -1;
+    wr32x(b, ns ? 0xa1b23c4du : 0xa1b2c3d4u, be);
+    for (int i = 4; i < 8; i += 2) { /* version fields are 16-bit */
+        uint16_t v = (uint16_t)(b[i] | b[i + 1] << 8);
+        b[i] = (uint8_t)(be ? v >> 8 : v);
+        b[i + 1] = (uint8_t)(be ? v : v >> 8);
+    }
+    for (int i = 8; i < 24; i += 4)
+        wr32x(b + i, rd32x(b + i, 0), be);
+    while (o + 16 <= n) {
+        uint32_t sec = rd32x(b + o, 0), us = rd32x(b + o + 4, 0), cap = rd32x(b + o + 8, 0);
+        static const uint32_t odd[] = {0xfffffff0u, 5000000u, 0x80000005u, 999999u};
+        if (++k % 7 == 0)
+            us = odd[(k / 7) % 4];
+        if (k % 11 == 0)
+            sec |= 0x80000000u;
+        wr32x(b + o, sec, be);
+        wr32x(b + o + 4, ns ? us * 1000u + 7u : us, be);
+        wr32x(b + o + 8, cap, be);
+        wr32x(b + o + 12, rd32x(b + o + 12, 0), be);
+        o += 16 + (size_t)cap;
+    }
+    return 0;
+}
+
+/* Reads path with ca_capture (hold mode: releasing when it asks) and with
+ * pcap_next_ex, as the reader did before it read records itself. */
+static void same_as_libpcap(const char *path)
+{
+    char ebuf[PCAP_ERRBUF_SIZE], err[256];
+    struct ca_capture *c = NULL;
+    pcap_t *p = pcap_open_offline_with_tstamp_precision(path, PCAP_TSTAMP_PRECISION_NANO, ebuf);
+    int held = 0;
+
+    CHECK_EQ_U(ca_capture_open(path, &c, err, sizeof(err)) == 0, p != NULL);
+    if (c == NULL || p == NULL) {
+        ca_capture_close(c);
+        if (p != NULL)
+            pcap_close(p);
+        return;
+    }
+    ca_capture_hold(c, 1);
+    for (;;) {
+        struct ca_capture_pkt pkt;
+        struct pcap_pkthdr *h;
+        const u_char *data;
+        int r = ca_capture_next(c, &pkt, err, sizeof(err));
+        if (r == 2) {
+            CHECK(held > 0);
+            ca_capture_release(c);
+            held = 0;
+            continue;
+        }
+        int pr = pcap_next_ex(p, &h, &data);
+        long after = ftell(pcap_file(p));
+        if (pr == PCAP_ERROR_BREAK) {
+            CHECK_EQ_U(r, 0);
+            break;
+        }
+        if (pr != 1) {
+            CHECK(r < 0);
+            CHECK(strcmp(err, pcap_geterr(p)) == 0);
+            CHECK_EQ_U(ca_capture_offset(c), (unsigned long long)after);
+            break;
+        }
+        CHECK_EQ_U(r, 1);
+        if (r != 1)
+            break;
+        held++;
+        int64_t ts = h->ts.tv_sec < 0 ? 0
+                     : h->ts.tv_sec >= ((int64_t)1 << 32)
+                         ? ((int64_t)1 << 32) * 1000000000
+                         : (int64_t)h->ts.tv_sec * 1000000000 + (int64_t)h->ts.tv_usec;
+        CHECK_EQ_U((unsigned long long)pkt.ts_ns, (unsigned long long)ts);
+        CHECK_EQ_U(pkt.caplen, h->caplen);
+        CHECK_EQ_U(pkt.len, h->len);
+        CHECK_EQ_U(pkt.offset, (unsigned long long)after - h->caplen - 16);
+        CHECK(pkt.caplen == h->caplen && memcmp(pkt.data, data, h->caplen) == 0);
+        CHECK_EQ_U(pkt.dlt, pcap_datalink(p));
+    }
+    ca_capture_close(c);
+    pcap_close(p);
+}
+
+static void test_native_reader(void)
+{
+    static const char *files[] = {"android.pcap",    "1kxun.pcap",
+                                  "ftp.pcap",        "http_ipv6.pcap",
+                                  "6in4tunnel.pcap", "fuzz-2021-10-13.pcap",
+                                  "badpackets.pcap", "fuzz-2021-06-07-c6c72a0a56.pcap"};
+    char tmp[] = "/tmp/capatlas-natXXXXXX";
+    int fd = mkstemp(tmp);
+
+    CHECK(fd >= 0);
+    if (fd < 0)
+        return;
+    close(fd);
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        char path[1024];
+        uint8_t *buf;
+        size_t len;
+
+        snprintf(path, sizeof(path), "%s/%s", unit_pcaps(), files[i]);
+        same_as_libpcap(path);
+        buf = slurp(files[i], &len);
+        CHECK(buf != NULL);
+        if (buf == NULL)
+            continue;
+        for (int v = 0; v < 4; v++) {
+            uint8_t *b = malloc(len);
+            CHECK(b != NULL);
+            if (b == NULL)
+                break;
+            memcpy(b, buf, len);
+            if (pcap_variant(b, len, v & 1, v >> 1) == 0) {
+                /* whole, cut at a few points, and with a small snapshot length */
+                size_t cuts[] = {len, len - 1, len * 2 / 3, len / 3 + 5, 40, 30};
+                for (size_t k = 0; k < sizeof(cuts) / sizeof(cuts[0]); k++) {
+                    FILE *f = fopen(tmp, "wb");
+                    if (f == NULL)
+                        break;
+                    fwrite(b, 1, cuts[k] < len ? cuts[k] : len, f);
+                    fclose(f);
+                    same_as_libpcap(tmp);
+                }
+                wr32x(b + 16, 64, v & 1);
+                FILE *f = fopen(tmp, "wb");
+                if (f != NULL) {
+                    fwrite(b, 1, len, f);
+                    fclose(f);
+                    same_as_libpcap(tmp);
+                }
+            }
+            free(b);
+        }
+        free(buf);
+    }
+    unlink(tmp);
+}
+
 int main(int argc, char **argv)
 {
     struct ca_engine_conf c;
@@ -831,6 +999,8 @@ int main(int argc, char **argv)
     unit_run("TZSP and Teredo tunnels (gencap)", test_tzsp_teredo);
     unit_run("IPv6 extension headers and tunnels", test_tunnels_ipv6);
     unit_run("damaged and non-capture files", test_damaged);
+    unit_run("native pcap reader equals libpcap (byte orders, ns, cuts, snaplen)",
+             test_native_reader);
     unit_run("flow codec round trip and garbage", test_codec);
     unit_run("flow JSON field names", test_json);
     unit_run("geo and passive DNS", test_geo_pdns);
