@@ -52,6 +52,7 @@
 #define FEED_CHUNK (1u << 20)   /* the download is written to its file a MiB at a time */
 #define FEED_WAKE (256u << 10)  /* bytes that wake the engine waiting for them */
 #define FEED_NAP 50             /* ms the engine waits before it takes fewer */
+#define FEED_ROOM (8u << 20)    /* room in the ring that wakes the download */
 #define FEED_RBUF (1024 * 1024) /* the engine's reads of its input */
 
 static volatile sig_atomic_t imp_term;
@@ -259,12 +260,14 @@ static int imp_progress(void *arg, uint64_t bytes_done, uint64_t packets_done)
 
 /* ---- the growing-file reader ---------------------------------------------- */
 
-/* Wakes whoever waits on the feed (the caller holds f->mu): the download when it waits for
- * room, the engine when FEED_WAKE bytes wait for it (it comes for fewer on its own, after
- * FEED_NAP ms): a wake-up per TLS record costs more than the parsing gains. */
+/* Wakes whoever waits on the feed (the caller holds f->mu): the engine when FEED_WAKE bytes
+ * wait for it (it comes for fewer on its own, after FEED_NAP ms), the download when the
+ * engine has made FEED_ROOM of room in the ring: a wake-up per TLS record, or per read of
+ * the engine, costs more than the parsing gains. */
 static void feed_wake(struct feed *f)
 {
-    if (f->wwait || (f->rwait && (f->written - f->readpos >= FEED_WAKE || f->done)))
+    if ((f->rwait && (f->written - f->readpos >= FEED_WAKE || f->done)) ||
+        (f->wwait && f->written - f->readpos <= FEED_RING - FEED_ROOM))
         pthread_cond_broadcast(&f->cv);
 }
 

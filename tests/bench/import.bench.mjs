@@ -86,8 +86,9 @@ test(`a ${MB} MB blob from Azurite imports in at most 1.3x the local-disk time`,
   // storage account does not take from the importing machine.
   const memory = process.env.CAPATLAS_BENCH_AZURITE !== 'disk';
   const az = await startAzurite({ memory });
-  const srv = await startServer({ env: { CAPATLAS_FETCH_ALLOW_HOSTS: '127.0.0.1', CAPATLAS_FETCH_CA_FILE: az.certFile } });
+  let srv = null;
   try {
+    srv = await startServer({ env: { CAPATLAS_FETCH_ALLOW_HOSTS: '127.0.0.1', CAPATLAS_FETCH_CA_FILE: az.certFile } });
     await az.createContainer('bench');
     await az.putBlob('bench', 'big.pcap', { file: big });
     const c = srv.client();
@@ -151,7 +152,7 @@ test(`a ${MB} MB blob from Azurite imports in at most 1.3x the local-disk time`,
       `load ${os.loadavg().map((x) => x.toFixed(2)).join(' ')})`);
     assert.ok(ratio <= 1.3, `URL import ${ratio.toFixed(2)}x the local import`);
   } finally {
-    await srv.stop();
+    if (srv) await srv.stop(); /* Azurite is stopped also when the server did not start */
     await az.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   }
