@@ -121,6 +121,8 @@ struct feed {
     int reader;      /* the engine reads the ring: its bytes are kept until read */
     int rwait;       /* the reader waits for bytes */
     int wwait;       /* the download waits for room */
+    double rwaited;  /* ms the engine waited for bytes */
+    double wwaited;  /* ms the download waited for room */
     char *rbuf;      /* the engine's stdio buffer */
     /* stream jobs: the end is told by the job record */
     int stream;
@@ -306,9 +308,12 @@ static ssize_t ring_read(struct feed *f, char *buf, size_t size)
             pthread_mutex_unlock(&f->mu);
             return -1;
         }
+        double t0 = mono_ms();
+
         f->rwait = 1;
         feed_wait(f, FEED_NAP);
         f->rwait = 0;
+        f->rwaited += mono_ms() - t0;
         pthread_mutex_unlock(&f->mu);
         imp_note(f->im, 0); /* progress and the cancel flag while the download is slow */
         pthread_mutex_lock(&f->mu);
@@ -455,9 +460,12 @@ static int dl_write(void *arg, const void *buf, size_t n)
                 pthread_mutex_unlock(&f->mu);
                 return CA_ECANCELED;
             }
+            double t0 = mono_ms();
+
             f->wwait = 1;
             feed_wait(f, 200);
             f->wwait = 0;
+            f->wwaited += mono_ms() - t0;
         }
         pthread_mutex_unlock(&f->mu);
         at = f->written % FEED_RING;
@@ -1066,6 +1074,11 @@ after_engine:
         th_started = 0;
         bytes = is_url ? fd->written : fd->readpos;
         im.bytes = bytes;
+        if (is_url)
+            log_line("job %llu: %llu bytes downloaded; the engine waited %.1f s for bytes, the "
+                     "download %.1f s for room in the ring",
+                     (unsigned long long)im.job_id, (unsigned long long)bytes, fd->rwaited / 1e3,
+                     fd->wwaited / 1e3);
     }
     if (imp_term) {
         /* Shutting down: give the job back; leftovers are purged next time. */
