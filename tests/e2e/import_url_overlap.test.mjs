@@ -1,12 +1,12 @@
 // A URL import parses while it downloads: an HTTPS server of the test's own
 // trickles a capture out in 64 KiB pieces, and the job must report parsed
-// packets while the server is still sending (the download is gathered into
-// bigger writes, but never held back long).  The same server checks the
-// MD5 guard both ways: no Content-MD5, nothing claimed verified; a wrong
-// one, the import fails as damaged and keeps no flows.  An 80 MiB capture
-// sent at full speed (the growing file read while 1 MiB writes land in
-// it, the MD5 over all of it) gives the same flows as its upload, and so
-// does a zip of it (which is read only once whole).
+// packets while the server is still sending (the engine reads the download
+// out of a ring in memory, woken per 256 KiB or after 50 ms).  The same
+// server checks the MD5 guard both ways: no Content-MD5, nothing claimed
+// verified; a wrong one, the import fails as damaged and keeps no flows.
+// An 80 MiB capture sent at full speed (more than the 64 MiB ring, the MD5
+// over all of it) gives the same flows as its upload and a kept file equal
+// to it, and so does a zip of it (which is read only once whole).
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -21,6 +21,7 @@ import { repeatCapture } from '../lib/bigcap.mjs';
 import { pcap, startServer } from '../lib/server.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const sha256 = (f) => crypto.createHash('sha256').update(fs.readFileSync(f)).digest('hex');
 const FILE = pcap('1kxun.pcap');
 const PIECE = 64 * 1024;
 const EVERY_MS = 80;
@@ -113,6 +114,7 @@ test('packets are parsed while a slow download is still coming in', async () => 
   assert.equal(job.state, 'done', JSON.stringify(job));
   assert.ok(parsedMidway > 0, 'the job reported parsed packets before the download ended');
   assert.equal(cap.size, fs.statSync(FILE).size);
+  assert.equal(sha256(path.join(srv.dataDir, `workspaces/${ws}/captures/${cap.id}.cap`)), sha256(FILE));
   assert.equal(cap.report.flows, localCap.report.flows);
   assert.equal(cap.report.md5_verified, undefined, 'no MD5 was announced, none is claimed verified');
 });
@@ -156,6 +158,9 @@ test(`a ${BIG_MB} MiB capture at full speed and a zip of it: the flows of an upl
     if (name === 'big.pcap') {
       assert.equal(got[0].size, fs.statSync(big).size);
       assert.equal(got[0].report.md5_verified, true);
+      // the kept file (what a flow's pcap export reads) is the download, byte for byte: it
+      // went through the ring the engine read, which it outgrew, and to disk a MiB at a time
+      assert.equal(sha256(path.join(srv.dataDir, `workspaces/${ws}/captures/${id}.cap`)), sha256(big));
     }
   }
 });
