@@ -1194,6 +1194,35 @@ static void imp_add(struct ca_ws *w, uint32_t cap, uint32_t seq0, size_t n)
 }
 
 /*
+ * Grows the map ahead of a write that needs about `need` bytes of new
+ * pages, so that it does not run out of room half-way: ca_store_write
+ * would then abort it, double the map and run it again from scratch,
+ * which for the finishing commit means building every table twice.
+ * The estimate need not be exact (the retry stays as the fallback);
+ * growing the map costs address space only, not disk.
+ */
+#define WS_MAPSIZE_MAX ((size_t)1 << 40)
+
+static void ws_room(struct ca_ws *w, size_t need)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    size_t used, size;
+
+    if (mdb_env_info(w->env, &info) != 0 || mdb_env_stat(w->env, &st) != 0)
+        return;
+    used = ((size_t)info.me_last_pgno + 1) * st.ms_psize;
+    size = info.me_mapsize;
+    if (need > WS_MAPSIZE_MAX - used)
+        return;
+    if (size == 0 || used + need <= size)
+        return;
+    while (size < used + need && size < WS_MAPSIZE_MAX)
+        size *= 2;
+    (void)mdb_env_set_mapsize(w->env, size); /* on failure the retry remains */
+}
+
+/*
  * Batches commit with the environment's MDB_NOMETASYNC: their data pages
  * reach the disk at each commit and only the meta page waits for the next
  * one, so a machine crash keeps the database whole (it may undo the last
@@ -1214,6 +1243,9 @@ int ca_ws_flows_put(struct ca_ws *w, uint32_t capture_id, const struct ca_flow *
     rc = imp_ready(w, n);
     if (rc != 0)
         return rc;
+    /* a record, its hot record and two address entries take well under
+     * 1 KiB; twice that for the pages copy-on-write replaces */
+    ws_room(w, n * 2048 + ((size_t)1 << 20));
     imp_advise(w);
     rc = ca_store_err(ca_store_write(w->env, flows_put_txn, &a));
     if (rc != 0)
@@ -1440,6 +1472,8 @@ int ca_ws_capture_finish(struct ca_ws *w, uint32_t capture_id, json_t *report)
         imp_drop(w, capture_id);
         return CA_EIO;
     }
+    if (w->imp != NULL && w->imp->agg != NULL && w->imp->cap == capture_id)
+        ws_room(w, 2 * ca_capagg_bytes(w->imp->agg) + ((size_t)16 << 20));
     rc = ca_store_err(ca_store_write(w->env, finish_txn, &a));
     imp_drop(w, capture_id);
     if (rc != 0)
