@@ -881,7 +881,7 @@ static int amap_grow(struct amap *m)
  * id counter is read once per attempt and written at its end
  * (addr_counter_put).
  */
-static int imp_addr(struct ca_ws *w, MDB_txn *txn, struct ws_import *imp, int ver,
+static int imp_addr(struct ca_ws *w, MDB_txn *txn, MDB_cursor *acur, struct ws_import *imp, int ver,
                     const uint8_t addr[16], uint32_t *aid, uint32_t *idx)
 {
     struct amap *m = &imp->am;
@@ -939,7 +939,7 @@ static int imp_addr(struct ca_ws *w, MDB_txn *txn, struct ws_import *imp, int ve
     ca_store_be32((uint32_t)imp->next_addr + 1, idb);
     v.mv_data = idb;
     v.mv_size = sizeof(idb);
-    rc = mdb_put(txn, w->db[WDB_ADDRS], &k, &v, MDB_NOOVERWRITE);
+    rc = mdb_cursor_put(acur, &k, &v, MDB_NOOVERWRITE);
     if (rc == MDB_KEYEXIST) { /* known to the workspace: v is its entry */
         if (v.mv_size != 4 || (id = ca_store_rd32(v.mv_data)) == 0)
             return CA_ESTORE;
@@ -978,6 +978,7 @@ static int flows_put_txn(MDB_txn *txn, void *arg)
     uint8_t *buf = NULL;
     unsigned char key[8], skey[4], sval[4], hkey[8];
     MDB_val k = {sizeof(key), key}, v, hk = {sizeof(hkey), hkey}, hv;
+    MDB_cursor *fcur = NULL, *acur = NULL; /* one each for the batch: no set-up per put */
     uint32_t seq;
     int rc;
 
@@ -1007,6 +1008,9 @@ static int flows_put_txn(MDB_txn *txn, void *arg)
         rc = CA_ENOMEM;
         goto out;
     }
+    if ((rc = mdb_cursor_open(txn, w->db[WDB_FLOWS], &fcur)) != 0 ||
+        (rc = mdb_cursor_open(txn, w->db[WDB_ADDRS], &acur)) != 0)
+        goto out;
     ca_store_be32(a->id, hkey);
     ca_store_be32(seq, hkey + 4);
     for (size_t i = 0; i < a->n; i++) {
@@ -1018,9 +1022,9 @@ static int flows_put_txn(MDB_txn *txn, void *arg)
         v.mv_data = buf;
         v.mv_size = ca_flow_encode_as(&a->flows[i], id, a->id, buf);
         /* seqs only grow: each key goes after the last one */
-        rc = mdb_put(txn, w->db[WDB_FLOWS], &k, &v, MDB_APPEND);
+        rc = mdb_cursor_put(fcur, &k, &v, MDB_APPEND);
         if (rc == MDB_KEYEXIST) /* not the last key (a leftover of a crash): plain put */
-            rc = mdb_put(txn, w->db[WDB_FLOWS], &k, &v, 0);
+            rc = mdb_cursor_put(fcur, &k, &v, 0);
         if (rc != 0)
             goto out;
     }
@@ -1030,12 +1034,13 @@ static int flows_put_txn(MDB_txn *txn, void *arg)
         ca_hot_from_flow(&a->flows[i], h);
         rc = hot_intern(w, txn, imp->ic, &a->flows[i], h);
         if (rc == 0)
-            rc = imp_addr(w, txn, imp, h->ip_version, h->src, &h->src_aid, &imp->ix[2 * i]);
+            rc = imp_addr(w, txn, acur, imp, h->ip_version, h->src, &h->src_aid, &imp->ix[2 * i]);
         if (rc == 0 && memcmp(h->src, h->dst, 16) == 0) {
             h->dst_aid = h->src_aid;
             imp->ix[2 * i + 1] = imp->ix[2 * i];
         } else if (rc == 0) {
-            rc = imp_addr(w, txn, imp, h->ip_version, h->dst, &h->dst_aid, &imp->ix[2 * i + 1]);
+            rc = imp_addr(w, txn, acur, imp, h->ip_version, h->dst, &h->dst_aid,
+                          &imp->ix[2 * i + 1]);
         }
     }
     if (rc == 0)
@@ -1056,6 +1061,10 @@ static int flows_put_txn(MDB_txn *txn, void *arg)
     v.mv_size = sizeof(sval);
     rc = mdb_put(txn, w->db[WDB_CAPSEQ], &k, &v, 0);
 out:
+    if (acur != NULL)
+        mdb_cursor_close(acur);
+    if (fcur != NULL)
+        mdb_cursor_close(fcur);
     free(buf);
     return rc;
 }
