@@ -707,7 +707,7 @@ struct ws_import {
     void *map; /* the map last advised (imp_advise) */
     size_t mapsize;
     size_t envmapsize; /* LMDB map size when map was found */
-    unsigned batches;  /* committed since the map was last dropped */
+    unsigned batches;  /* commits since the map was last dropped */
     uint32_t cap;      /* capture of the builder, 0 none */
     uint32_t next_seq; /* seq the builder expects next */
     struct ca_capagg *agg;
@@ -1218,7 +1218,7 @@ static void imp_unbuffer(struct ws_import *imp)
  * addresses), and copy-on-write moves the pages it reads all over the file
  * from one commit to the next: left alone, the pages mapped into the
  * importing process (its resident set, though only page cache) would grow
- * to the whole file.  So the import drops its mappings every few batches
+ * to the whole file.  So the import drops its mappings every few commits
  * (MADV_DONTNEED on a read-only shared map: the next read maps the page
  * again from the page cache), and asks for no fault-around (MADV_RANDOM)
  * in between.  Other processes' maps keep the defaults.
