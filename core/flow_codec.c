@@ -4,6 +4,7 @@
  * Decoding trusts nothing: every length is checked against the buffer and
  * the destination field, and bad values are rejected with CA_EFORMAT.
  */
+#include <endian.h>
 #include <string.h>
 
 #include "ca_error.h"
@@ -21,22 +22,27 @@ static void w8(struct wr *w, uint8_t v)
     w->p[w->n++] = v;
 }
 
+/* Little-endian words as one store each (the encoder runs once a flow
+ * on import); the same bytes as writing them one by one. */
 static void w16(struct wr *w, uint16_t v)
 {
-    w8(w, (uint8_t)v);
-    w8(w, (uint8_t)(v >> 8));
+    v = htole16(v);
+    memcpy(w->p + w->n, &v, 2);
+    w->n += 2;
 }
 
 static void w32(struct wr *w, uint32_t v)
 {
-    w16(w, (uint16_t)v);
-    w16(w, (uint16_t)(v >> 16));
+    v = htole32(v);
+    memcpy(w->p + w->n, &v, 4);
+    w->n += 4;
 }
 
 static void w64(struct wr *w, uint64_t v)
 {
-    w32(w, (uint32_t)v);
-    w32(w, (uint32_t)(v >> 32));
+    v = htole64(v);
+    memcpy(w->p + w->n, &v, 8);
+    w->n += 8;
 }
 
 static void wbytes(struct wr *w, const void *b, size_t n)

@@ -24,11 +24,27 @@ struct geo_cache_ent {
     uint32_t asn;
 };
 
+/*
+ * What a database record (by its offset in the data section) gives: many
+ * addresses share one record (a network's), and reading the fields out of
+ * it (MMDB_get_value walks its map by key names) costs more than finding
+ * it, so the values are kept per record too.
+ */
+#define REC_CACHE_SIZE 4096
+
+struct geo_rec_ent {
+    uint32_t off1; /* record offset + 1; 0 empty */
+    uint8_t has_asn;
+    char cc[3];
+    uint32_t asn;
+};
+
 struct ca_geo {
     MMDB_s db;
     MMDB_s asn_db;
     int has_asn_db;
     struct geo_cache_ent cache[CACHE_SIZE];
+    struct geo_rec_ent rec[2][REC_CACHE_SIZE]; /* db, asn_db */
 };
 
 int ca_geo_open(const char *path, const char *asn_path, struct ca_geo **out, char *err,
@@ -132,7 +148,8 @@ static void get_cc(MMDB_lookup_result_s *res, char cc[3])
     }
 }
 
-static void get_asn(MMDB_lookup_result_s *res, uint32_t *asn)
+/* 1 when the record has an ASN (then in *asn), else 0 and *asn unchanged. */
+static int get_asn(MMDB_lookup_result_s *res, uint32_t *asn)
 {
     MMDB_entry_data_s d;
 
@@ -144,7 +161,39 @@ static void get_asn(MMDB_lookup_result_s *res, uint32_t *asn)
             *asn = d.uint16;
         else if (d.type == MMDB_DATA_TYPE_UINT64)
             *asn = (uint32_t)d.uint64;
+        else
+            return 0;
+        return 1;
     }
+    return 0;
+}
+
+/* The record's country (which 0, the main database; cc NULL for the ASN
+ * one) and ASN, as get_cc and get_asn give them, through the record cache. */
+static void rec_values(struct ca_geo *g, int which, MMDB_lookup_result_s *res, char *cc,
+                       uint32_t *asn)
+{
+    uint32_t off = res->entry.offset;
+    struct geo_rec_ent *e = &g->rec[which][(off * 2654435761u) >> 20 & (REC_CACHE_SIZE - 1)];
+
+    if (off == UINT32_MAX) { /* cannot be a key: read it out each time */
+        if (cc != NULL)
+            get_cc(res, cc);
+        (void)get_asn(res, asn);
+        return;
+    }
+    if (e->off1 != off + 1) {
+        e->off1 = off + 1;
+        e->cc[0] = '\0';
+        e->asn = 0;
+        if (which == 0)
+            get_cc(res, e->cc);
+        e->has_asn = (uint8_t)get_asn(res, &e->asn);
+    }
+    if (cc != NULL)
+        memcpy(cc, e->cc, 3);
+    if (e->has_asn)
+        *asn = e->asn;
 }
 
 void ca_geo_lookup(struct ca_geo *g, uint8_t v, const uint8_t a[16], char cc[3], uint32_t *asn)
@@ -169,12 +218,10 @@ void ca_geo_lookup(struct ca_geo *g, uint8_t v, const uint8_t a[16], char cc[3],
         *asn = e->asn;
         return;
     }
-    if (lookup_db(&g->db, v, a, &res)) {
-        get_cc(&res, cc);
-        get_asn(&res, asn);
-    }
+    if (lookup_db(&g->db, v, a, &res))
+        rec_values(g, 0, &res, cc, asn);
     if (g->has_asn_db && lookup_db(&g->asn_db, v, a, &res))
-        get_asn(&res, asn);
+        rec_values(g, 1, &res, NULL, asn);
     e->used = 1;
     e->ver = v;
     memcpy(e->addr, a, 16);

@@ -781,6 +781,11 @@ struct ca_capagg {
     int mode;             /* 0 nothing added yet, 1 addresses hashed here, 2 indexes given */
     uint64_t *aidbits[2]; /* source, destination address ids seen */
     size_t aidwords[2];
+    /* per field table, per value of a flow: the last key looked up and
+     * where its value is (offset + 1 in the table's memory; 0 none), valid
+     * while the table keeps that size (growing moves every slot) */
+    struct gv memo_key[GF_COUNT][2];
+    size_t memo_off[GF_COUNT][2], memo_cap[GF_COUNT][2];
 };
 
 int cq_tab_field(int f)
@@ -1020,6 +1025,52 @@ static int capagg_pair(struct ca_capagg *a, uint32_t idx, uint32_t seq)
     return 0;
 }
 
+/*
+ * cq_ht_get for the builder's tables of struct gv keys, with the key size
+ * a constant (the hash and the comparison then compile to a few
+ * instructions: this runs a dozen times a flow).  The same hash and
+ * probing as cq_ht_get, so the tables come out the same.
+ */
+static struct acc *agg_get(struct htab *t, const struct gv *key)
+{
+    uint64_t h = hash_bytes(key, sizeof(*key));
+
+    if (t->n * 2 >= t->cap && ht_grow(t) != 0)
+        return NULL;
+    for (size_t j = h & (t->cap - 1);; j = (j + 1) & (t->cap - 1)) {
+        uint8_t *s = t->mem + j * t->slot;
+        uint64_t sh;
+
+        memcpy(&sh, s, 8);
+        if (sh == 0) {
+            memcpy(s, &h, 8);
+            memcpy(s + 8, key, sizeof(*key));
+            t->n++;
+            return (struct acc *)(void *)(s + t->voff);
+        }
+        if (sh == h && memcmp(s + 8, key, sizeof(*key)) == 0)
+            return (struct acc *)(void *)(s + t->voff);
+    }
+}
+
+/* The sums of value j of field f, from the memo when the last flow had it. */
+static struct acc *agg_field(struct ca_capagg *a, int f, int j, const struct gv *key)
+{
+    struct htab *t = &a->t[f];
+    struct acc *x;
+
+    if (a->memo_off[f][j] != 0 && a->memo_cap[f][j] == t->cap &&
+        memcmp(&a->memo_key[f][j], key, sizeof(*key)) == 0)
+        return (struct acc *)(void *)(t->mem + a->memo_off[f][j] - 1);
+    x = agg_get(t, key);
+    if (x != NULL) {
+        a->memo_off[f][j] = (size_t)((uint8_t *)x - t->mem) + 1;
+        a->memo_cap[f][j] = t->cap;
+        a->memo_key[f][j] = *key;
+    }
+    return x;
+}
+
 int ca_capagg_add(struct ca_capagg *a, uint32_t seq0, const struct ca_hot *h, size_t n)
 {
     return ca_capagg_add_ix(a, seq0, h, NULL, n);
@@ -1051,7 +1102,7 @@ int ca_capagg_add_ix(struct ca_capagg *a, uint32_t seq0, const struct ca_hot *h,
                 continue;
             nv = cq_gvals(f, 0, r, NULL, 0, v);
             for (int j = 0; j < nv; j++) {
-                if ((x = cq_ht_get(&a->t[f], &v[j], NULL)) == NULL)
+                if ((x = agg_field(a, f, j, &v[j])) == NULL)
                     return CA_ENOMEM;
                 cq_acc_add(x, r);
             }
@@ -1451,6 +1502,18 @@ out:
     ca_big_free(off);
     ca_big_free(ord);
     return rc;
+}
+
+size_t ca_capagg_bytes(const struct ca_capagg *a)
+{
+    size_t n = 0;
+
+    for (int f = 0; f < GF_COUNT; f++)
+        n += a->t[f].n;
+    n += a->minute.n + 3 * (size_t)65536 + 3 * a->nakeys; /* table records */
+    return n * sizeof(struct tabrec) + 2 * a->norder * sizeof(uint32_t) +
+           (a->aidwords[0] + a->aidwords[1]) * 64 * sizeof(uint32_t) +
+           a->npairs * sizeof(uint32_t) + a->nakeys * 64; /* an address list's key and node */
 }
 
 /* Whether every ready capture of the snapshot has its tables. */

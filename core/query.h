@@ -97,5 +97,8 @@ int ca_capagg_emit(struct ca_capagg *a,
                                size_t n),
                    void *arg);
 void ca_capagg_free(struct ca_capagg *a); /* accepts NULL */
+/* An upper bound of the bytes ca_capagg_emit will hand out (tables and
+ * address lists, without the store's overhead), for sizing the store. */
+size_t ca_capagg_bytes(const struct ca_capagg *a);
 
 #endif

@@ -208,7 +208,9 @@ int ca_ws_stats(struct ca_ws *w, uint64_t *captures, uint64_t *bytes);
 /*
  * Import protocol: ca_ws_capture_purge_flows first (removes leftovers of a
  * crashed attempt), then ca_ws_flows_put for each batch (committed but
- * invisible: readers only see flows of captures whose state is "ready"),
+ * invisible: readers only see flows of captures whose state is "ready";
+ * a few batches go in one commit, so a batch may stay buffered in the
+ * handle until a later call, ca_ws_capture_finish or the handle's close),
  * then ca_ws_capture_finish which sets state "ready" and the report in one
  * commit.  Flow ids are assigned here (capture_id << 32 | seq, seq from 1).
  */

@@ -104,6 +104,7 @@ struct ca_ws {
 
 static void imp_free(struct ws_import *imp);
 static void imp_drop(struct ca_ws *w, uint32_t cap);
+static int imp_flush(struct ca_ws *w);
 
 static struct ca_ws *ws_cache;
 static int ws_idle_max; /* handles kept open with no reference (ca_ws_keep_idle) */
@@ -148,6 +149,7 @@ static void ws_free(struct ca_ws *w)
 {
     if (w == NULL)
         return;
+    (void)imp_flush(w); /* batches are committed as they come, whoever closes */
     imp_free(w->imp);
     if (w->env != NULL)
         mdb_env_close(w->env);
@@ -639,6 +641,18 @@ static int capseq_get(struct ca_ws *w, MDB_txn *txn, uint32_t cap, uint32_t *seq
  */
 #define ICACHE_SIZE 4096
 
+/*
+ * Batches are buffered and committed IMP_FLUSH_FLOWS flows at a time (or
+ * when the buffer holds IMP_MAX_BATCHES batches or IMP_FLUSH_BYTES of
+ * records): each commit rewrites every page of the address B-tree that a
+ * new address lands in, which with addresses all over the key space is
+ * most of it, so four batches a commit write a quarter of those pages.
+ * Each batch keeps its own hot chunk, so the stored data is the same.
+ */
+#define IMP_FLUSH_FLOWS 65536
+#define IMP_MAX_BATCHES 16
+#define IMP_FLUSH_BYTES ((size_t)24 << 20)
+
 struct icache {
     uint32_t id[ICACHE_SIZE];
     uint32_t hash[ICACHE_SIZE];
@@ -674,13 +688,26 @@ struct ws_import {
     uint32_t am_seq0;    /* seq of the batch at which am was last emptied */
     uint64_t next_addr;  /* meta "next_addr" in the attempt in progress */
     int next_addr_state; /* 0 not read yet, 1 read, 2 changed */
-    struct ca_hot *hot;  /* the last batch's hot records */
+    struct ca_hot *hot;  /* the buffered flows' hot records */
     uint32_t *ix;        /* their address indexes in am: client, server */
     size_t hotcap;
+    /* batches buffered for the next commit (imp_flush): their flows
+     * encoded back to back (the id left 0, set in the commit), and each
+     * flow's five interned names, NUL-terminated, back to back */
+    uint32_t buf_cap; /* their capture, 0 none */
+    size_t nbuf, nb;  /* flows, batches */
+    size_t bn[IMP_MAX_BATCHES];
+    uint32_t seq0[IMP_MAX_BATCHES]; /* each batch's first seq, from the commit */
+    uint8_t *enc;
+    size_t enclen, enccap;
+    char *names;
+    size_t nameslen, namescap;
+    uint32_t *off; /* per flow: record offset in enc, names offset in names */
+    size_t offcap;
     void *map; /* the map last advised (imp_advise) */
     size_t mapsize;
     size_t envmapsize; /* LMDB map size when map was found */
-    unsigned batches;  /* committed since the map was last dropped */
+    unsigned batches;  /* commits since the map was last dropped */
     uint32_t cap;      /* capture of the builder, 0 none */
     uint32_t next_seq; /* seq the builder expects next */
     struct ca_capagg *agg;
@@ -694,16 +721,23 @@ static void imp_free(struct ws_import *imp)
     ca_capagg_free(imp->agg);
     ca_big_free(imp->hot);
     ca_big_free(imp->ix);
+    ca_big_free(imp->enc);
+    ca_big_free(imp->names);
+    ca_big_free(imp->off);
     ca_big_free(imp->am.slot);
     ca_big_free(imp->am.ent);
     free(imp->ic);
     free(imp);
 }
 
-/* Drops the builder of capture cap (purged, deleted, or its import over). */
+/* Drops the builder of capture cap (purged, deleted, or its import over),
+ * and batches of cap not yet committed; another capture's are committed. */
 static void imp_drop(struct ca_ws *w, uint32_t cap)
 {
-    if (w->imp != NULL && (cap == 0 || w->imp->cap == cap || w->imp->cache_cap == cap)) {
+    if (w->imp != NULL &&
+        (cap == 0 || w->imp->cap == cap || w->imp->cache_cap == cap || w->imp->buf_cap == cap)) {
+        if (cap != 0 && w->imp->nb > 0 && w->imp->buf_cap != cap)
+            (void)imp_flush(w);
         imp_free(w->imp);
         w->imp = NULL;
     }
@@ -804,17 +838,23 @@ void ca_hot_from_flow(const struct ca_flow *f, struct ca_hot *h)
         h->nrisks++;
 }
 
-static int hot_intern(struct ca_ws *w, MDB_txn *txn, struct icache *ic, const struct ca_flow *f,
+/* A flow's names as buffered (names_put): host, dns_name, l7_name,
+ * category_name, risks, each NUL-terminated. */
+static int hot_intern(struct ca_ws *w, MDB_txn *txn, struct icache *ic, const char *names,
                       struct ca_hot *h)
 {
+    const char *dns = names + strlen(names) + 1;
+    const char *l7 = dns + strlen(dns) + 1;
+    const char *cat = l7 + strlen(l7) + 1;
+    const char *risks = cat + strlen(cat) + 1;
     int rc;
 
-    if ((rc = intern(w, txn, ic, CA_STR_HOST, f->host, &h->host_id)) != 0 ||
-        (rc = intern(w, txn, ic, CA_STR_HOST, f->dns_name, &h->dns_id)) != 0 ||
-        (rc = intern(w, txn, ic, CA_STR_PROTO, f->l7_name, &h->proto_id)) != 0 ||
-        (rc = intern(w, txn, ic, CA_STR_CATEGORY, f->category_name, &h->cat_id)) != 0)
+    if ((rc = intern(w, txn, ic, CA_STR_HOST, names, &h->host_id)) != 0 ||
+        (rc = intern(w, txn, ic, CA_STR_HOST, dns, &h->dns_id)) != 0 ||
+        (rc = intern(w, txn, ic, CA_STR_PROTO, l7, &h->proto_id)) != 0 ||
+        (rc = intern(w, txn, ic, CA_STR_CATEGORY, cat, &h->cat_id)) != 0)
         return rc;
-    return intern(w, txn, ic, CA_STR_RISKS, f->risks, &h->risks_id);
+    return intern(w, txn, ic, CA_STR_RISKS, risks, &h->risks_id);
 }
 
 static uint32_t akey_hash(const uint8_t key[17])
@@ -881,7 +921,7 @@ static int amap_grow(struct amap *m)
  * id counter is read once per attempt and written at its end
  * (addr_counter_put).
  */
-static int imp_addr(struct ca_ws *w, MDB_txn *txn, struct ws_import *imp, int ver,
+static int imp_addr(struct ca_ws *w, MDB_txn *txn, MDB_cursor *acur, struct ws_import *imp, int ver,
                     const uint8_t addr[16], uint32_t *aid, uint32_t *idx)
 {
     struct amap *m = &imp->am;
@@ -939,7 +979,7 @@ static int imp_addr(struct ca_ws *w, MDB_txn *txn, struct ws_import *imp, int ve
     ca_store_be32((uint32_t)imp->next_addr + 1, idb);
     v.mv_data = idb;
     v.mv_size = sizeof(idb);
-    rc = mdb_put(txn, w->db[WDB_ADDRS], &k, &v, MDB_NOOVERWRITE);
+    rc = mdb_cursor_put(acur, &k, &v, MDB_NOOVERWRITE);
     if (rc == MDB_KEYEXIST) { /* known to the workspace: v is its entry */
         if (v.mv_size != 4 || (id = ca_store_rd32(v.mv_data)) == 0)
             return CA_ESTORE;
@@ -969,19 +1009,24 @@ static int addr_counter_put(struct ca_ws *w, MDB_txn *txn, struct ws_import *imp
     return mdb_put(txn, w->db[WDB_META], &k, &v, 0);
 }
 
+/*
+ * Commits the buffered batches: per batch, its flows (ids from the
+ * capture's seq counter), its hot chunk; names and addresses interned
+ * flow by flow, in order.  Everything is derived from the buffer and the
+ * txn, so a retry (ca_store_write) does the same again.
+ */
 static int flows_put_txn(MDB_txn *txn, void *arg)
 {
     struct cap_arg *a = arg;
     struct ca_ws *w = a->w;
     struct ws_import *imp = w->imp;
     struct ca_hot *hot = imp->hot;
-    uint8_t *buf = NULL;
     unsigned char key[8], skey[4], sval[4], hkey[8];
     MDB_val k = {sizeof(key), key}, v, hk = {sizeof(hkey), hkey}, hv;
+    MDB_cursor *fcur = NULL, *acur = NULL; /* one each for the commit: no set-up per put */
     uint32_t seq;
-    int rc;
-
-    int fresh = 0;
+    size_t pos = 0;
+    int rc, fresh = 0;
 
     if (imp->cache_cap != a->id) {
         memset(imp->ic->id, 0, sizeof(imp->ic->id));
@@ -999,55 +1044,61 @@ static int flows_put_txn(MDB_txn *txn, void *arg)
         return rc;
     if (fresh)
         imp->am_seq0 = seq;
-    if ((uint64_t)seq + a->n > UINT32_MAX)
+    if ((uint64_t)seq + imp->nbuf > UINT32_MAX)
         return CA_EQUOTA;
-    a->seq0 = seq;
-    buf = malloc(CA_FLOW_ENC_MAX);
-    if (buf == NULL) {
-        rc = CA_ENOMEM;
+    if ((rc = mdb_cursor_open(txn, w->db[WDB_FLOWS], &fcur)) != 0 ||
+        (rc = mdb_cursor_open(txn, w->db[WDB_ADDRS], &acur)) != 0)
         goto out;
-    }
-    ca_store_be32(a->id, hkey);
-    ca_store_be32(seq, hkey + 4);
-    for (size_t i = 0; i < a->n; i++) {
-        uint32_t s2 = seq + (uint32_t)i;
+    for (size_t b = 0; b < imp->nb && rc == 0; b++) {
+        size_t n = imp->bn[b];
 
-        uint64_t id = (uint64_t)a->id << 32 | s2;
+        imp->seq0[b] = seq;
+        ca_store_be32(a->id, hkey);
+        ca_store_be32(seq, hkey + 4);
+        for (size_t i = pos; i < pos + n; i++) {
+            uint64_t id = (uint64_t)a->id << 32 | (seq + (uint32_t)(i - pos));
+            uint8_t *rec = imp->enc + imp->off[2 * i];
 
-        ca_store_be64(id, key);
-        v.mv_data = buf;
-        v.mv_size = ca_flow_encode_as(&a->flows[i], id, a->id, buf);
-        /* seqs only grow: each key goes after the last one */
-        rc = mdb_put(txn, w->db[WDB_FLOWS], &k, &v, MDB_APPEND);
-        if (rc == MDB_KEYEXIST) /* not the last key (a leftover of a crash): plain put */
-            rc = mdb_put(txn, w->db[WDB_FLOWS], &k, &v, 0);
-        if (rc != 0)
-            goto out;
-    }
-    for (size_t i = 0; i < a->n && rc == 0; i++) {
-        struct ca_hot *h = &hot[i];
-
-        ca_hot_from_flow(&a->flows[i], h);
-        rc = hot_intern(w, txn, imp->ic, &a->flows[i], h);
-        if (rc == 0)
-            rc = imp_addr(w, txn, imp, h->ip_version, h->src, &h->src_aid, &imp->ix[2 * i]);
-        if (rc == 0 && memcmp(h->src, h->dst, 16) == 0) {
-            h->dst_aid = h->src_aid;
-            imp->ix[2 * i + 1] = imp->ix[2 * i];
-        } else if (rc == 0) {
-            rc = imp_addr(w, txn, imp, h->ip_version, h->dst, &h->dst_aid, &imp->ix[2 * i + 1]);
+            /* the id: the 8 little-endian bytes after the codec's version byte */
+            for (int j = 0; j < 8; j++)
+                rec[1 + j] = (uint8_t)(id >> (8 * j));
+            ca_store_be64(id, key);
+            v.mv_data = rec;
+            v.mv_size = (i + 1 < imp->nbuf ? imp->off[2 * i + 2] : imp->enclen) - imp->off[2 * i];
+            /* seqs only grow: each key goes after the last one */
+            rc = mdb_cursor_put(fcur, &k, &v, MDB_APPEND);
+            if (rc == MDB_KEYEXIST) /* not the last key (a leftover of a crash): plain put */
+                rc = mdb_cursor_put(fcur, &k, &v, 0);
+            if (rc != 0)
+                goto out;
         }
+        for (size_t i = pos; i < pos + n && rc == 0; i++) {
+            struct ca_hot *h = &hot[i];
+
+            rc = hot_intern(w, txn, imp->ic, imp->names + imp->off[2 * i + 1], h);
+            if (rc == 0)
+                rc = imp_addr(w, txn, acur, imp, h->ip_version, h->src, &h->src_aid,
+                              &imp->ix[2 * i]);
+            if (rc == 0 && memcmp(h->src, h->dst, 16) == 0) {
+                h->dst_aid = h->src_aid;
+                imp->ix[2 * i + 1] = imp->ix[2 * i];
+            } else if (rc == 0) {
+                rc = imp_addr(w, txn, acur, imp, h->ip_version, h->dst, &h->dst_aid,
+                              &imp->ix[2 * i + 1]);
+            }
+        }
+        if (rc == 0) {
+            hv.mv_data = hot + pos;
+            hv.mv_size = n * sizeof(*hot);
+            rc = mdb_put(txn, w->db[WDB_HOT], &hk, &hv, 0);
+        }
+        pos += n;
+        seq += (uint32_t)n;
     }
     if (rc == 0)
         rc = addr_counter_put(w, txn, imp);
-    if (rc == 0) {
-        hv.mv_data = hot;
-        hv.mv_size = a->n * sizeof(*hot);
-        rc = mdb_put(txn, w->db[WDB_HOT], &hk, &hv, 0);
-    }
     if (rc != 0)
         goto out;
-    seq += (uint32_t)a->n;
     ca_store_be32(a->id, skey);
     ca_store_be32(seq, sval);
     k.mv_data = skey;
@@ -1056,7 +1107,10 @@ static int flows_put_txn(MDB_txn *txn, void *arg)
     v.mv_size = sizeof(sval);
     rc = mdb_put(txn, w->db[WDB_CAPSEQ], &k, &v, 0);
 out:
-    free(buf);
+    if (acur != NULL)
+        mdb_cursor_close(acur);
+    if (fcur != NULL)
+        mdb_cursor_close(fcur);
     return rc;
 }
 
@@ -1075,6 +1129,7 @@ static int imp_ready(struct ca_ws *w, size_t n)
             return CA_ENOMEM;
         }
     }
+    n += imp->nbuf; /* room for the buffered flows and n more */
     if (n > imp->hotcap) {
         struct ca_hot *g = ca_big_realloc(imp->hot, n * sizeof(*g));
         uint32_t *x;
@@ -1086,9 +1141,76 @@ static int imp_ready(struct ca_ws *w, size_t n)
         if (x == NULL)
             return CA_ENOMEM;
         imp->ix = x;
+        x = ca_big_realloc(imp->off, n * 2 * sizeof(*x));
+        if (x == NULL)
+            return CA_ENOMEM;
+        imp->off = x;
         imp->hotcap = n;
     }
     return 0;
+}
+
+/* Room for `more` bytes at the end of a buffer of imp (doubling). */
+static int buf_room(void **p, size_t len, size_t *cap, size_t more)
+{
+    size_t nc = *cap ? *cap : (size_t)4 << 20;
+    void *g;
+
+    if (len + more <= *cap)
+        return 0;
+    while (nc < len + more)
+        nc *= 2;
+    g = ca_big_realloc(*p, nc);
+    if (g == NULL)
+        return CA_ENOMEM;
+    *p = g;
+    *cap = nc;
+    return 0;
+}
+
+/* Appends s (at most max bytes) and its NUL to the names buffer. */
+static void names_put(struct ws_import *imp, const char *s, size_t max)
+{
+    size_t n = strnlen(s, max - 1);
+
+    memcpy(imp->names + imp->nameslen, s, n);
+    imp->names[imp->nameslen + n] = '\0';
+    imp->nameslen += n + 1;
+}
+
+/* Buffers a batch of flows of capture cap (imp_ready(w, n) done). */
+static int imp_buffer(struct ws_import *imp, uint32_t cap, const struct ca_flow *flows, size_t n)
+{
+    const size_t names_max = 2 * CA_HOST_MAX + CA_L7_MAX + CA_CAT_MAX + CA_RISKS_MAX;
+    size_t base = imp->nbuf;
+
+    for (size_t i = 0; i < n; i++) {
+        const struct ca_flow *f = &flows[i];
+
+        if (buf_room((void **)&imp->enc, imp->enclen, &imp->enccap, CA_FLOW_ENC_MAX) != 0 ||
+            buf_room((void **)&imp->names, imp->nameslen, &imp->namescap, names_max) != 0 ||
+            imp->enclen > UINT32_MAX - CA_FLOW_ENC_MAX || imp->nameslen > UINT32_MAX - names_max)
+            return CA_ENOMEM;
+        imp->off[2 * (base + i)] = (uint32_t)imp->enclen;
+        imp->off[2 * (base + i) + 1] = (uint32_t)imp->nameslen;
+        imp->enclen += ca_flow_encode_as(f, 0, cap, imp->enc + imp->enclen);
+        names_put(imp, f->host, sizeof(f->host));
+        names_put(imp, f->dns_name, sizeof(f->dns_name));
+        names_put(imp, f->l7_name, sizeof(f->l7_name));
+        names_put(imp, f->category_name, sizeof(f->category_name));
+        names_put(imp, f->risks, sizeof(f->risks));
+        ca_hot_from_flow(f, &imp->hot[base + i]);
+    }
+    imp->buf_cap = cap;
+    imp->bn[imp->nb++] = n;
+    imp->nbuf += n;
+    return 0;
+}
+
+static void imp_unbuffer(struct ws_import *imp)
+{
+    imp->nbuf = imp->nb = imp->enclen = imp->nameslen = 0;
+    imp->buf_cap = 0;
 }
 
 /*
@@ -1096,7 +1218,7 @@ static int imp_ready(struct ca_ws *w, size_t n)
  * addresses), and copy-on-write moves the pages it reads all over the file
  * from one commit to the next: left alone, the pages mapped into the
  * importing process (its resident set, though only page cache) would grow
- * to the whole file.  So the import drops its mappings every few batches
+ * to the whole file.  So the import drops its mappings every few commits
  * (MADV_DONTNEED on a read-only shared map: the next read maps the page
  * again from the page cache), and asks for no fault-around (MADV_RANDOM)
  * in between.  Other processes' maps keep the defaults.
@@ -1162,7 +1284,8 @@ static void imp_advise(struct ca_ws *w)
  * address indexes of the address map when the map began with the
  * capture (then the two number addresses alike).
  */
-static void imp_add(struct ca_ws *w, uint32_t cap, uint32_t seq0, size_t n)
+static void imp_add(struct ca_ws *w, uint32_t cap, uint32_t seq0, const struct ca_hot *hot,
+                    const uint32_t *ix, size_t n)
 {
     struct ws_import *imp = w->imp;
 
@@ -1176,14 +1299,14 @@ static void imp_add(struct ca_ws *w, uint32_t cap, uint32_t seq0, size_t n)
             return;
     }
     if (imp->agg == NULL || imp->cap != cap || imp->next_seq != seq0 ||
-        ca_capagg_add_ix(imp->agg, seq0, imp->hot,
-                         imp->cache_cap == cap && imp->am_seq0 == 1 ? imp->ix : NULL, n) != 0) {
+        ca_capagg_add_ix(imp->agg, seq0, hot,
+                         imp->cache_cap == cap && imp->am_seq0 == 1 ? ix : NULL, n) != 0) {
         ca_capagg_free(imp->agg); /* the finishing commit reads the hot chunks instead */
         imp->agg = NULL;
         return;
     }
     for (size_t i = 0; i < n; i++) {
-        const struct ca_hot *h = &imp->hot[i];
+        const struct ca_hot *h = &hot[i];
 
         if ((seq0 == 1 && i == 0) || h->first_ns < imp->first_ns)
             imp->first_ns = h->first_ns;
@@ -1191,6 +1314,35 @@ static void imp_add(struct ca_ws *w, uint32_t cap, uint32_t seq0, size_t n)
             imp->last_ns = h->last_ns;
     }
     imp->next_seq = seq0 + (uint32_t)n;
+}
+
+/*
+ * Grows the map ahead of a write that needs about `need` bytes of new
+ * pages, so that it does not run out of room half-way: ca_store_write
+ * would then abort it, double the map and run it again from scratch,
+ * which for the finishing commit means building every table twice.
+ * The estimate need not be exact (the retry stays as the fallback);
+ * growing the map costs address space only, not disk.
+ */
+#define WS_MAPSIZE_MAX ((size_t)1 << 40)
+
+static void ws_room(struct ca_ws *w, size_t need)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    size_t used, size;
+
+    if (mdb_env_info(w->env, &info) != 0 || mdb_env_stat(w->env, &st) != 0)
+        return;
+    used = ((size_t)info.me_last_pgno + 1) * st.ms_psize;
+    size = info.me_mapsize;
+    if (need > WS_MAPSIZE_MAX - used)
+        return;
+    if (size == 0 || used + need <= size)
+        return;
+    while (size < used + need && size < WS_MAPSIZE_MAX)
+        size *= 2;
+    (void)mdb_env_set_mapsize(w->env, size); /* on failure the retry remains */
 }
 
 /*
@@ -1202,25 +1354,60 @@ static void imp_add(struct ca_ws *w, uint32_t cap, uint32_t seq0, size_t n)
  * which would lose captures already stored.  ca_ws_capture_finish syncs
  * before and after the commit that makes the capture visible.
  */
+/* Commits the buffered batches, then hands them to the table builder. */
+static int imp_flush(struct ca_ws *w)
+{
+    struct ws_import *imp = w->imp;
+    struct cap_arg a = {.w = w};
+    size_t pos = 0;
+    int rc;
+
+    if (imp == NULL || imp->nb == 0)
+        return 0;
+    a.id = imp->buf_cap;
+    /* a record, its hot record and two address entries take well under
+     * 1 KiB; twice that for the pages copy-on-write replaces */
+    ws_room(w, imp->nbuf * 2048 + ((size_t)1 << 20));
+    imp_advise(w);
+    rc = ca_store_err(ca_store_write(w->env, flows_put_txn, &a));
+    if (rc != 0) {
+        imp_unbuffer(imp);
+        return rc;
+    }
+    imp->pending = 0;
+    imp->am.committed = imp->am.n;
+    for (size_t b = 0; b < imp->nb; b++) {
+        imp_add(w, a.id, imp->seq0[b], imp->hot + pos, imp->ix + 2 * pos, imp->bn[b]);
+        pos += imp->bn[b];
+    }
+    imp_unbuffer(imp);
+    return 0;
+}
+
 int ca_ws_flows_put(struct ca_ws *w, uint32_t capture_id, const struct ca_flow *flows, size_t n)
 {
-    struct cap_arg a = {.w = w, .id = capture_id, .flows = flows, .n = n};
+    struct ws_import *imp;
     int rc;
 
     if (n == 0)
         return 0;
     if (flows == NULL || capture_id == 0)
         return CA_EINVAL;
+    if (w->imp != NULL && w->imp->nb > 0 && w->imp->buf_cap != capture_id &&
+        (rc = imp_flush(w)) != 0)
+        return rc;
     rc = imp_ready(w, n);
     if (rc != 0)
         return rc;
-    imp_advise(w);
-    rc = ca_store_err(ca_store_write(w->env, flows_put_txn, &a));
-    if (rc != 0)
+    imp = w->imp;
+    rc = imp_buffer(imp, capture_id, flows, n);
+    if (rc != 0) {
+        imp_unbuffer(imp);
         return rc;
-    w->imp->pending = 0;
-    w->imp->am.committed = w->imp->am.n;
-    imp_add(w, capture_id, a.seq0, n);
+    }
+    if (imp->nbuf >= IMP_FLUSH_FLOWS || imp->nb == IMP_MAX_BATCHES ||
+        imp->enclen >= IMP_FLUSH_BYTES)
+        return imp_flush(w);
     return 0;
 }
 
@@ -1429,6 +1616,18 @@ int ca_ws_capture_finish(struct ca_ws *w, uint32_t capture_id, json_t *report)
     struct cap_arg a = {.w = w, .id = capture_id, .rec = report};
     int rc;
 
+    rc = imp_flush(w); /* the last batches */
+    if (rc != 0) {
+        imp_drop(w, capture_id);
+        return rc;
+    }
+    if (w->imp != NULL) { /* the batch buffers are done with: out of the peak */
+        ca_big_free(w->imp->enc);
+        ca_big_free(w->imp->names);
+        w->imp->enc = NULL;
+        w->imp->names = NULL;
+        w->imp->enccap = w->imp->namescap = 0;
+    }
     /* The import's flow table is gone by now, but its memory stays in the
      * heap's free lists, while the finishing commit's big blocks (the
      * tables' pages) are fresh maps: give the free heap back first, so the
@@ -1440,6 +1639,8 @@ int ca_ws_capture_finish(struct ca_ws *w, uint32_t capture_id, json_t *report)
         imp_drop(w, capture_id);
         return CA_EIO;
     }
+    if (w->imp != NULL && w->imp->agg != NULL && w->imp->cap == capture_id)
+        ws_room(w, 2 * ca_capagg_bytes(w->imp->agg) + ((size_t)16 << 20));
     rc = ca_store_err(ca_store_write(w->env, finish_txn, &a));
     imp_drop(w, capture_id);
     if (rc != 0)

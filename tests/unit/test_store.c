@@ -832,6 +832,58 @@ static void test_tables_incremental(void)
     free(f);
 }
 
+/*
+ * Batches are committed a few at a time: what is still buffered is
+ * committed when the handle closes, dropped by a purge of its capture,
+ * and committed before another capture's batch or a finish.
+ */
+static void test_buffered_batches(void)
+{
+    char err[256];
+    struct ca_flow f[10], g;
+    struct ca_ws *w = NULL;
+    uint64_t wsid = 0;
+    uint32_t c1 = 0, c2 = 0;
+    json_t *meta, *cap = NULL;
+
+    CHECK_EQ_U(ca_workspace_create(portal, 5, "buffered", NULL, &wsid, err, sizeof(err)), 0);
+    CHECK_EQ_U(ca_ws_open(datadir, wsid, &w, err, sizeof(err)), 0);
+    meta = json_pack("{s:s}", "name", "a.pcap");
+    CHECK_EQ_U(ca_ws_capture_add(w, meta, &c1), 0);
+    CHECK_EQ_U(ca_ws_capture_add(w, meta, &c2), 0);
+    json_decref(meta);
+    make_flows(f, 10, 1);
+    for (int b = 0; b < 3; b++)
+        CHECK_EQ_U(ca_ws_flows_put(w, c1, f, 10), 0);
+    ca_ws_close(w); /* the last reference: the 30 flows are committed */
+    w = NULL;
+    CHECK_EQ_U(ca_ws_open(datadir, wsid, &w, err, sizeof(err)), 0);
+    make_flows(f, 10, 2);
+    CHECK_EQ_U(ca_ws_flows_put(w, c1, f, 5), 0); /* seqs 31..35 */
+    CHECK_EQ_U(ca_ws_flows_put(w, c2, f, 10), 0);
+    CHECK_EQ_U(ca_ws_capture_purge_flows(w, c2), 0); /* drops c2's, not c1's */
+    CHECK_EQ_U(ca_ws_capture_finish(w, c1, NULL), 0);
+    CHECK_EQ_U(ca_ws_capture_finish(w, c2, NULL), 0);
+    CHECK_EQ_U(ca_ws_capture_get(w, c1, &cap), 0);
+    CHECK_EQ_U(json_integer_value(json_object_get(cap, "flows")), 35);
+    json_decref(cap);
+    CHECK_EQ_U(ca_ws_capture_get(w, c2, &cap), 0);
+    CHECK_EQ_U(json_integer_value(json_object_get(cap, "flows")), 0);
+    json_decref(cap);
+    CHECK_EQ_U(ca_ws_flow_get(w, (uint64_t)c1 << 32 | 30, &g), 0);
+    CHECK_EQ_U(g.id, (uint64_t)c1 << 32 | 30);
+    CHECK_EQ_U(g.pkts[0], 1);
+    CHECK_EQ_U(g.pkts[1], 9);
+    CHECK_EQ_U(ca_ws_flow_get(w, (uint64_t)c1 << 32 | 33, &g), 0);
+    CHECK_EQ_U(g.id, (uint64_t)c1 << 32 | 33);
+    CHECK_EQ_U(g.capture_id, c1);
+    CHECK_EQ_U(g.pkts[0], 2);
+    CHECK_EQ_U(g.pkts[1], 2);
+    CHECK(strcmp(g.host, "host2-2.example") == 0);
+    CHECK(ca_ws_flow_get(w, (uint64_t)c1 << 32 | 36, &g) == CA_ENOTFOUND);
+    ca_ws_close(w);
+}
+
 static void test_reopen(void)
 {
     struct ca_portal *other = NULL;
@@ -1006,6 +1058,8 @@ int main(void)
     unit_run("store: map grows on MDB_MAP_FULL", test_map_growth);
     unit_run("store: tables from the import's builder equal those from the hot chunks",
              test_tables_incremental);
+    unit_run("store: batches buffered, committed on close, dropped by a purge",
+             test_buffered_batches);
     unit_run("store: reopen", test_reopen);
     unit_run("store: accounts, lockout, tokens, sharing, EOL, audit", test_portal_accounts);
     ca_portal_close(portal);
