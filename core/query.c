@@ -428,10 +428,15 @@ static int ht_grow(struct htab *t)
     return 0;
 }
 
-/* Value of key (zeroed when new; *created set).  NULL on ENOMEM. */
-void *cq_ht_get(struct htab *t, const void *key, int *created)
+/*
+ * Value of key (zeroed when new; *created set).  NULL on ENOMEM.  Inlined
+ * where ksz is a constant (agg_get): the hash and the comparison then
+ * compile to a few instructions.
+ */
+static inline __attribute__((always_inline)) void *ht_get_k(struct htab *t, const void *key,
+                                                            size_t ksz, int *created)
 {
-    uint64_t h = hash_bytes(key, t->ksz);
+    uint64_t h = hash_bytes(key, ksz);
 
     if (t->n * 2 >= t->cap && ht_grow(t) != 0)
         return NULL;
@@ -442,18 +447,23 @@ void *cq_ht_get(struct htab *t, const void *key, int *created)
         memcpy(&sh, s, 8);
         if (sh == 0) {
             memcpy(s, &h, 8);
-            memcpy(s + 8, key, t->ksz);
+            memcpy(s + 8, key, ksz);
             t->n++;
             if (created != NULL)
                 *created = 1;
             return s + t->voff;
         }
-        if (sh == h && memcmp(s + 8, key, t->ksz) == 0) {
+        if (sh == h && memcmp(s + 8, key, ksz) == 0) {
             if (created != NULL)
                 *created = 0;
             return s + t->voff;
         }
     }
+}
+
+void *cq_ht_get(struct htab *t, const void *key, int *created)
+{
+    return ht_get_k(t, key, t->ksz, created);
 }
 
 /* ---- group fields -------------------------------------------------------- */
@@ -1025,32 +1035,10 @@ static int capagg_pair(struct ca_capagg *a, uint32_t idx, uint32_t seq)
     return 0;
 }
 
-/*
- * cq_ht_get for the builder's tables of struct gv keys, with the key size
- * a constant (the hash and the comparison then compile to a few
- * instructions: this runs a dozen times a flow).  The same hash and
- * probing as cq_ht_get, so the tables come out the same.
- */
+/* cq_ht_get for the builder's tables of struct gv keys (a dozen times a flow). */
 static struct acc *agg_get(struct htab *t, const struct gv *key)
 {
-    uint64_t h = hash_bytes(key, sizeof(*key));
-
-    if (t->n * 2 >= t->cap && ht_grow(t) != 0)
-        return NULL;
-    for (size_t j = h & (t->cap - 1);; j = (j + 1) & (t->cap - 1)) {
-        uint8_t *s = t->mem + j * t->slot;
-        uint64_t sh;
-
-        memcpy(&sh, s, 8);
-        if (sh == 0) {
-            memcpy(s, &h, 8);
-            memcpy(s + 8, key, sizeof(*key));
-            t->n++;
-            return (struct acc *)(void *)(s + t->voff);
-        }
-        if (sh == h && memcmp(s + 8, key, sizeof(*key)) == 0)
-            return (struct acc *)(void *)(s + t->voff);
-    }
+    return ht_get_k(t, key, sizeof(*key), NULL);
 }
 
 /* The sums of value j of field f, from the memo when the last flow had it. */
