@@ -31,14 +31,15 @@
 #define CA_TS_MAX_SEC ((int64_t)1 << 32) /* 2106-02-07 */
 
 struct src {
-    FILE *in;     /* raw input */
-    int gz;       /* inflating */
-    int zdone;    /* zlib stream ended with no further member */
-    int zerr;     /* corrupt compressed data */
-    z_stream z;   /* when gz */
-    uint64_t out; /* decompressed bytes delivered to libpcap */
-    uint64_t raw; /* raw bytes consumed from in */
-    size_t hlen;  /* peeked (decompressed) bytes still to replay from hpos */
+    FILE *in;       /* raw input */
+    int gz;         /* inflating */
+    int zdone;      /* zlib stream ended with no further member */
+    int zerr;       /* corrupt compressed data */
+    z_stream z;     /* when gz */
+    uint64_t out;   /* decompressed bytes delivered to libpcap */
+    uint64_t raw;   /* raw bytes consumed from in */
+    uint64_t reads; /* calls of src_read (a test sees the stream read in big pieces) */
+    size_t hlen;    /* peeked (decompressed) bytes still to replay from hpos */
     size_t hpos;
     uint8_t head[SRC_HEAD];
     uint8_t inbuf[SRC_INBUF];
@@ -173,6 +174,7 @@ static ssize_t src_read(void *cookie, char *buf, size_t size)
     size_t done = 0;
     ssize_t n;
 
+    s->reads++;
     if (s->hlen > 0) {
         done = size < s->hlen ? size : s->hlen;
         memcpy(buf, s->head + s->hpos, done);
@@ -959,6 +961,11 @@ uint64_t ca_capture_offset(const struct ca_capture *c)
         return c->noff;
     long pos = c->p != NULL ? ftell(pcap_file(c->p)) : -1;
     return pos > 0 ? (uint64_t)pos : 0;
+}
+
+uint64_t ca_capture_stream_reads(const struct ca_capture *c)
+{
+    return c->src != NULL ? c->src->reads : 0;
 }
 
 int ca_capture_gzip(const struct ca_capture *c)

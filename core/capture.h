@@ -69,5 +69,7 @@ uint64_t ca_capture_pos(const struct ca_capture *c);
 /* Position in the (decompressed) capture stream; packet offsets use it too. */
 uint64_t ca_capture_offset(const struct ca_capture *c);
 int ca_capture_gzip(const struct ca_capture *c); /* 1 when the input is gzip */
+/* Reads of a stream input (a FILE or gzip) so far: a few per 256 KiB; 0 for a plain file. */
+uint64_t ca_capture_stream_reads(const struct ca_capture *c);
 
 #endif

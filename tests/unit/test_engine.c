@@ -659,6 +659,54 @@ static void test_streams_gzip(void)
     }
 }
 
+/*
+ * A stream (a FILE, plain or gzip) is read in big pieces: glibc gives an
+ * unbuffered cookie FILE's fread one byte per read call, which once made
+ * every stdin, gzip and URL import cost 10x the CPU of a file's.
+ */
+static void test_stream_reads(void)
+{
+    size_t len = 0, zlen = 0;
+    uint8_t *buf = slurp("ocs.pcap", &len), *zbuf;
+
+    CHECK(buf != NULL && len > 65536);
+    if (buf == NULL)
+        return;
+    zbuf = gzip_buf(buf, len, &zlen, 0);
+    for (int gz = 0; gz < 2; gz++) {
+        FILE *fp = gz ? fmemopen(zbuf, zlen, "rb") : fmemopen(buf, len, "rb");
+        struct ca_capture *c = NULL;
+        char err[256];
+        unsigned long long pkts = 0;
+        int r = -1;
+
+        CHECK_EQ_U(ca_capture_open_fp(fp, &c, err, sizeof(err)), 0);
+        if (c == NULL) {
+            fclose(fp);
+            continue;
+        }
+        for (;;) {
+            struct ca_capture_pkt pkt;
+
+            r = ca_capture_next(c, &pkt, err, sizeof(err));
+            if (r != 1)
+                break;
+            pkts++;
+        }
+        CHECK_EQ_U(r, 0);
+        CHECK(pkts > 100);
+        CHECK_EQ_U(ca_capture_gzip(c), (unsigned long long)gz);
+        /* a few reads per 256 KiB (plus the peek and the end), not one per byte */
+        printf("# reads %llu len %zu\n", (unsigned long long)ca_capture_stream_reads(c), len);
+        CHECK(ca_capture_stream_reads(c) > 0);
+        CHECK(ca_capture_stream_reads(c) <= 16 + len / 16384);
+        ca_capture_close(c);
+        fclose(fp);
+    }
+    free(buf);
+    free(zbuf);
+}
+
 /* The project's generator (build[/san]/tests/gencap, beside this binary). */
 static char gencap_path[1024];
 
@@ -993,6 +1041,7 @@ int main(int argc, char **argv)
              test_link_types);
     unit_run("nanosecond pcap", test_nanosecond);
     unit_run("FILE* input (memory, pipe) and gzip by content", test_streams_gzip);
+    unit_run("a stream is read in big pieces, not a byte at a time", test_stream_reads);
     unit_run("IPv4 fragments reassembled (gencap frag4, zeek)", test_fragments);
     unit_run("direction without a handshake (gencap)", test_direction_generated);
     unit_run("radiotap + 802.11 data frames (gencap)", test_wlan);
