@@ -90,6 +90,8 @@ size_t ca_flow_encode(const struct ca_flow *f, uint8_t *buf);
 /* The same with id and capture_id given (the store's, without a copy of f). */
 size_t ca_flow_encode_as(const struct ca_flow *f, uint64_t id, uint32_t capture_id, uint8_t *buf);
 int ca_flow_decode(const uint8_t *buf, size_t len, struct ca_flow *f);
+/* Sets the id of a record ca_flow_encode_as wrote (an id known only later, at commit). */
+void ca_flow_set_id(uint8_t *buf, uint64_t id);
 
 /*
  * JSON object with the API's field names (the same for the REST API and

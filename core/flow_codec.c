@@ -123,6 +123,13 @@ size_t ca_flow_encode(const struct ca_flow *f, uint8_t *buf)
     return ca_flow_encode_as(f, f->id, f->capture_id, buf);
 }
 
+void ca_flow_set_id(uint8_t *buf, uint64_t id)
+{
+    struct wr w = {buf + 1, 0}; /* after the version byte, as ca_flow_encode_as writes it */
+
+    w64(&w, id);
+}
+
 size_t ca_flow_encode_as(const struct ca_flow *f, uint64_t id, uint32_t capture_id, uint8_t *buf)
 {
     struct wr w = {buf, 0};

@@ -1059,9 +1059,7 @@ static int flows_put_txn(MDB_txn *txn, void *arg)
             uint64_t id = (uint64_t)a->id << 32 | (seq + (uint32_t)(i - pos));
             uint8_t *rec = imp->enc + imp->off[2 * i];
 
-            /* the id: the 8 little-endian bytes after the codec's version byte */
-            for (int j = 0; j < 8; j++)
-                rec[1 + j] = (uint8_t)(id >> (8 * j));
+            ca_flow_set_id(rec, id);
             ca_store_be64(id, key);
             v.mv_data = rec;
             v.mv_size = (i + 1 < imp->nbuf ? imp->off[2 * i + 2] : imp->enclen) - imp->off[2 * i];

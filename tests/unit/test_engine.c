@@ -339,6 +339,19 @@ static void test_codec(void)
         CHECK(memcmp(&f, &back, sizeof(f)) == 0 ||
               (back.id == f.id && back.pkts[0] == f.pkts[0] && strcmp(back.host, f.host) == 0 &&
                back.cli_asn == f.cli_asn && back.first_ns == f.first_ns));
+        /* an id set after encoding (the store's commit) decodes, the rest unchanged */
+        {
+            struct ca_flow g = f, back2;
+            size_t n2 = ca_flow_encode_as(&g, 1, 7, buf);
+
+            ca_flow_set_id(buf, 0x0000000700000123ULL);
+            CHECK_EQ_U(ca_flow_decode(buf, n2, &back2), 0);
+            CHECK_EQ_U(back2.id, 0x0000000700000123ULL);
+            CHECK_EQ_U(back2.capture_id, 7);
+            CHECK(back2.first_ns == f.first_ns && back2.pkts[1] == f.pkts[1] &&
+                  strcmp(back2.host, f.host) == 0);
+            n = ca_flow_encode(&f, buf);
+        }
         /* every truncation is rejected */
         for (size_t k = 0; k < n; k += 7)
             CHECK_EQ_U(ca_flow_decode(buf, k, &back), (unsigned long long)CA_EFORMAT);
