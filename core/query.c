@@ -256,29 +256,31 @@ static int scan_indexed(struct ca_query *q, struct scan *sc, int *rcp)
     if (na <= 0 || !cq_have_tables(q))
         return 0;
     for (size_t c = 0; c < sc->ncaps && rc == 0; c++) {
-        uint32_t cap = sc->caps[c].id;
+        uint32_t cap = sc->caps[c].id, parts = ca_ws_snap_parts(q->s, cap);
         size_t n = 0;
 
-        for (int a = 0; a < na && rc == 0; a++) {
-            const void *v;
-            size_t k;
+        /* parts in order: one address's seqs stay ascending */
+        for (int a = 0; a < na && rc == 0; a++)
+            for (uint32_t part = 0; part < parts && rc == 0; part++) {
+                const void *v;
+                size_t k;
 
-            rc = ca_ws_snap_addr_seqs(q->s, cap, ver[a], addr[a], &v, &k);
-            if (rc != 0 || k == 0)
-                continue;
-            if (n + k > cap_seqs) {
-                uint32_t *g = realloc(seqs, (n + k) * sizeof(*g));
+                rc = ca_ws_snap_addr_seqs(q->s, cap, part, ver[a], addr[a], &v, &k);
+                if (rc != 0 || k == 0)
+                    continue;
+                if (n + k > cap_seqs) {
+                    uint32_t *g = realloc(seqs, (n + k) * sizeof(*g));
 
-                if (g == NULL) {
-                    rc = CA_ENOMEM;
-                    break;
+                    if (g == NULL) {
+                        rc = CA_ENOMEM;
+                        break;
+                    }
+                    seqs = g;
+                    cap_seqs = n + k;
                 }
-                seqs = g;
-                cap_seqs = n + k;
+                memcpy(seqs + n, v, k * sizeof(*seqs));
+                n += k;
             }
-            memcpy(seqs + n, v, k * sizeof(*seqs));
-            n += k;
-        }
         if (rc != 0)
             break;
         if (na > 1 && n > 1) {
@@ -803,6 +805,12 @@ int cq_tab_field(int f)
     return f != GF_PROTO_MASTER && f != GF_CAPTURE;
 }
 
+int cq_tab_parted(unsigned kind)
+{
+    return kind == GF_SRC || kind == GF_DST || kind == GF_IP || kind == TAB_BYTES_ORDER ||
+           kind == TAB_FIRST_ORDER;
+}
+
 /* Fields whose table the builder keeps in dense arrays (see ca_capagg). */
 static int dense_field(int f)
 {
@@ -864,6 +872,7 @@ int ca_capagg_new(struct ca_capagg **out)
     if (rc == 0 && (cq_ht_init(&a->minute, 8, sizeof(struct acc), 256) != 0 ||
                     cq_ht_init(&a->ipself, sizeof(struct gv), sizeof(struct acc), 16) != 0))
         rc = CA_ENOMEM;
+
     /* calloc'd: only the pages of ports in use become resident */
     for (int p = 0; rc == 0 && p < PT_COUNT; p++)
         if ((a->ports[p] = calloc(65536, sizeof(struct sideacc))) == NULL)
@@ -874,6 +883,32 @@ int ca_capagg_new(struct ca_capagg **out)
     }
     *out = a;
     return rc;
+}
+
+size_t ca_capagg_flows(const struct ca_capagg *a)
+{
+    return a->norder;
+}
+
+/*
+ * Empties the builder's part (cq_tab_parted: what grows with the flows or
+ * their addresses) for the next one, keeping what covers the capture
+ * (tables of bounded size, the address id bitmaps) and the arrays'
+ * memory, which the next part fills again without fresh pages.
+ */
+int ca_capagg_next_part(struct ca_capagg *a)
+{
+    cq_ht_free(&a->ipself);
+    if (cq_ht_init(&a->ipself, sizeof(struct gv), sizeof(struct acc), 16) != 0)
+        return CA_ENOMEM;
+    if (a->acap != 0)
+        memset(a->aslot, 0, a->acap * sizeof(*a->aslot));
+    for (int s = 0; s < 2; s++)
+        if (a->nakeys != 0)
+            memset(a->aside[s], 0, a->nakeys * sizeof(*a->aside[s]));
+    a->nakeys = a->npairs = a->norder = 0;
+    a->mode = 0;
+    return 0;
 }
 
 int cq_grow(void **p, size_t *cap, size_t need, size_t sz)
@@ -1422,47 +1457,20 @@ static int emit_order(struct ca_capagg *a, int k, int (*reserve)(void *, unsigne
     return rc;
 }
 
-int ca_capagg_emit(struct ca_capagg *a, int (*put)(void *, unsigned, const void *, size_t),
-                   int (*reserve)(void *, unsigned, size_t, void **),
-                   int (*addr)(void *, int, const uint8_t[16], const uint32_t *, size_t), void *arg)
+int ca_capagg_emit_part(struct ca_capagg *a, int (*put)(void *, unsigned, const void *, size_t),
+                        int (*reserve)(void *, unsigned, size_t, void **),
+                        int (*addr)(void *, int, const uint8_t[16], const uint32_t *, size_t),
+                        void *arg)
 {
     uint32_t *seqs = NULL, *off = NULL;
     struct addrord *ord = NULL;
     int rc = 0;
 
-    for (int f = 0; rc == 0 && f < GF_COUNT; f++) {
-        if (!cq_tab_field(f))
-            continue;
-        if (dense_field(f))
+    for (int f = 0; rc == 0 && f < GF_COUNT; f++)
+        if (cq_tab_field(f) && cq_tab_parted((unsigned)f))
             rc = emit_dense(a, f, reserve, arg);
-        else
-            rc = emit_tab(&a->t[f], sizeof(struct gv), (unsigned)f, put, arg);
-    }
-    if (rc == 0)
-        rc = emit_tab(&a->minute, 8, TAB_MINUTE, put, arg);
     for (int k = 0; rc == 0 && k < 2; k++)
         rc = emit_order(a, k, reserve, arg);
-    for (int side = 0; rc == 0 && side < 2; side++) {
-        size_t n = 0;
-        uint32_t *ids = NULL;
-
-        for (size_t w = 0; w < a->aidwords[side]; w++)
-            n += (size_t)__builtin_popcountll(a->aidbits[side][w]);
-        ids = malloc((n + 1) * sizeof(*ids));
-        if (ids == NULL)
-            return CA_ENOMEM;
-        n = 0;
-        for (size_t w = 0; w < a->aidwords[side]; w++)
-            for (uint64_t b = a->aidbits[side][w]; b != 0; b &= b - 1)
-                ids[n++] = (uint32_t)(w * 64 + (size_t)__builtin_ctzll(b));
-        rc = put(arg, side == 0 ? TAB_SRC_AIDS : TAB_DST_AIDS, ids, n * sizeof(*ids));
-        free(ids);
-    }
-    if (rc == 0) {
-        uint32_t info = a->no_aids ? 0 : INFO_AIDS;
-
-        rc = put(arg, TAB_INFO, &info, sizeof(info));
-    }
     if (rc != 0)
         return rc;
     /* Counting sort of the (address, seq) pairs: seqs stay ascending;
@@ -1490,6 +1498,51 @@ out:
     ca_big_free(off);
     ca_big_free(ord);
     return rc;
+}
+
+int ca_capagg_emit_capture(struct ca_capagg *a, int (*put)(void *, unsigned, const void *, size_t),
+                           int (*reserve)(void *, unsigned, size_t, void **), void *arg)
+{
+    uint32_t info = a->no_aids ? 0 : INFO_AIDS;
+    int rc = 0;
+
+    for (int f = 0; rc == 0 && f < GF_COUNT; f++) {
+        if (!cq_tab_field(f) || cq_tab_parted((unsigned)f))
+            continue;
+        if (dense_field(f))
+            rc = emit_dense(a, f, reserve, arg);
+        else
+            rc = emit_tab(&a->t[f], sizeof(struct gv), (unsigned)f, put, arg);
+    }
+    if (rc == 0)
+        rc = emit_tab(&a->minute, 8, TAB_MINUTE, put, arg);
+
+    for (int side = 0; rc == 0 && side < 2; side++) {
+        size_t n = 0;
+        uint32_t *ids = NULL;
+
+        for (size_t w = 0; w < a->aidwords[side]; w++)
+            n += (size_t)__builtin_popcountll(a->aidbits[side][w]);
+        ids = malloc((n + 1) * sizeof(*ids));
+        if (ids == NULL)
+            return CA_ENOMEM;
+        n = 0;
+        for (size_t w = 0; w < a->aidwords[side]; w++)
+            for (uint64_t b = a->aidbits[side][w]; b != 0; b &= b - 1)
+                ids[n++] = (uint32_t)(w * 64 + (size_t)__builtin_ctzll(b));
+        rc = put(arg, side == 0 ? TAB_SRC_AIDS : TAB_DST_AIDS, ids, n * sizeof(*ids));
+        free(ids);
+    }
+    return rc != 0 ? rc : put(arg, TAB_INFO, &info, sizeof(info));
+}
+
+int ca_capagg_emit(struct ca_capagg *a, int (*put)(void *, unsigned, const void *, size_t),
+                   int (*reserve)(void *, unsigned, size_t, void **),
+                   int (*addr)(void *, int, const uint8_t[16], const uint32_t *, size_t), void *arg)
+{
+    int rc = ca_capagg_emit_part(a, put, reserve, addr, arg);
+
+    return rc != 0 ? rc : ca_capagg_emit_capture(a, put, reserve, arg);
 }
 
 size_t ca_capagg_bytes(const struct ca_capagg *a)
@@ -1547,16 +1600,20 @@ int cq_tab_each(struct ca_query *q, unsigned kind, int (*fn)(void *arg, const st
     int rc = 0;
 
     for (size_t i = 0; i < n && rc == 0; i++) {
-        const void *d;
-        size_t len;
+        uint32_t parts = cq_tab_parted(kind) ? ca_ws_snap_parts(q->s, c[i].id) : 1;
 
-        rc = ca_ws_snap_capagg(q->s, c[i].id, kind, &d, &len);
-        for (size_t off = 0; rc == 0 && off + sizeof(struct tabrec) <= len;
-             off += sizeof(struct tabrec)) {
-            struct tabrec r;
+        for (uint32_t part = 0; part < parts && rc == 0; part++) {
+            const void *d;
+            size_t len;
 
-            memcpy(&r, (const char *)d + off, sizeof(r));
-            rc = fn(arg, &r);
+            rc = ca_ws_snap_capagg_part(q->s, c[i].id, part, kind, &d, &len);
+            for (size_t off = 0; rc == 0 && off + sizeof(struct tabrec) <= len;
+                 off += sizeof(struct tabrec)) {
+                struct tabrec r;
+
+                memcpy(&r, (const char *)d + off, sizeof(r));
+                rc = fn(arg, &r);
+            }
         }
     }
     return rc;
@@ -1582,18 +1639,22 @@ size_t cq_tab_rows(struct ca_query *q, unsigned kind)
     const struct ca_snap_capture *c = ca_ws_snap_captures(q->s, &n);
 
     for (size_t i = 0; i < n; i++) {
-        const void *d;
-        size_t len;
+        uint32_t parts = cq_tab_parted(kind) ? ca_ws_snap_parts(q->s, c[i].id) : 1;
 
-        if (ca_ws_snap_capagg(q->s, c[i].id, kind, &d, &len) == 0)
-            rows += len / sizeof(struct tabrec);
+        for (uint32_t part = 0; part < parts; part++) {
+            const void *d;
+            size_t len;
+
+            if (ca_ws_snap_capagg_part(q->s, c[i].id, part, kind, &d, &len) == 0)
+                rows += len / sizeof(struct tabrec);
+        }
     }
     return rows;
 }
 
 /*
- * The most rows table kind has in one capture: a lower bound on the
- * distinct keys of their merge.  Presizing to that rather than to the sum
+ * The most rows table kind has in one capture (or part of one): a lower
+ * bound on the distinct keys of their merge.  Presizing to that rather than to the sum
  * keeps the table small when the captures share keys (random access to a
  * table of tens of megabytes costs a page fault or a TLB miss per row).
  */
@@ -1603,12 +1664,16 @@ size_t cq_tab_rows_max(struct ca_query *q, unsigned kind)
     const struct ca_snap_capture *c = ca_ws_snap_captures(q->s, &n);
 
     for (size_t i = 0; i < n; i++) {
-        const void *d;
-        size_t len;
+        uint32_t parts = cq_tab_parted(kind) ? ca_ws_snap_parts(q->s, c[i].id) : 1;
 
-        if (ca_ws_snap_capagg(q->s, c[i].id, kind, &d, &len) == 0 &&
-            len / sizeof(struct tabrec) > most)
-            most = len / sizeof(struct tabrec);
+        for (uint32_t part = 0; part < parts; part++) {
+            const void *d;
+            size_t len;
+
+            if (ca_ws_snap_capagg_part(q->s, c[i].id, part, kind, &d, &len) == 0 &&
+                len / sizeof(struct tabrec) > most)
+                most = len / sizeof(struct tabrec);
+        }
     }
     return most;
 }

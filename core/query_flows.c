@@ -397,48 +397,55 @@ static int page_by_order(struct ca_query *q, struct page *p, unsigned kind, int 
     *gave_up = 0;
     for (size_t i = 0; i < nc && rc == 0; i++) {
         const void *d;
-        size_t len, n;
+        size_t len, n, walked = 0;
+        uint32_t parts;
         struct ca_filter_row row = {NULL, c[i].id, c[i].first_ns};
 
         if (all)
             p->total += c[i].flows;
-        rc = ca_ws_snap_capagg(q->s, c[i].id, kind, &d, &len);
-        if (rc == CA_ENOTFOUND) { /* a capture finished before this table existed */
-            *gave_up = 1;
-            return 0;
-        }
-        n = len / sizeof(uint32_t);
-        for (size_t j = 0; rc == 0 && j < n; j++) {
-            uint32_t seq;
-            struct ca_hot h;
-            struct skey k;
-            int worse;
-
-            if (!all && j >= WALK_MAX) {
+        parts = ca_ws_snap_parts(q->s, c[i].id);
+        /* each part's flows in order: a run of its own, walked until its
+         * next flow cannot enter the page */
+        for (uint32_t part = 0; part < parts && rc == 0; part++) {
+            rc = ca_ws_snap_capagg_part(q->s, c[i].id, part, kind, &d, &len);
+            if (rc == CA_ENOTFOUND) { /* a capture finished before this table existed */
                 *gave_up = 1;
                 return 0;
             }
-            memcpy(&seq, (const char *)d + (p->desc ? j : n - 1 - j) * sizeof(seq), sizeof(seq));
-            rc = ca_ws_snap_hot(q->s, c[i].id, seq, &h);
-            if (rc != 0)
-                break;
-            make_key(p->sf, &p->rk, c[i].id, seq, &h, &k);
-            if (p->n == p->k) {
-                worse = memcmp(k.b, p->heap[0].b, 24);
-                if (p->desc ? worse < 0 : worse > 0)
-                    break; /* every later flow of this capture is worse still */
-            }
-            row.h = &h;
-            if (!all && !ca_filter_match(q->f, &row))
-                continue;
-            if (p->has_cursor && key_cmp(p, &k, &p->cursor) <= 0)
-                continue;
-            if (p->n < p->k) {
-                p->heap[p->n++] = k;
-                heap_up(p, p->n - 1);
-            } else if (key_cmp(p, &k, &p->heap[0]) < 0) {
-                p->heap[0] = k;
-                heap_down(p, 0);
+            n = len / sizeof(uint32_t);
+            for (size_t j = 0; rc == 0 && j < n; j++) {
+                uint32_t seq;
+                struct ca_hot h;
+                struct skey k;
+                int worse;
+
+                if (!all && walked++ >= WALK_MAX) {
+                    *gave_up = 1;
+                    return 0;
+                }
+                memcpy(&seq, (const char *)d + (p->desc ? j : n - 1 - j) * sizeof(seq),
+                       sizeof(seq));
+                rc = ca_ws_snap_hot(q->s, c[i].id, seq, &h);
+                if (rc != 0)
+                    break;
+                make_key(p->sf, &p->rk, c[i].id, seq, &h, &k);
+                if (p->n == p->k) {
+                    worse = memcmp(k.b, p->heap[0].b, 24);
+                    if (p->desc ? worse < 0 : worse > 0)
+                        break; /* every later flow of this part is worse still */
+                }
+                row.h = &h;
+                if (!all && !ca_filter_match(q->f, &row))
+                    continue;
+                if (p->has_cursor && key_cmp(p, &k, &p->cursor) <= 0)
+                    continue;
+                if (p->n < p->k) {
+                    p->heap[p->n++] = k;
+                    heap_up(p, p->n - 1);
+                } else if (key_cmp(p, &k, &p->heap[0]) < 0) {
+                    p->heap[0] = k;
+                    heap_down(p, 0);
+                }
             }
         }
     }

@@ -202,6 +202,9 @@ json_t *cq_acc_json(const struct acc *a, const int *ms, int nm);
 
 /* the pre-computed per-capture tables */
 int cq_tab_field(int f);
+/* Whether table kind is kept per part of a capture (store.h): the tables
+ * that grow with its flows or their addresses; the others cover it whole. */
+int cq_tab_parted(unsigned kind);
 int cq_grow(void **p, size_t *cap, size_t need, size_t sz);
 int cq_use_tables(struct ca_query *q);
 int cq_tab_each(struct ca_query *q, unsigned kind, int (*fn)(void *arg, const struct tabrec *r),

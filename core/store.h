@@ -191,6 +191,13 @@ void ca_ws_close(struct ca_ws *w); /* accepts NULL */
  * process that forks workers afterwards.
  */
 void ca_ws_keep_idle(int n);
+/*
+ * An import cuts its capture's pre-computed tables into parts of at least
+ * n flows (default CA_WS_PART_FLOWS; 0: the default), so that the memory
+ * an import takes does not grow with the capture.  Tests set it small.
+ */
+#define CA_WS_PART_FLOWS 131072
+void ca_ws_set_part_flows(size_t n);
 
 /*
  * Captures.  Object: {"id", "name", "source", "size", "state":
@@ -296,6 +303,7 @@ struct ca_snap_capture {
     uint64_t flows;
     int64_t first_ns, last_ns; /* span of its flows; 0 when unknown */
     char name[128];
+    uint32_t parts; /* parts of its tables, once ca_ws_snap_parts has read them; else 0 */
 };
 
 int ca_ws_snap_open(struct ca_ws *w, struct ca_ws_snap **out);
@@ -330,18 +338,30 @@ uint32_t ca_ws_snap_str_max(struct ca_ws_snap *s);
 uint32_t ca_ws_snap_addr_max(struct ca_ws_snap *s);
 
 /*
- * Pre-computed table `kind` of a ready capture (ca_capagg, query.h),
- * unaligned; CA_ENOTFOUND when the capture has none (not ready, or stored
- * before the tables existed).  Valid while s is open.
+ * Pre-computed tables of a ready capture (ca_capagg, query.h).  A capture
+ * of many flows has some of its tables in parts (ca_ws_set_part_flows),
+ * each of a run of consecutive seqs: the tables that grow with its flows
+ * (by address, the orders, the address lists) are per part (merge them;
+ * part 0 holds the smallest seqs); the others cover the capture and are
+ * in part 0 only.  ca_ws_snap_parts: how many parts (1 when the capture
+ * was stored before parts existed).
+ *
+ * ca_ws_snap_capagg_part: table `kind` of one part, unaligned;
+ * CA_ENOTFOUND when the capture has none (not ready, or stored before the
+ * tables existed) or no such part.  ca_ws_snap_capagg: of part 0.  Valid
+ * while s is open.
  */
+uint32_t ca_ws_snap_parts(struct ca_ws_snap *s, uint32_t cap);
+int ca_ws_snap_capagg_part(struct ca_ws_snap *s, uint32_t cap, uint32_t part, unsigned kind,
+                           const void **data, size_t *len);
 int ca_ws_snap_capagg(struct ca_ws_snap *s, uint32_t cap, unsigned kind, const void **data,
                       size_t *len);
 /*
- * Seqs (uint32_t, native order, ascending, unaligned) of the flows of a
- * ready capture with addr on either side; *n = 0 when none.
+ * Seqs (uint32_t, native order, ascending, unaligned) of the flows of one
+ * part of a ready capture with addr on either side; *n = 0 when none.
  */
-int ca_ws_snap_addr_seqs(struct ca_ws_snap *s, uint32_t cap, int ver, const uint8_t addr[16],
-                         const void **seqs, size_t *n);
+int ca_ws_snap_addr_seqs(struct ca_ws_snap *s, uint32_t cap, uint32_t part, int ver,
+                         const uint8_t addr[16], const void **seqs, size_t *n);
 /* Hot record of one flow (cap, seq); fast when seqs come in ascending order. */
 int ca_ws_snap_hot(struct ca_ws_snap *s, uint32_t cap, uint32_t seq, struct ca_hot *out);
 /* The same record where it is stored (maybe unaligned: copy it out with

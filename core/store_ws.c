@@ -105,6 +105,9 @@ struct ca_ws {
 static void imp_free(struct ws_import *imp);
 static void imp_drop(struct ca_ws *w, uint32_t cap);
 static int imp_flush(struct ca_ws *w);
+static void imp_part(struct ca_ws *w);
+static void imp_unmap(struct ws_import *imp);
+#define IMP_UNMAP_FLOWS 4096 /* (imp_advise) */
 
 static struct ca_ws *ws_cache;
 static int ws_idle_max; /* handles kept open with no reference (ca_ws_keep_idle) */
@@ -507,15 +510,19 @@ static int purge_prefix(MDB_txn *txn, MDB_dbi db, uint32_t cap)
     return rc == MDB_NOTFOUND || rc == 0 ? 0 : rc;
 }
 
+/* A capture's tables and address lists, every part. */
+static int purge_tables(struct ca_ws *w, MDB_txn *txn, uint32_t cap)
+{
+    int rc = purge_prefix(txn, w->db[WDB_CAGGS], cap);
+
+    return rc != 0 ? rc : purge_prefix(txn, w->db[WDB_ADDRIX], cap);
+}
+
 static int purge_hot(struct ca_ws *w, MDB_txn *txn, uint32_t cap)
 {
     int rc = purge_prefix(txn, w->db[WDB_HOT], cap);
 
-    if (rc == 0)
-        rc = purge_prefix(txn, w->db[WDB_CAGGS], cap);
-    if (rc == 0)
-        rc = purge_prefix(txn, w->db[WDB_ADDRIX], cap);
-    return rc;
+    return rc != 0 ? rc : purge_tables(w, txn, cap);
 }
 
 static int purge_in_txn(struct ca_ws *w, MDB_txn *txn, uint32_t cap, int *more)
@@ -642,6 +649,61 @@ static int capseq_get(struct ca_ws *w, MDB_txn *txn, uint32_t cap, uint32_t *seq
 #define ICACHE_SIZE 4096
 
 /*
+ * A capture's tables are cut into parts of at least part_flows flows:
+ * when the builder has that many after a commit, its part is written in
+ * a commit of its own (imp_part) and the builder and the address map
+ * start again empty, so neither grows with the capture, nor does the
+ * finishing commit, which writes the last part.  The capture is not
+ * ready (nor visible) until that commit, as before.  Keys: part 0 as a
+ * capture of one part always had them; part p > 0 after every key of
+ * part p - 1 (PART_MARK sorts after any kind and ip version), so that
+ * each part's address lists are appended like the first part's.
+ */
+#define PARTS_MAX 65535
+#define PART_MARK 0xff
+#define PARTS_KIND 0xfe /* part 0's "table" of the number of parts (u32; none: 1) */
+
+static size_t part_flows = CA_WS_PART_FLOWS;
+
+void ca_ws_set_part_flows(size_t n)
+{
+    part_flows = n != 0 ? n : CA_WS_PART_FLOWS;
+}
+
+/* Key of table kind of a part: returns its length. */
+static size_t caggs_key(unsigned char key[8], uint32_t cap, uint32_t part, unsigned kind)
+{
+    ca_store_be32(cap, key);
+    if (part == 0) {
+        key[4] = (unsigned char)kind;
+        return 5;
+    }
+    key[4] = PART_MARK;
+    key[5] = (unsigned char)(part >> 8);
+    key[6] = (unsigned char)part;
+    key[7] = (unsigned char)kind;
+    return 8;
+}
+
+/* Key of an address list of a part: returns its length. */
+static size_t addrix_key(unsigned char key[24], uint32_t cap, uint32_t part, int ver,
+                         const uint8_t addr[16])
+{
+    size_t n = 4;
+
+    ca_store_be32(cap, key);
+    if (part != 0) {
+        key[4] = PART_MARK;
+        key[5] = (unsigned char)(part >> 8);
+        key[6] = (unsigned char)part;
+        n = 7;
+    }
+    key[n] = (unsigned char)ver;
+    memcpy(key + n + 1, addr, 16);
+    return n + 17;
+}
+
+/*
  * Batches are buffered and committed IMP_FLUSH_FLOWS flows at a time (or
  * when the buffer holds IMP_MAX_BATCHES batches or IMP_FLUSH_BYTES of
  * records): each commit rewrites every page of the address B-tree that a
@@ -706,10 +768,11 @@ struct ws_import {
     size_t offcap;
     void *map; /* the map last advised (imp_advise) */
     size_t mapsize;
-    size_t envmapsize; /* LMDB map size when map was found */
-    unsigned batches;  /* commits since the map was last dropped */
-    uint32_t cap;      /* capture of the builder, 0 none */
-    uint32_t next_seq; /* seq the builder expects next */
+    size_t envmapsize;  /* LMDB map size when map was found */
+    uint32_t cap;       /* capture of the builder, 0 none */
+    uint32_t next_seq;  /* seq the builder expects next */
+    uint32_t parts;     /* parts of the capture's tables committed */
+    uint32_t part_seq0; /* first seq of the part the builder has */
     struct ca_capagg *agg;
     int64_t first_ns, last_ns; /* span of the flows the builder has */
 };
@@ -1084,12 +1147,15 @@ static int flows_put_txn(MDB_txn *txn, void *arg)
                 rc = imp_addr(w, txn, acur, imp, h->ip_version, h->dst, &h->dst_aid,
                               &imp->ix[2 * i + 1]);
             }
+            if ((i - pos) % IMP_UNMAP_FLOWS == IMP_UNMAP_FLOWS - 1)
+                imp_unmap(imp);
         }
         if (rc == 0) {
             hv.mv_data = hot + pos;
             hv.mv_size = n * sizeof(*hot);
             rc = mdb_put(txn, w->db[WDB_HOT], &hk, &hv, 0);
         }
+        imp_unmap(imp);
         pos += n;
         seq += (uint32_t)n;
     }
@@ -1216,12 +1282,14 @@ static void imp_unbuffer(struct ws_import *imp)
  * addresses), and copy-on-write moves the pages it reads all over the file
  * from one commit to the next: left alone, the pages mapped into the
  * importing process (its resident set, though only page cache) would grow
- * to the whole file.  So the import drops its mappings every few commits
- * (MADV_DONTNEED on a read-only shared map: the next read maps the page
- * again from the page cache), and asks for no fault-around (MADV_RANDOM)
- * in between.  Other processes' maps keep the defaults.
+ * to the whole file; and one commit's address lookups alone read a page
+ * of most leaves of the address B-tree, which grows with the workspace.
+ * So the import drops its mappings every IMP_UNMAP_FLOWS flows of a commit
+ * (MADV_DONTNEED on a read-only shared map, safe in the middle of a
+ * transaction: the next read maps the page again from the page cache;
+ * the transaction's own pages are not in the map), and asks for no
+ * fault-around (MADV_RANDOM).  Other processes' maps keep the defaults.
  */
-#define IMP_DROP_BATCHES 2
 
 /* Where this process maps the workspace's data.mdb (LMDB does not say
  * unless MDB_FIXEDMAP): from /proc/self/maps. */
@@ -1271,16 +1339,19 @@ static void imp_advise(struct ca_ws *w)
         imp->envmapsize = info.me_mapsize;
         (void)madvise(imp->map, imp->mapsize, MADV_RANDOM);
     }
-    if (++imp->batches >= IMP_DROP_BATCHES) {
-        imp->batches = 0;
+}
+
+/* Drops this process's mappings of the map's pages (imp_advise). */
+static void imp_unmap(struct ws_import *imp)
+{
+    if (imp->map != NULL)
         (void)madvise(imp->map, imp->mapsize, MADV_DONTNEED);
-    }
 }
 
 /*
  * After a committed batch: the builder takes its hot records, with the
  * address indexes of the address map when the map began with the
- * capture (then the two number addresses alike).
+ * builder's part (then the two number addresses alike).
  */
 static void imp_add(struct ca_ws *w, uint32_t cap, uint32_t seq0, const struct ca_hot *hot,
                     const uint32_t *ix, size_t n)
@@ -1292,13 +1363,16 @@ static void imp_add(struct ca_ws *w, uint32_t cap, uint32_t seq0, const struct c
         imp->agg = NULL;
         imp->cap = cap;
         imp->next_seq = 1;
+        imp->parts = 0;
+        imp->part_seq0 = 1;
         imp->first_ns = imp->last_ns = 0;
         if (ca_capagg_new(&imp->agg) != 0)
             return;
     }
     if (imp->agg == NULL || imp->cap != cap || imp->next_seq != seq0 ||
         ca_capagg_add_ix(imp->agg, seq0, hot,
-                         imp->cache_cap == cap && imp->am_seq0 == 1 ? ix : NULL, n) != 0) {
+                         imp->cache_cap == cap && imp->am_seq0 == imp->part_seq0 ? ix : NULL,
+                         n) != 0) {
         ca_capagg_free(imp->agg); /* the finishing commit reads the hot chunks instead */
         imp->agg = NULL;
         return;
@@ -1379,6 +1453,9 @@ static int imp_flush(struct ca_ws *w)
         pos += imp->bn[b];
     }
     imp_unbuffer(imp);
+    if (imp->agg != NULL && imp->cap == a.id && imp->parts + 1 < PARTS_MAX &&
+        ca_capagg_flows(imp->agg) >= part_flows)
+        imp_part(w);
     return 0;
 }
 
@@ -1451,6 +1528,7 @@ struct tab_arg {
     MDB_txn *txn;
     struct ca_ws *w;
     uint32_t cap;
+    uint32_t part;
     MDB_cursor *acur; /* addrix, for appends */
     int append;       /* the address lists still go after every key */
 };
@@ -1458,23 +1536,21 @@ struct tab_arg {
 static int tab_put(void *arg, unsigned kind, const void *data, size_t len)
 {
     struct tab_arg *t = arg;
-    unsigned char key[5];
-    MDB_val k = {sizeof(key), key}, v = {len, (void *)data};
+    unsigned char key[8];
+    MDB_val k = {0, key}, v = {len, (void *)data};
 
-    ca_store_be32(t->cap, key);
-    key[4] = (unsigned char)kind;
+    k.mv_size = caggs_key(key, t->cap, t->part, kind);
     return mdb_put(t->txn, t->w->db[WDB_CAGGS], &k, &v, 0);
 }
 
 static int tab_reserve(void *arg, unsigned kind, size_t len, void **space)
 {
     struct tab_arg *t = arg;
-    unsigned char key[5];
-    MDB_val k = {sizeof(key), key}, v = {len, NULL};
+    unsigned char key[8];
+    MDB_val k = {0, key}, v = {len, NULL};
     int rc;
 
-    ca_store_be32(t->cap, key);
-    key[4] = (unsigned char)kind;
+    k.mv_size = caggs_key(key, t->cap, t->part, kind);
     rc = mdb_put(t->txn, t->w->db[WDB_CAGGS], &k, &v, MDB_RESERVE);
     *space = rc == 0 ? v.mv_data : NULL;
     if (rc == 0 && len >= ((size_t)4 << 20))
@@ -1487,13 +1563,11 @@ static int tab_reserve(void *arg, unsigned kind, size_t len, void **space)
 static int addr_put(void *arg, int ver, const uint8_t addr[16], const uint32_t *seqs, size_t n)
 {
     struct tab_arg *t = arg;
-    unsigned char key[21];
-    MDB_val k = {sizeof(key), key}, v = {n * sizeof(uint32_t), (void *)seqs};
+    unsigned char key[24];
+    MDB_val k = {0, key}, v = {n * sizeof(uint32_t), (void *)seqs};
     int rc;
 
-    ca_store_be32(t->cap, key);
-    key[4] = (unsigned char)ver;
-    memcpy(key + 5, addr, 16);
+    k.mv_size = addrix_key(key, t->cap, t->part, ver, addr);
     if (t->append) {
         if (t->acur == NULL && (rc = mdb_cursor_open(t->txn, t->w->db[WDB_ADDRIX], &t->acur)) != 0)
             return rc;
@@ -1505,31 +1579,88 @@ static int addr_put(void *arg, int ver, const uint8_t addr[16], const uint32_t *
     return mdb_put(t->txn, t->w->db[WDB_ADDRIX], &k, &v, 0);
 }
 
+/* After the last part (t->part parts written): the tables of the whole
+ * capture and the number of parts, in part 0. */
+static int capture_put(struct tab_arg *t, struct ca_capagg *agg)
+{
+    uint32_t n = t->part;
+    int rc;
+
+    t->part = 0;
+    rc = ca_capagg_emit_capture(agg, tab_put, tab_reserve, t);
+    return rc != 0 ? rc : tab_put(t, PARTS_KIND, &n, sizeof(n));
+}
+
+/* Writes the builder's part (the first: after dropping what an earlier
+ * attempt at the capture left). */
+static int part_txn(MDB_txn *txn, void *arg)
+{
+    struct cap_arg *a = arg;
+    struct ws_import *imp = a->w->imp;
+    struct tab_arg t = {txn, a->w, a->id, imp->parts, NULL, 1};
+    int rc = imp->parts == 0 ? purge_tables(a->w, txn, a->id) : 0;
+
+    if (rc == 0)
+        rc = ca_capagg_emit_part(imp->agg, tab_put, tab_reserve, addr_put, &t);
+    if (t.acur != NULL)
+        mdb_cursor_close(t.acur);
+    return rc;
+}
+
+/* Commits the builder's part and empties the builder and the address map
+ * for the next one; on failure drops the builder (the finishing commit
+ * then builds every part from the hot chunks). */
+static void imp_part(struct ca_ws *w)
+{
+    struct ws_import *imp = w->imp;
+    struct cap_arg a = {.w = w, .id = imp->cap};
+
+    ws_room(w, 2 * ca_capagg_bytes(imp->agg) + ((size_t)16 << 20));
+    if (ca_store_write(w->env, part_txn, &a) != 0 || ca_capagg_next_part(imp->agg) != 0) {
+        ca_capagg_free(imp->agg);
+        imp->agg = NULL;
+        return;
+    }
+    imp->parts++;
+    imp->part_seq0 = imp->next_seq;
+    if (imp->cache_cap == imp->cap && !imp->pending) {
+        amap_reset(&imp->am);
+        imp->am_seq0 = imp->next_seq;
+    }
+}
+
 /*
- * The capture's pre-computed tables and address lists: from the import's
- * builder when it has every flow (seqs 1 .. seq - 1), else from the hot
- * chunks.
+ * The capture's pre-computed tables and address lists: the last part from
+ * the import's builder when it has every flow since the parts it wrote
+ * (seqs up to seq - 1), else every part from the hot chunks.
  */
 static int build_tables(struct ca_ws *w, MDB_txn *txn, uint32_t cap, uint32_t seq)
 {
     struct ca_capagg *agg = NULL;
-    struct tab_arg t = {txn, w, cap, NULL, 1};
+    struct tab_arg t = {txn, w, cap, 0, NULL, 1};
     MDB_cursor *cur = NULL;
     unsigned char start[8];
     MDB_val k = {sizeof(start), start}, v;
     struct ca_hot *buf = NULL;
     size_t bufn = 0;
-    int rc;
+    int rc = 0;
 
-    rc = purge_prefix(txn, w->db[WDB_CAGGS], cap);
-    if (rc == 0)
-        rc = purge_prefix(txn, w->db[WDB_ADDRIX], cap);
-    if (rc == 0 && imp_complete(w, cap, seq)) {
-        rc = ca_capagg_emit(w->imp->agg, tab_put, tab_reserve, addr_put, &t);
+    if (imp_complete(w, cap, seq)) {
+        struct ws_import *imp = w->imp;
+
+        if (imp->parts == 0)
+            rc = purge_tables(w, txn, cap);
+        t.part = imp->parts;
+        if (rc == 0 && (t.part == 0 || ca_capagg_flows(imp->agg) > 0) &&
+            (rc = ca_capagg_emit_part(imp->agg, tab_put, tab_reserve, addr_put, &t)) == 0)
+            t.part++;
+        if (rc == 0)
+            rc = capture_put(&t, imp->agg);
         if (t.acur != NULL)
             mdb_cursor_close(t.acur);
         return rc;
     }
+    rc = purge_tables(w, txn, cap);
     if (rc == 0)
         rc = ca_capagg_new(&agg);
     if (rc == 0)
@@ -1554,14 +1685,23 @@ static int build_tables(struct ca_ws *w, MDB_txn *txn, uint32_t cap, uint32_t se
         }
         memcpy(buf, v.mv_data, n * sizeof(*buf));
         rc = ca_capagg_add(agg, ca_store_rd32((const char *)k.mv_data + 4), buf, n);
+        if (rc == 0 && t.part + 1 < PARTS_MAX && ca_capagg_flows(agg) >= part_flows) {
+            rc = ca_capagg_emit_part(agg, tab_put, tab_reserve, addr_put, &t);
+            if (rc == 0)
+                rc = ca_capagg_next_part(agg);
+            t.part++;
+        }
         if (rc != 0)
             break;
     }
     mdb_cursor_close(cur);
     if (rc == MDB_NOTFOUND)
         rc = 0;
+    if (rc == 0 && (t.part == 0 || ca_capagg_flows(agg) > 0) &&
+        (rc = ca_capagg_emit_part(agg, tab_put, tab_reserve, addr_put, &t)) == 0)
+        t.part++;
     if (rc == 0)
-        rc = ca_capagg_emit(agg, tab_put, tab_reserve, addr_put, &t);
+        rc = capture_put(&t, agg);
     if (t.acur != NULL)
         mdb_cursor_close(t.acur);
 out:
@@ -2112,18 +2252,17 @@ int ca_ws_snap_flow(struct ca_ws_snap *s, uint64_t flow_id, struct ca_flow *out)
     return ca_store_err(rc);
 }
 
-int ca_ws_snap_capagg(struct ca_ws_snap *s, uint32_t cap, unsigned kind, const void **data,
-                      size_t *len)
+int ca_ws_snap_capagg_part(struct ca_ws_snap *s, uint32_t cap, uint32_t part, unsigned kind,
+                           const void **data, size_t *len)
 {
-    unsigned char key[5];
-    MDB_val k = {sizeof(key), key}, v;
+    unsigned char key[8];
+    MDB_val k = {0, key}, v;
     size_t idx;
     int rc;
 
-    if (snap_cap(s, cap, &idx) == NULL)
+    if (snap_cap(s, cap, &idx) == NULL || part >= PARTS_MAX)
         return CA_ENOTFOUND;
-    ca_store_be32(cap, key);
-    key[4] = (unsigned char)kind;
+    k.mv_size = caggs_key(key, cap, part, kind);
     rc = mdb_get(s->txn, s->w->db[WDB_CAGGS], &k, &v);
     if (rc != 0)
         return ca_store_err(rc);
@@ -2132,20 +2271,45 @@ int ca_ws_snap_capagg(struct ca_ws_snap *s, uint32_t cap, unsigned kind, const v
     return 0;
 }
 
-int ca_ws_snap_addr_seqs(struct ca_ws_snap *s, uint32_t cap, int ver, const uint8_t addr[16],
-                         const void **seqs, size_t *n)
+int ca_ws_snap_capagg(struct ca_ws_snap *s, uint32_t cap, unsigned kind, const void **data,
+                      size_t *len)
 {
-    unsigned char key[21];
-    MDB_val k = {sizeof(key), key}, v;
+    return ca_ws_snap_capagg_part(s, cap, 0, kind, data, len);
+}
+
+uint32_t ca_ws_snap_parts(struct ca_ws_snap *s, uint32_t cap)
+{
+    const void *d;
+    size_t len, idx;
+    uint32_t parts;
+
+    if (snap_cap(s, cap, &idx) == NULL)
+        return 1;
+    if (s->caps[idx].parts != 0)
+        return s->caps[idx].parts;
+    s->caps[idx].parts = 1;
+    if (ca_ws_snap_capagg(s, cap, PARTS_KIND, &d, &len) == 0 && len == sizeof(parts)) {
+        memcpy(&parts, d, sizeof(parts));
+        if (parts >= 1 && parts <= PARTS_MAX)
+            s->caps[idx].parts = parts;
+    }
+    return s->caps[idx].parts;
+}
+
+int ca_ws_snap_addr_seqs(struct ca_ws_snap *s, uint32_t cap, uint32_t part, int ver,
+                         const uint8_t addr[16], const void **seqs, size_t *n)
+{
+    unsigned char key[24];
+    MDB_val k = {0, key}, v;
     size_t idx;
     int rc;
 
     *n = 0;
     if (snap_cap(s, cap, &idx) == NULL)
         return CA_ENOTFOUND;
-    ca_store_be32(cap, key);
-    key[4] = (unsigned char)ver;
-    memcpy(key + 5, addr, 16);
+    if (part >= PARTS_MAX)
+        return 0;
+    k.mv_size = addrix_key(key, cap, part, ver, addr);
     rc = mdb_get(s->txn, s->w->db[WDB_ADDRIX], &k, &v);
     if (rc == MDB_NOTFOUND)
         return 0;

@@ -6,7 +6,8 @@
  * With --count only the report is printed (the engine alone).
  * With --store DIR the flows go instead into a new workspace of the data
  * directory DIR, exactly as an import worker writes them (benchmarks), and
- * only the report is printed.
+ * only the report is printed; --part-flows N sets the flows of a part of
+ * its tables (ca_ws_set_part_flows).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,7 +71,7 @@ static int parse_secs(const char *s, uint32_t *out)
 static void usage(void)
 {
     fprintf(stderr, "usage: capatlasd flows [--report] [--geo-db F] [--tcp-idle S] "
-                    "[--udp-idle S] [--count | --store DIR] FILE|-\n");
+                    "[--udp-idle S] [--count | --store DIR [--part-flows N]] FILE|-\n");
 }
 
 int cmd_flows(int argc, char **argv)
@@ -98,6 +99,14 @@ int cmd_flows(int argc, char **argv)
             want_report = 1;
         } else if (strcmp(a, "--geo-db") == 0 && i + 1 < argc) {
             conf.geo_db = argv[++i];
+        } else if (strcmp(a, "--part-flows") == 0 && i + 1 < argc) {
+            long n = strtol(argv[++i], NULL, 10);
+
+            if (n <= 0) {
+                fprintf(stderr, "capatlasd flows: bad --part-flows value\n");
+                return 2;
+            }
+            ca_ws_set_part_flows((size_t)n);
         } else if (strcmp(a, "--tcp-idle") == 0 && i + 1 < argc) {
             if (parse_secs(argv[++i], &conf.tcp_idle_sec) != 0) {
                 fprintf(stderr, "capatlasd flows: bad --tcp-idle value\n");

@@ -12,6 +12,7 @@
 
 #include "ca_error.h"
 #include "query.h"
+#include "query_internal.h"
 #include "store.h"
 #include "unit.h"
 
@@ -364,14 +365,14 @@ static const char *const tab_by[] = {"src",         "dst",
 #define NTAB (sizeof(tab_by) / sizeof(tab_by[0]))
 
 /* Every answer the tables may give, for one filter (one read transaction at a time). */
-static json_t *tab_answers(const char *filter)
+static json_t *tab_answers_in(struct ca_ws *w, const char *filter)
 {
     struct ca_query *q = NULL;
     json_t *all = json_array(), *a = NULL;
     char err[256];
     int pos;
 
-    CHECK(ca_query_open(ws, filter, &q, err, sizeof(err), &pos) == 0);
+    CHECK(ca_query_open(w, filter, &q, err, sizeof(err), &pos) == 0);
     if (q == NULL)
         return all;
     for (size_t i = 0; i < NTAB; i++) {
@@ -405,6 +406,33 @@ static json_t *tab_answers(const char *filter)
     return all;
 }
 
+static json_t *tab_answers(const char *filter)
+{
+    return tab_answers_in(ws, filter);
+}
+
+/* Whether two lists of answers are equal; prints the first that is not. */
+static int answers_equal(json_t *a, json_t *b, const char *what)
+{
+    if (json_array_size(a) != json_array_size(b)) {
+        printf("# %s: %zu answers against %zu\n", what, json_array_size(a), json_array_size(b));
+        return 0;
+    }
+    for (size_t i = 0; i < json_array_size(a); i++) {
+        if (!json_equal(json_array_get(a, i), json_array_get(b, i))) {
+            char *x = json_dumps(json_array_get(a, i), JSON_COMPACT);
+            char *y = json_dumps(json_array_get(b, i), JSON_COMPACT);
+
+            printf("# %s: answer %zu (%s) differs:\n# %.300s\n# %.300s\n", what, i,
+                   i < NTAB ? tab_by[i] : "summary/timeline/flows", x, y);
+            free(x);
+            free(y);
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /*
  * Unfiltered answers come from the per-capture tables, filtered ones from
  * a scan: "bytes >= 0" matches every flow but is not empty, so both paths
@@ -414,21 +442,107 @@ static void test_tables_equal_scan(void)
 {
     json_t *a = tab_answers(""), *b = tab_answers("bytes >= 0");
 
-    CHECK_EQ_U(json_array_size(a), json_array_size(b));
-    for (size_t i = 0; i < json_array_size(a); i++) {
-        if (!json_equal(json_array_get(a, i), json_array_get(b, i))) {
-            char *x = json_dumps(json_array_get(a, i), JSON_COMPACT);
-            char *y = json_dumps(json_array_get(b, i), JSON_COMPACT);
-
-            printf("# answer %zu (%s) differs:\n# %.300s\n# %.300s\n", i,
-                   i < NTAB ? tab_by[i] : "summary/timeline/flows", x, y);
-            free(x);
-            free(y);
-            CHECK(0);
-        }
-    }
+    CHECK(answers_equal(a, b, "tables against a scan"));
     json_decref(a);
     json_decref(b);
+}
+
+/*
+ * The same flows in workspaces whose import cut the capture's tables into
+ * parts of 1,000 flows or more: once by the import's builder (batches of
+ * 100, committed 16 at a time, a part after each commit), once built from
+ * the hot chunks by another handle at the finish.  Every answer, from the
+ * tables, from an address's lists or from a scan, equals the one-part
+ * workspace's.
+ */
+static struct ca_ws *ws_parts[2];
+static char *ws_parts_name[2] = {"parts from the import", "parts from the hot chunks"};
+
+static void test_parts(void)
+{
+    static const char *const filters[] = {"",
+                                          "bytes >= 0",
+                                          "ip == 10.0.0.7",
+                                          "ip == 10.0.0.7 or ip == 93.0.0.12",
+                                          "proto == TLS and bytes > 10KB",
+                                          "host == h3.example.com or asn == 101"};
+
+    for (int k = 0; k < 2; k++) {
+        struct ca_ws_snap *s = NULL;
+
+        CHECK(ws_parts[k] != NULL);
+        if (ws_parts[k] == NULL)
+            continue;
+        CHECK_EQ_U(ca_ws_snap_open(ws_parts[k], &s), 0);
+        /* 6,000 flows: 4 parts of 1,600 or less, or 6 of 1,000 */
+        CHECK_EQ_U(s != NULL ? ca_ws_snap_parts(s, 1) : 0, k == 0 ? 4 : 6);
+        /* every table of the one-part capture is there (so that the
+         * answers below come from them): the parted ones in every part */
+        if (s != NULL) {
+            struct ca_ws_snap *one = NULL;
+            size_t kinds = 0;
+
+            CHECK_EQ_U(ca_ws_snap_open(ws, &one), 0);
+            for (unsigned kind = 0; one != NULL && kind < 255; kind++) {
+                const void *d;
+                size_t len;
+
+                if (ca_ws_snap_capagg(one, 1, kind, &d, &len) != 0)
+                    continue;
+                kinds++;
+                for (uint32_t part = 0; part < ca_ws_snap_parts(s, 1); part++)
+                    if (part == 0 || cq_tab_parted(kind))
+                        CHECK_EQ_U(ca_ws_snap_capagg_part(s, 1, part, kind, &d, &len), 0);
+                CHECK(ca_ws_snap_capagg_part(s, 1, 99, kind, &d, &len) != 0);
+            }
+            CHECK(kinds >= 25);
+            ca_ws_snap_close(one);
+        }
+        ca_ws_snap_close(s);
+        for (size_t i = 0; i < sizeof(filters) / sizeof(filters[0]); i++) {
+            json_t *a = tab_answers(filters[i]), *b = tab_answers_in(ws_parts[k], filters[i]);
+            char what[160];
+
+            snprintf(what, sizeof(what), "%s, filter \"%s\"", ws_parts_name[k], filters[i]);
+            CHECK(answers_equal(a, b, what));
+            json_decref(a);
+            json_decref(b);
+        }
+    }
+}
+
+/* Imports the flows into a new workspace with tables in parts (test_parts). */
+static struct ca_ws *import_parts(struct ca_portal *portal, int other_handle)
+{
+    struct ca_ws *w = NULL;
+    uint64_t wsid;
+    uint32_t cap = 0;
+    json_t *meta = json_pack("{s:s}", "name", "one.pcap");
+    char err[256];
+
+    if (ca_workspace_create(portal, 1, other_handle ? "p2" : "p1", NULL, &wsid, err, sizeof(err)) !=
+            0 ||
+        ca_ws_open(datadir, wsid, &w, err, sizeof(err)) != 0) {
+        json_decref(meta);
+        return NULL;
+    }
+    ca_ws_capture_add(w, meta, &cap);
+    json_decref(meta);
+    ca_ws_set_part_flows(1000);
+    for (int i = 0; i < NFLOWS; i += 100)
+        ca_ws_flows_put(w, cap, flows + i, 100);
+    if (other_handle) {
+        ca_ws_close(w);
+        w = NULL;
+        if (ca_ws_open(datadir, wsid, &w, err, sizeof(err)) != 0)
+            w = NULL;
+    }
+    if (w != NULL && ca_ws_capture_finish(w, cap, NULL) != 0) {
+        ca_ws_close(w);
+        w = NULL;
+    }
+    ca_ws_set_part_flows(0);
+    return w;
 }
 
 /* ---- distinct addresses per group against brute force ----------------- */
@@ -850,17 +964,22 @@ int main(void)
     ca_ws_capture_finish(ws, cap, NULL);
     /* an unfinished import: invisible */
     ca_ws_flows_put(ws, cap2, flows, 500);
+    ws_parts[0] = import_parts(portal, 0);
+    ws_parts[1] = import_parts(portal, 1);
     unit_run("query: summary and aggregates equal brute force", test_summary_aggregate);
     unit_run("query: keyset pages sorted by bytes equal brute force", test_pages);
     unit_run("query: timeline bins and counts", test_timeline);
     unit_run("query: timeline bins equal brute force", test_timeline_bins);
     unit_run("query: pre-computed tables answer like a scan", test_tables_equal_scan);
+    unit_run("query: tables in parts answer like tables in one", test_parts);
     unit_run("query: distinct addresses per group equal brute force", test_distinct);
     unit_run("query: host graph and its groupings equal brute force", test_graph);
     unit_run("query: a bad filter names its column", test_bad_filter);
     unit_run("query: a deleted capture leaves nothing", test_delete);
     unit_run("query: durations of a hostile clock are held at the limit", test_huge_durations);
     ca_ws_close(ws);
+    ca_ws_close(ws_parts[0]);
+    ca_ws_close(ws_parts[1]);
     ca_portal_close(portal);
     free(flows);
     nftw(datadir, rm_one, 16, FTW_DEPTH | FTW_PHYS);

@@ -814,8 +814,8 @@ static void test_tables_incremental(void)
         CHECK_EQ_U(ca_ws_snap_capagg(s, c1, 9, &d, &len), 0);
         CHECK(len > 0);
         for (size_t i = 0; i < N; i += 37) {
-            CHECK_EQ_U(ca_ws_snap_addr_seqs(s, c1, f[i].ip_version, f[i].srv_ip, &q1, &n1), 0);
-            CHECK_EQ_U(ca_ws_snap_addr_seqs(s, c2, f[i].ip_version, f[i].srv_ip, &q2, &n2), 0);
+            CHECK_EQ_U(ca_ws_snap_addr_seqs(s, c1, 0, f[i].ip_version, f[i].srv_ip, &q1, &n1), 0);
+            CHECK_EQ_U(ca_ws_snap_addr_seqs(s, c2, 0, f[i].ip_version, f[i].srv_ip, &q2, &n2), 0);
             CHECK(n1 > 0 && n1 == n2 && memcmp(q1, q2, n1 * sizeof(uint32_t)) == 0);
         }
     }
