@@ -24,13 +24,19 @@
  *                                          capture (ca_capagg, query.h):
  *                                          per group field, per minute,
  *                                          flows in bytes order
+ *             u32 BE capture id, 0xff, u16 BE part p > 0, u8 kind
+ *                                       -> the same table of part p
+ *             u32 BE capture id, 0xfe   -> u32 number of parts (none: 1)
  *   addrix    u32 BE capture id, u8 ip version, 16 bytes address
  *                                       -> u32 (native) seqs, ascending, of
  *                                          the capture's flows with that
  *                                          address on either side
+ *             u32 BE capture id, 0xff, u16 BE part p > 0, u8 ip version,
+ *             16 bytes address          -> the same, of part p's flows
  *
- * caggs and addrix are written in the finishing commit of a capture, from
- * its hot chunks, so they appear (and go, see purge) with its flows.
+ * caggs and addrix are written while a capture is imported, a part at a
+ * time (see PARTS_MAX), and in its finishing commit; they go with its flows
+ * (purge).  A capture is not visible before its finishing commit.
  *
  * Capture records of ready captures also carry "first_ns"/"last_ns", the
  * span of their flows, computed from the hot chunks in the finishing commit
@@ -49,6 +55,7 @@
  * processes.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <malloc.h>
 #include <stdio.h>
@@ -769,6 +776,7 @@ struct ws_import {
     void *map; /* the map last advised (imp_advise) */
     size_t mapsize;
     size_t envmapsize;  /* LMDB map size when map was found */
+    int statm;          /* /proc/self/statm, -1 not open (imp_unmap) */
     uint32_t cap;       /* capture of the builder, 0 none */
     uint32_t next_seq;  /* seq the builder expects next */
     uint32_t parts;     /* parts of the capture's tables committed */
@@ -790,6 +798,8 @@ static void imp_free(struct ws_import *imp)
     ca_big_free(imp->am.slot);
     ca_big_free(imp->am.ent);
     free(imp->ic);
+    if (imp->statm >= 0)
+        close(imp->statm);
     free(imp);
 }
 
@@ -1187,6 +1197,7 @@ static int imp_ready(struct ca_ws *w, size_t n)
         if (imp == NULL)
             return CA_ENOMEM;
         imp->ic = malloc(sizeof(*imp->ic));
+        imp->statm = -1;
         imp->pending = 1; /* caches cleared on first use */
         if (imp->ic == NULL) {
             imp_drop(w, 0);
@@ -1285,6 +1296,7 @@ static void imp_unbuffer(struct ws_import *imp)
  * to the whole file; and one commit's address lookups alone read a page
  * of most leaves of the address B-tree, which grows with the workspace.
  * So the import drops its mappings every IMP_UNMAP_FLOWS flows of a commit
+ * when they have grown big (imp_unmap)
  * (MADV_DONTNEED on a read-only shared map, safe in the middle of a
  * transaction: the next read maps the page again from the page cache;
  * the transaction's own pages are not in the map), and asks for no
@@ -1341,11 +1353,33 @@ static void imp_advise(struct ca_ws *w)
     }
 }
 
-/* Drops this process's mappings of the map's pages (imp_advise). */
+/*
+ * Drops this process's mappings of the map's pages (imp_advise) once this
+ * process's file-backed resident pages (the map's, the program's and the
+ * libraries') pass IMP_UNMAP_BYTES: a small workspace's pages stay mapped
+ * (each drop costs a fault per page read again).
+ */
+#define IMP_UNMAP_BYTES ((size_t)48 << 20)
+
 static void imp_unmap(struct ws_import *imp)
 {
-    if (imp->map != NULL)
-        (void)madvise(imp->map, imp->mapsize, MADV_DONTNEED);
+    char buf[128];
+    unsigned long pages[3] = {0, 0, 0};
+    ssize_t n;
+
+    if (imp->map == NULL)
+        return;
+    if (imp->statm < 0)
+        imp->statm = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    n = imp->statm >= 0 ? pread(imp->statm, buf, sizeof(buf) - 1, 0) : -1;
+    if (n > 0) {
+        buf[n] = '\0';
+        /* size, resident, shared (file-backed and shared resident), in pages */
+        if (sscanf(buf, "%lu %lu %lu", &pages[0], &pages[1], &pages[2]) == 3 &&
+            pages[2] * (size_t)sysconf(_SC_PAGESIZE) < IMP_UNMAP_BYTES)
+            return;
+    }
+    (void)madvise(imp->map, imp->mapsize, MADV_DONTNEED);
 }
 
 /*

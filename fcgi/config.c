@@ -41,6 +41,8 @@ static const struct config_setting settings[] = {
      "FastCGI workers answering the API"},
     {"import_workers", CONFIG_INT, FIELD(import_workers), "1", 0, 64, NULL,
      "workers importing captures"},
+    {"table_part_flows", CONFIG_INT, FIELD(table_part_flows), "131072", 1000, 1 << 30, NULL,
+     "flows per part of a capture's tables: bounds an import's memory (fewer = less memory, more parts to merge in queries)"},
     {"geo_db", CONFIG_PATH, FIELD(geo_db), NULL, 0, 0, check_readable,
      "country/ASN database (.mmdb); empty = no geo"},
     {"socket_group", CONFIG_STR, FIELD(socket_group), NULL, 0, 0, check_name,

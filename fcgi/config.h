@@ -40,6 +40,7 @@ struct config {
     char socket[PATH_MAX]; /* FastCGI socket, default DATA/run/fcgi.sock */
     int api_workers;       /* 1..64, default 2 */
     int import_workers;    /* 0..64, default 1 */
+    int table_part_flows;  /* ca_ws_set_part_flows, default CA_WS_PART_FLOWS */
     char geo_db[PATH_MAX]; /* .mmdb, default "" (no geo) */
     char socket_group[64]; /* group of the socket, default "" */
     /* docker/start.sh and nginx (validated here so `check` covers them) */

@@ -1198,6 +1198,7 @@ int import_worker_run(const struct config *c, int index)
         log_line("import worker %d: cannot initialise libcurl", index);
         goto out;
     }
+    ca_ws_set_part_flows((size_t)c->table_part_flows);
     memset(&ec, 0, sizeof(ec));
     ca_engine_conf_defaults(&ec);
     ec.geo_db = c->geo_db[0] != '\0' ? c->geo_db : NULL;
