@@ -872,7 +872,6 @@ int ca_capagg_new(struct ca_capagg **out)
     if (rc == 0 && (cq_ht_init(&a->minute, 8, sizeof(struct acc), 256) != 0 ||
                     cq_ht_init(&a->ipself, sizeof(struct gv), sizeof(struct acc), 16) != 0))
         rc = CA_ENOMEM;
-
     /* calloc'd: only the pages of ports in use become resident */
     for (int p = 0; rc == 0 && p < PT_COUNT; p++)
         if ((a->ports[p] = calloc(65536, sizeof(struct sideacc))) == NULL)
@@ -1516,7 +1515,6 @@ int ca_capagg_emit_capture(struct ca_capagg *a, int (*put)(void *, unsigned, con
     }
     if (rc == 0)
         rc = emit_tab(&a->minute, 8, TAB_MINUTE, put, arg);
-
     for (int side = 0; rc == 0 && side < 2; side++) {
         size_t n = 0;
         uint32_t *ids = NULL;

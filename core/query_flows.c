@@ -439,13 +439,7 @@ static int page_by_order(struct ca_query *q, struct page *p, unsigned kind, int 
                     continue;
                 if (p->has_cursor && key_cmp(p, &k, &p->cursor) <= 0)
                     continue;
-                if (p->n < p->k) {
-                    p->heap[p->n++] = k;
-                    heap_up(p, p->n - 1);
-                } else if (key_cmp(p, &k, &p->heap[0]) < 0) {
-                    p->heap[0] = k;
-                    heap_down(p, 0);
-                }
+                page_put(p, &k);
             }
         }
     }
