@@ -988,20 +988,14 @@ static int amap_grow(struct amap *m)
 }
 
 /*
- * The workspace id and the capture index of an address.  A new address
- * costs one B-tree operation: a put that does not overwrite, which either
- * records the next id or hands back the id another capture gave it.  The
- * id counter is read once per attempt and written at its end
- * (addr_counter_put).
+ * The capture index of an address: its entry in the map, made when new
+ * with workspace id 0 (given by imp_addr_ids before the commit ends).
  */
-static int imp_addr(struct ca_ws *w, MDB_txn *txn, MDB_cursor *acur, struct ws_import *imp, int ver,
-                    const uint8_t addr[16], uint32_t *aid, uint32_t *idx)
+static int imp_addr(struct ws_import *imp, int ver, const uint8_t addr[16], uint32_t *idx)
 {
     struct amap *m = &imp->am;
     uint8_t key[17];
-    unsigned char idb[4];
-    MDB_val k = {sizeof(key), key}, v;
-    uint32_t h, id;
+    uint32_t h;
     size_t j;
     int rc;
 
@@ -1010,13 +1004,9 @@ static int imp_addr(struct ca_ws *w, MDB_txn *txn, MDB_cursor *acur, struct ws_i
     h = akey_hash(key);
     if (m->cap != 0) {
         for (j = h & (m->cap - 1); m->slot[j] != 0; j = (j + 1) & (m->cap - 1)) {
-            const struct aent *e;
-
             if ((uint32_t)(m->slot[j] >> 32) != h)
                 continue;
-            e = &m->ent[(uint32_t)m->slot[j] - 1];
-            if (memcmp(e->key, key, sizeof(key)) == 0) {
-                *aid = e->aid;
+            if (memcmp(m->ent[(uint32_t)m->slot[j] - 1].key, key, sizeof(key)) == 0) {
                 *idx = (uint32_t)m->slot[j] - 1;
                 return 0;
             }
@@ -1035,39 +1025,96 @@ static int imp_addr(struct ca_ws *w, MDB_txn *txn, MDB_cursor *acur, struct ws_i
         m->ent = g;
         m->entcap = nc;
     }
+    memcpy(m->ent[m->n].key, key, sizeof(key));
+    m->ent[m->n].aid = 0;
+    amap_place(m->slot, m->cap, h, m->n);
+    *idx = (uint32_t)m->n++;
+    return 0;
+}
+
+/* An entry of the map by its key's first 8 bytes, for sorting. */
+struct aord {
+    uint64_t pfx;
+    uint32_t i;
+    uint32_t pad;
+};
+
+static int aord_cmp(const void *x, const void *y, void *arg)
+{
+    const struct aord *a = x, *b = y;
+    const struct aent *e = arg;
+
+    if (a->pfx != b->pfx)
+        return a->pfx < b->pfx ? -1 : 1;
+    return memcmp(e[a->i].key + 8, e[b->i].key + 8, 9);
+}
+
+/*
+ * Gives the workspace id of each address of the map new in this attempt
+ * (entries from m->committed on), with one B-tree operation each: a put
+ * that does not overwrite, which either records the next id or hands back
+ * the id another capture gave it.  The puts go in key order, so that each
+ * finds its place from the page of the one before (LMDB's cursor) and
+ * reads each page of the tree once.  The id counter is read once per
+ * attempt and written at its end (addr_counter_put).
+ */
+static int imp_addr_ids(struct ca_ws *w, MDB_txn *txn, MDB_cursor *acur, struct ws_import *imp)
+{
+    struct amap *m = &imp->am;
+    size_t n = m->n - m->committed;
+    struct aord *o;
+    int rc = 0;
+
+    if (n == 0)
+        return 0;
+    o = ca_big_alloc(n * sizeof(*o));
+    if (o == NULL)
+        return CA_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t *k = m->ent[m->committed + i].key;
+
+        o[i].pfx = ca_store_rd64(k);
+        o[i].i = (uint32_t)(m->committed + i);
+        o[i].pad = 0;
+    }
+    qsort_r(o, n, sizeof(*o), aord_cmp, m->ent);
     if (imp->next_addr_state == 0) {
         MDB_val ck = {9, (void *)"next_addr"}, cv;
 
         rc = mdb_get(txn, w->db[WDB_META], &ck, &cv);
-        if (rc == 0 && cv.mv_size == 8)
+        if (rc == 0 && cv.mv_size == 8) {
             imp->next_addr = ca_store_rd64(cv.mv_data);
-        else if (rc == MDB_NOTFOUND)
+        } else if (rc == MDB_NOTFOUND) {
             imp->next_addr = 0;
-        else
+            rc = 0;
+        } else {
+            ca_big_free(o);
             return rc != 0 ? rc : CA_ESTORE;
+        }
         imp->next_addr_state = 1;
     }
-    if (imp->next_addr >= UINT32_MAX)
-        return CA_EQUOTA;
-    ca_store_be32((uint32_t)imp->next_addr + 1, idb);
-    v.mv_data = idb;
-    v.mv_size = sizeof(idb);
-    rc = mdb_cursor_put(acur, &k, &v, MDB_NOOVERWRITE);
-    if (rc == MDB_KEYEXIST) { /* known to the workspace: v is its entry */
-        if (v.mv_size != 4 || (id = ca_store_rd32(v.mv_data)) == 0)
-            return CA_ESTORE;
-    } else if (rc == 0) {
-        id = (uint32_t)++imp->next_addr;
-        imp->next_addr_state = 2;
-    } else {
-        return rc;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        struct aent *e = &m->ent[o[i].i];
+        unsigned char idb[4];
+        MDB_val k = {sizeof(e->key), e->key}, v = {sizeof(idb), idb};
+
+        if (imp->next_addr >= UINT32_MAX) {
+            rc = CA_EQUOTA;
+            break;
+        }
+        ca_store_be32((uint32_t)imp->next_addr + 1, idb);
+        rc = mdb_cursor_put(acur, &k, &v, MDB_NOOVERWRITE);
+        if (rc == MDB_KEYEXIST) { /* known to the workspace: v is its entry */
+            rc = v.mv_size == 4 && (e->aid = ca_store_rd32(v.mv_data)) != 0 ? 0 : CA_ESTORE;
+        } else if (rc == 0) {
+            e->aid = (uint32_t)++imp->next_addr;
+            imp->next_addr_state = 2;
+        }
+        if (i % IMP_UNMAP_FLOWS == IMP_UNMAP_FLOWS - 1)
+            imp_unmap(imp);
     }
-    memcpy(m->ent[m->n].key, key, sizeof(key));
-    m->ent[m->n].aid = id;
-    amap_place(m->slot, m->cap, h, m->n);
-    *aid = id;
-    *idx = (uint32_t)m->n++;
-    return 0;
+    ca_big_free(o);
+    return rc;
 }
 
 /* Writes the address id counter if the attempt gave ids. */
@@ -1126,8 +1173,6 @@ static int flows_put_txn(MDB_txn *txn, void *arg)
         size_t n = imp->bn[b];
 
         imp->seq0[b] = seq;
-        ca_store_be32(a->id, hkey);
-        ca_store_be32(seq, hkey + 4);
         for (size_t i = pos; i < pos + n; i++) {
             uint64_t id = (uint64_t)a->id << 32 | (seq + (uint32_t)(i - pos));
             uint8_t *rec = imp->enc + imp->off[2 * i];
@@ -1148,27 +1193,36 @@ static int flows_put_txn(MDB_txn *txn, void *arg)
 
             rc = hot_intern(w, txn, imp->ic, imp->names + imp->off[2 * i + 1], h);
             if (rc == 0)
-                rc = imp_addr(w, txn, acur, imp, h->ip_version, h->src, &h->src_aid,
-                              &imp->ix[2 * i]);
-            if (rc == 0 && memcmp(h->src, h->dst, 16) == 0) {
-                h->dst_aid = h->src_aid;
+                rc = imp_addr(imp, h->ip_version, h->src, &imp->ix[2 * i]);
+            if (rc == 0 && memcmp(h->src, h->dst, 16) == 0)
                 imp->ix[2 * i + 1] = imp->ix[2 * i];
-            } else if (rc == 0) {
-                rc = imp_addr(w, txn, acur, imp, h->ip_version, h->dst, &h->dst_aid,
-                              &imp->ix[2 * i + 1]);
-            }
+            else if (rc == 0)
+                rc = imp_addr(imp, h->ip_version, h->dst, &imp->ix[2 * i + 1]);
             if ((i - pos) % IMP_UNMAP_FLOWS == IMP_UNMAP_FLOWS - 1)
                 imp_unmap(imp);
         }
-        if (rc == 0) {
-            hv.mv_data = hot + pos;
-            hv.mv_size = n * sizeof(*hot);
-            rc = mdb_put(txn, w->db[WDB_HOT], &hk, &hv, 0);
-        }
-        imp_unmap(imp);
         pos += n;
         seq += (uint32_t)n;
     }
+    /* the new addresses' ids, then each batch's hot chunk with them */
+    if (rc == 0)
+        rc = imp_addr_ids(w, txn, acur, imp);
+    pos = 0;
+    for (size_t b = 0; b < imp->nb && rc == 0; b++) {
+        size_t n = imp->bn[b];
+
+        for (size_t i = pos; i < pos + n; i++) {
+            hot[i].src_aid = imp->am.ent[imp->ix[2 * i]].aid;
+            hot[i].dst_aid = imp->am.ent[imp->ix[2 * i + 1]].aid;
+        }
+        ca_store_be32(a->id, hkey);
+        ca_store_be32(imp->seq0[b], hkey + 4);
+        hv.mv_data = hot + pos;
+        hv.mv_size = n * sizeof(*hot);
+        rc = mdb_put(txn, w->db[WDB_HOT], &hk, &hv, 0);
+        pos += n;
+    }
+    imp_unmap(imp);
     if (rc == 0)
         rc = addr_counter_put(w, txn, imp);
     if (rc != 0)
