@@ -58,6 +58,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <malloc.h>
+#include <math.h>
 #include <stdio.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -113,7 +114,7 @@ static void imp_free(struct ws_import *imp);
 static void imp_drop(struct ca_ws *w, uint32_t cap);
 static int imp_flush(struct ca_ws *w);
 static void imp_part(struct ca_ws *w);
-static void imp_unmap(struct ws_import *imp);
+static void imp_unmap(struct ca_ws *w);
 #define IMP_UNMAP_FLOWS 4096 /* (imp_advise) */
 
 static struct ca_ws *ws_cache;
@@ -717,8 +718,13 @@ static size_t addrix_key(unsigned char key[24], uint32_t cap, uint32_t part, int
  * new address lands in, which with addresses all over the key space is
  * most of it, so four batches a commit write a quarter of those pages.
  * Each batch keeps its own hot chunk, so the stored data is the same.
+ * But LMDB holds the pages a commit changes in memory (and keeps them for
+ * the next commits): once the address B-tree has more leaves than
+ * IMP_DIRTY_LEAVES, a commit takes fewer flows (flush_flows), so that its
+ * new addresses, spread at random, change about that many leaves.
  */
 #define IMP_FLUSH_FLOWS 65536
+#define IMP_DIRTY_LEAVES 16384
 #define IMP_MAX_BATCHES 16
 #define IMP_FLUSH_BYTES ((size_t)24 << 20)
 
@@ -767,6 +773,9 @@ struct ws_import {
     size_t nbuf, nb;  /* flows, batches */
     size_t bn[IMP_MAX_BATCHES];
     uint32_t seq0[IMP_MAX_BATCHES]; /* each batch's first seq, from the commit */
+    size_t new_addrs;               /* addresses new to the map in the last attempt */
+    size_t addr_leaves;             /* leaf pages of the address B-tree then */
+    size_t flush_flows;             /* flows a commit takes (0: IMP_FLUSH_FLOWS) */
     uint8_t *enc;
     size_t enclen, enccap;
     char *names;
@@ -1063,8 +1072,11 @@ static int imp_addr_ids(struct ca_ws *w, MDB_txn *txn, MDB_cursor *acur, struct 
     struct amap *m = &imp->am;
     size_t n = m->n - m->committed;
     struct aord *o;
+    MDB_stat st;
     int rc = 0;
 
+    imp->new_addrs = n;
+    imp->addr_leaves = mdb_stat(txn, w->db[WDB_ADDRS], &st) == 0 ? st.ms_leaf_pages : 0;
     if (n == 0)
         return 0;
     o = ca_big_alloc(n * sizeof(*o));
@@ -1111,7 +1123,7 @@ static int imp_addr_ids(struct ca_ws *w, MDB_txn *txn, MDB_cursor *acur, struct 
             imp->next_addr_state = 2;
         }
         if (i % IMP_UNMAP_FLOWS == IMP_UNMAP_FLOWS - 1)
-            imp_unmap(imp);
+            imp_unmap(w);
     }
     ca_big_free(o);
     return rc;
@@ -1199,7 +1211,7 @@ static int flows_put_txn(MDB_txn *txn, void *arg)
             else if (rc == 0)
                 rc = imp_addr(imp, h->ip_version, h->dst, &imp->ix[2 * i + 1]);
             if ((i - pos) % IMP_UNMAP_FLOWS == IMP_UNMAP_FLOWS - 1)
-                imp_unmap(imp);
+                imp_unmap(w);
         }
         pos += n;
         seq += (uint32_t)n;
@@ -1222,7 +1234,7 @@ static int flows_put_txn(MDB_txn *txn, void *arg)
         rc = mdb_put(txn, w->db[WDB_HOT], &hk, &hv, 0);
         pos += n;
     }
-    imp_unmap(imp);
+    imp_unmap(w);
     if (rc == 0)
         rc = addr_counter_put(w, txn, imp);
     if (rc != 0)
@@ -1415,13 +1427,14 @@ static void imp_advise(struct ca_ws *w)
  */
 #define IMP_UNMAP_BYTES ((size_t)48 << 20)
 
-static void imp_unmap(struct ws_import *imp)
+static void imp_unmap(struct ca_ws *w)
 {
+    struct ws_import *imp = w->imp;
     char buf[128];
     unsigned long pages[3] = {0, 0, 0};
     ssize_t n;
 
-    if (imp->map == NULL)
+    if (imp == NULL)
         return;
     if (imp->statm < 0)
         imp->statm = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
@@ -1433,7 +1446,9 @@ static void imp_unmap(struct ws_import *imp)
             pages[2] * (size_t)sysconf(_SC_PAGESIZE) < IMP_UNMAP_BYTES)
             return;
     }
-    (void)madvise(imp->map, imp->mapsize, MADV_DONTNEED);
+    imp_advise(w); /* LMDB maps the file elsewhere once the map grew */
+    if (imp->map != NULL)
+        (void)madvise(imp->map, imp->mapsize, MADV_DONTNEED);
 }
 
 /*
@@ -1514,6 +1529,23 @@ static void ws_room(struct ca_ws *w, size_t need)
  * which would lose captures already stored.  ca_ws_capture_finish syncs
  * before and after the commit that makes the capture visible.
  */
+/*
+ * The flows the next commit takes: all of IMP_FLUSH_FLOWS while the
+ * address B-tree has at most IMP_DIRTY_LEAVES leaves, else as many as
+ * bring about k new addresses, k random keys changing about that many of
+ * its L leaves: L (1 - e^(-k/L)) = IMP_DIRTY_LEAVES.
+ */
+static size_t flush_flows(const struct ws_import *imp)
+{
+    double l = (double)imp->addr_leaves, k;
+
+    if (imp->addr_leaves <= IMP_DIRTY_LEAVES || imp->new_addrs == 0 || imp->nbuf == 0)
+        return IMP_FLUSH_FLOWS;
+    k = -l * log(1.0 - IMP_DIRTY_LEAVES / l);
+    k = k * (double)imp->nbuf / (double)imp->new_addrs;
+    return k >= IMP_FLUSH_FLOWS ? IMP_FLUSH_FLOWS : k < 1024 ? 1024 : (size_t)k;
+}
+
 /* Commits the buffered batches, then hands them to the table builder. */
 static int imp_flush(struct ca_ws *w)
 {
@@ -1530,12 +1562,14 @@ static int imp_flush(struct ca_ws *w)
     ws_room(w, imp->nbuf * 2048 + ((size_t)1 << 20));
     imp_advise(w);
     rc = ca_store_err(ca_store_write(w->env, flows_put_txn, &a));
+    imp_unmap(w); /* what the commit read (LMDB's free page lists) */
     if (rc != 0) {
         imp_unbuffer(imp);
         return rc;
     }
     imp->pending = 0;
     imp->am.committed = imp->am.n;
+    imp->flush_flows = flush_flows(imp);
     for (size_t b = 0; b < imp->nb; b++) {
         imp_add(w, a.id, imp->seq0[b], imp->hot + pos, imp->ix + 2 * pos, imp->bn[b]);
         pos += imp->bn[b];
@@ -1568,8 +1602,8 @@ int ca_ws_flows_put(struct ca_ws *w, uint32_t capture_id, const struct ca_flow *
         imp_unbuffer(imp);
         return rc;
     }
-    if (imp->nbuf >= IMP_FLUSH_FLOWS || imp->nb == IMP_MAX_BATCHES ||
-        imp->enclen >= IMP_FLUSH_BYTES)
+    if (imp->nbuf >= (imp->flush_flows != 0 ? imp->flush_flows : IMP_FLUSH_FLOWS) ||
+        imp->nb == IMP_MAX_BATCHES || imp->enclen >= IMP_FLUSH_BYTES)
         return imp_flush(w);
     return 0;
 }
@@ -1641,8 +1675,12 @@ static int tab_reserve(void *arg, unsigned kind, size_t len, void **space)
     k.mv_size = caggs_key(key, t->cap, t->part, kind);
     rc = mdb_put(t->txn, t->w->db[WDB_CAGGS], &k, &v, MDB_RESERVE);
     *space = rc == 0 ? v.mv_data : NULL;
-    if (rc == 0 && len >= ((size_t)4 << 20))
+    if (rc == 0 && len >= ((size_t)4 << 20)) {
         ca_big_advise(v.mv_data, len); /* LMDB's fresh pages, about to be filled */
+        /* LMDB looked for that many pages in a row in its free page
+         * lists, which it may have read whole */
+        imp_unmap(t->w);
+    }
     return rc;
 }
 
@@ -1702,9 +1740,12 @@ static void imp_part(struct ca_ws *w)
 {
     struct ws_import *imp = w->imp;
     struct cap_arg a = {.w = w, .id = imp->cap};
+    int rc;
 
     ws_room(w, 2 * ca_capagg_bytes(imp->agg) + ((size_t)16 << 20));
-    if (ca_store_write(w->env, part_txn, &a) != 0 || ca_capagg_next_part(imp->agg) != 0) {
+    rc = ca_store_write(w->env, part_txn, &a);
+    imp_unmap(w);
+    if (rc != 0 || ca_capagg_next_part(imp->agg) != 0) {
         ca_capagg_free(imp->agg);
         imp->agg = NULL;
         return;
