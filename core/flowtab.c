@@ -7,6 +7,7 @@
  * client/server order when the flow is emitted, because who the client is
  * may only become clear later (a SYN/ACK seen after a lost SYN).
  */
+#include <stdalign.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,8 +49,12 @@ struct flive {
 /* The strings of a live flow, in their packed order. */
 enum fstr { S_ENCAP, S_DNS, S_L7, S_CAT, S_HOST, S_UA, S_TLSVER, S_RISKS, S_COUNT };
 
+/* Bytes of a flow's strings kept in its entry (most flows' fit: no malloc
+ * and free per flow, and emit finds them beside the counters). */
+#define SBUF 184
+
 struct fent {
-    struct fent *hnext;
+    alignas(64) struct fent *hnext;
     struct fent *prev, *next;
     uint32_t hash;
     uint8_t list;
@@ -71,8 +76,9 @@ struct fent {
     uint8_t seq_valid[2];
     uint32_t next_seq[2];
     struct ca_dpi_flow *dpi;
-    char *strs;     /* enum fstr strings, each NUL-terminated; NULL: all empty */
+    char *strs;     /* enum fstr strings (sbuf or malloc'd); NULL: all empty */
     struct flive f; /* per-direction arrays relative to side A */
+    char sbuf[SBUF];
 };
 
 /*
@@ -200,7 +206,7 @@ static struct fent *fent_new(struct ca_flowtab *t)
         }
         e = &t->slabs->e[t->slab_used++];
     }
-    memset(e, 0, sizeof(*e));
+    memset(e, 0, offsetof(struct fent, sbuf)); /* sbuf is written before it is read */
     return e;
 }
 
@@ -209,23 +215,38 @@ static void fent_free(struct ca_flowtab *t, struct fent *e)
     if (e == NULL)
         return;
     ca_dpi_flow_free(t->c.dpi, e->dpi);
-    free(e->strs);
+    if (e->strs != e->sbuf)
+        free(e->strs);
     e->dpi = NULL;
     e->strs = NULL;
     e->hnext = t->freel;
     t->freel = e;
 }
 
+/* Writes the packed form of v (lengths len) to b. */
+static void strs_pack(char *b, const uint16_t len[S_COUNT], const char *const v[S_COUNT])
+{
+    char *p = b + S_COUNT * sizeof(uint16_t);
+
+    memcpy(b, len, S_COUNT * sizeof(uint16_t));
+    for (int i = 0; i < S_COUNT; i++) {
+        if (len[i] > 0)
+            memcpy(p, v[i], len[i]);
+        p[len[i]] = '\0';
+        p += len[i] + 1;
+    }
+}
+
 /*
  * e->strs: S_COUNT uint16_t lengths, then the strings in enum fstr order,
- * each NUL-terminated (NULL: all empty).  Packs v[S_COUNT] (NULL = empty)
- * into it.  0, or CA_ENOMEM.
+ * each NUL-terminated (NULL: all empty), in e->sbuf when they fit, else
+ * malloc'd.  Packs v[S_COUNT] (NULL = empty; they may point into the
+ * current e->strs) into it.  0, or CA_ENOMEM.
  */
 static int strs_set(struct fent *e, const char *const v[S_COUNT], const size_t *known)
 {
     uint16_t len[S_COUNT];
     size_t total = sizeof(len), any = 0;
-    char *b, *p;
 
     for (int i = 0; i < S_COUNT; i++) {
         size_t l = known != NULL ? known[i] : v[i] != NULL ? strlen(v[i]) : 0;
@@ -236,23 +257,27 @@ static int strs_set(struct fent *e, const char *const v[S_COUNT], const size_t *
         any |= l;
     }
     if (any == 0) {
-        free(e->strs);
+        if (e->strs != e->sbuf)
+            free(e->strs);
         e->strs = NULL;
         return 0;
     }
-    b = malloc(total);
-    if (b == NULL)
-        return CA_ENOMEM;
-    memcpy(b, len, sizeof(len));
-    p = b + sizeof(len);
-    for (int i = 0; i < S_COUNT; i++) {
-        if (len[i] > 0)
-            memcpy(p, v[i], len[i]);
-        p[len[i]] = '\0';
-        p += len[i] + 1;
+    if (total <= SBUF) {
+        char tmp[SBUF]; /* v may point into sbuf */
+        strs_pack(tmp, len, v);
+        if (e->strs != e->sbuf)
+            free(e->strs);
+        memcpy(e->sbuf, tmp, total);
+        e->strs = e->sbuf;
+    } else {
+        char *b = malloc(total);
+        if (b == NULL)
+            return CA_ENOMEM;
+        strs_pack(b, len, v);
+        if (e->strs != e->sbuf)
+            free(e->strs);
+        e->strs = b;
     }
-    free(e->strs);
-    e->strs = b;
     return 0;
 }
 
