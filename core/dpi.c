@@ -4,9 +4,13 @@
  * or 80 TCP / 24 UDP packets went by; then give up with guessing enabled,
  * so our per-protocol counts line up with ndpiReader's.
  */
+#include <malloc.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <ndpi_api.h>
 
@@ -31,6 +35,42 @@ struct ca_dpi {
     size_t npool;
 };
 
+/*
+ * nDPI's detection module is some 15 MB of small heap blocks (the patricia
+ * trees of protocol networks, searched for every new flow, the host-name
+ * automata, searched for every name): on 4 KiB pages each search misses
+ * the TLB at most steps.  So before it is built, the heap grows by a
+ * padded step whose untouched part is advised for huge pages, and the
+ * module lands there.  A hint: where the heap does not grow (memory free
+ * in it already, another thread's arena) nothing changes.
+ */
+static void heap_prepare(void)
+{
+    const uintptr_t huge = (uintptr_t)2 << 20;
+    char *b0 = sbrk(0), *b1 = b0;
+    void *held[64];
+    int n = 0;
+    uintptr_t lo;
+
+    if (b0 == (char *)-1)
+        return;
+    (void)mallopt(M_TOP_PAD, 64 << 20);
+    /* blocks below the map threshold use up the heap's free top, then grow it */
+    while (n < 64 && b1 == b0) {
+        held[n] = malloc(64 << 10);
+        if (held[n] == NULL)
+            break;
+        n++;
+        b1 = sbrk(0);
+    }
+    /* the last block and the top's header end before b0 + 68 KiB: the rest is untouched */
+    lo = ((uintptr_t)b0 + (68u << 10) + huge - 1) & ~(huge - 1);
+    if (b1 != (char *)-1 && (uintptr_t)b1 > lo + huge)
+        (void)madvise((void *)lo, ((uintptr_t)b1 - lo) & ~(huge - 1), MADV_HUGEPAGE);
+    while (n > 0)
+        free(held[--n]);
+}
+
 int ca_dpi_open(struct ca_dpi **out, char *err, size_t errlen)
 {
     NDPI_PROTOCOL_BITMASK all;
@@ -40,6 +80,7 @@ int ca_dpi_open(struct ca_dpi **out, char *err, size_t errlen)
     d = calloc(1, sizeof(*d));
     if (d == NULL)
         return ca_seterr(err, errlen, CA_ENOMEM, "out of memory");
+    heap_prepare();
     d->mod = ndpi_init_detection_module(ndpi_no_prefs);
     if (d->mod == NULL) {
         free(d);
