@@ -34,16 +34,17 @@ enum { L_TCP, L_OTHER, L_ENDED, L_COUNT };
  * lives (the key is in struct fent; names, mostly empty, in a small packed
  * string block), about a sixth of a struct ca_flow: the live-flow limit
  * then costs tens of megabytes, not hundreds.  emit() builds the ca_flow.
+ * What a packet updates comes first, what only emit reads last.
  */
 struct flive {
     int64_t first_ns, last_ns;
+    uint8_t cli_mac[6], srv_mac[6]; /* side A's, side B's */
+    uint8_t tcp_flags[2];
+    uint8_t icmp_type, icmp_code;
     uint64_t pkts[2], bytes[2], payload[2], retrans_bytes[2], gap_bytes[2];
     uint64_t first_pkt_offset, first_pkt_index;
     uint64_t risk;
     uint16_t l7_master, l7_app, category;
-    uint8_t cli_mac[6], srv_mac[6]; /* side A's, side B's */
-    uint8_t tcp_flags[2];
-    uint8_t icmp_type, icmp_code;
 };
 
 /* The strings of a live flow, in their packed order. */
@@ -51,35 +52,44 @@ enum fstr { S_ENCAP, S_DNS, S_L7, S_CAT, S_HOST, S_UA, S_TLSVER, S_RISKS, S_COUN
 
 /* Bytes of a flow's strings kept in its entry (most flows' fit: no malloc
  * and free per flow, and emit finds them beside the counters). */
-#define SBUF 184
+#define SBUF 128
 
+/*
+ * A flow entry, 64-byte aligned: what a packet of the flow reads or
+ * updates (chain link, key, TCP state, counters) is in its first three
+ * cache lines (the engine prefetches those), the rest after.
+ */
 struct fent {
     alignas(64) struct fent *hnext;
-    struct fent *prev, *next;
     uint32_t hash;
-    uint8_t list;
-    int64_t pos_ns; /* last_ns when placed in its list */
     /* key, side A first */
     uint8_t ver, l4;
     uint16_t vlan;
     uint16_t icmp_id;
-    uint8_t a_ip[16], b_ip[16];
     uint16_t a_port, b_port;
     /* state */
     uint8_t syn_from;    /* 0 none, 1 A, 2 B: SYN without ACK */
     uint8_t synack_from; /* 0 none, 1 A, 2 B */
-    uint8_t echo_from;   /* sender of an echo request */
-    uint8_t handshake;   /* final ACK of the handshake seen */
-    uint8_t fin_mask;    /* bit 0 A sent FIN, bit 1 B */
+    uint8_t a_ip[16], b_ip[16];
+    uint8_t echo_from; /* sender of an echo request */
+    uint8_t handshake; /* final ACK of the handshake seen */
+    uint8_t fin_mask;  /* bit 0 A sent FIN, bit 1 B */
     uint8_t rst;
     uint8_t ended;
+    uint8_t list;
     uint8_t seq_valid[2];
     uint32_t next_seq[2];
     struct ca_dpi_flow *dpi;
-    char *strs;     /* enum fstr strings (sbuf or malloc'd); NULL: all empty */
     struct flive f; /* per-direction arrays relative to side A */
+    struct fent *prev, *next;
+    int64_t pos_ns; /* last_ns when placed in its list */
+    char *strs;     /* enum fstr strings (sbuf or malloc'd); NULL: all empty */
     char sbuf[SBUF];
 };
+
+#define FENT_HOT 192 /* bytes of an entry a packet touches */
+_Static_assert(offsetof(struct fent, f.gap_bytes) + sizeof(uint64_t[2]) <= FENT_HOT,
+               "a packet's fields of a flow entry span three cache lines");
 
 /*
  * Flow entries are carved from slabs and recycled through a free list.  A
@@ -621,11 +631,9 @@ void ca_flowtab_prefetch(const struct ca_flowtab *t, uint32_t h, int stage)
     if (e == NULL)
         return;
     if (stage == 1) {
-        /* the key, then the counters a packet updates */
-        __builtin_prefetch(e);
-        __builtin_prefetch((const char *)e + 64);
-        __builtin_prefetch(&e->f.pkts);
-        __builtin_prefetch(&e->f.tcp_flags);
+        /* the key, the state and the counters a packet updates */
+        for (int i = 0; i < FENT_HOT; i += 64)
+            __builtin_prefetch((const char *)e + i);
         return;
     }
     if (e->hash == h && e->dpi != NULL)
