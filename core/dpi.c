@@ -29,10 +29,20 @@ struct ca_dpi_flow {
     uint8_t spent; /* ca_dpi_result ran: nf's own allocations are freed */
 };
 
+/* A protocol pair's name as ca_dpi_result gives it (ndpi_protocol2name is
+ * an snprintf: once per pair, not once per flow). */
+#define NAME_CACHE 256
+
+struct name_ent {
+    uint32_t key1; /* master << 16 | app, plus 1; 0 empty */
+    char name[CA_L7_MAX];
+};
+
 struct ca_dpi {
     struct ndpi_detection_module_struct *mod;
     struct ca_dpi_flow *pool;
     size_t npool;
+    struct name_ent names[NAME_CACHE];
 };
 
 /*
@@ -197,10 +207,25 @@ static void copy_str(char *dst, size_t n, const char *src)
     dst[j] = '\0';
 }
 
+/* The name of protocol pair p, printable, "Unknown" for none, in dst. */
+static void proto_name(struct ca_dpi *d, ndpi_protocol p, char dst[CA_L7_MAX])
+{
+    uint32_t key = (uint32_t)p.master_protocol << 16 | p.app_protocol;
+    struct name_ent *e = &d->names[(key * 2654435761u) >> 24];
+    char name[64];
+
+    if (e->key1 != key + 1) {
+        name[0] = '\0';
+        ndpi_protocol2name(d->mod, p, name, sizeof(name));
+        copy_str(e->name, sizeof(e->name), name[0] ? name : "Unknown");
+        e->key1 = key + 1;
+    }
+    memcpy(dst, e->name, CA_L7_MAX);
+}
+
 void ca_dpi_result(struct ca_dpi *d, struct ca_dpi_flow *f, struct ca_flow *out)
 {
     struct ndpi_flow_struct *nf = f->nf;
-    char name[64];
     uint8_t guessed = 0;
     size_t rl = 0;
 
@@ -215,9 +240,7 @@ void ca_dpi_result(struct ca_dpi *d, struct ca_dpi_flow *f, struct ca_flow *out)
     if (out->l7_master == out->l7_app)
         out->l7_master = out->l7_app;
     out->category = (uint16_t)f->proto.category;
-    name[0] = '\0';
-    ndpi_protocol2name(d->mod, f->proto, name, sizeof(name));
-    copy_str(out->l7_name, sizeof(out->l7_name), name[0] ? name : "Unknown");
+    proto_name(d, f->proto, out->l7_name);
     copy_str(out->category_name, sizeof(out->category_name),
              ndpi_category_get_name(d->mod, f->proto.category));
     copy_str(out->host, sizeof(out->host), nf->host_server_name);
@@ -237,12 +260,15 @@ void ca_dpi_result(struct ca_dpi *d, struct ca_dpi_flow *f, struct ca_flow *out)
         const char *rn = ndpi_risk2str((ndpi_risk_enum)i);
         if (rn == NULL)
             continue;
-        int w = snprintf(out->risks + rl, sizeof(out->risks) - rl, "%s%s", rl ? "," : "", rn);
-        if (w < 0 || (size_t)w >= sizeof(out->risks) - rl) {
+        size_t sep = rl ? 1 : 0, n = strlen(rn);
+        if (sep + n >= sizeof(out->risks) - rl) { /* it would not fit whole */
             out->risks[rl] = '\0';
             break;
         }
-        rl += (size_t)w;
+        if (sep)
+            out->risks[rl] = ',';
+        memcpy(out->risks + rl + sep, rn, n + 1);
+        rl += sep + n;
     }
     ndpi_free_flow_data(nf); /* nf itself is kept for reuse */
     f->spent = 1;

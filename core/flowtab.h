@@ -49,7 +49,8 @@ int ca_flowtab_packet(struct ca_flowtab *t, const struct ca_pkt_info *pi, int64_
 uint32_t ca_flowtab_hash(const struct ca_pkt_info *pi);
 void ca_flowtab_prefetch(const struct ca_flowtab *t, uint32_t h, int stage);
 
-/* Emits every live flow (end of file).  Returns 0 or the sink's error. */
+/* Emits every live flow (end of file: no packet may follow).  Returns 0 or
+ * the sink's error. */
 int ca_flowtab_flush(struct ca_flowtab *t);
 
 uint64_t ca_flowtab_flows(const struct ca_flowtab *t);            /* flows emitted so far */
