@@ -241,7 +241,7 @@ int ca_engine_import(struct ca_engine *e, const struct ca_import_req *req, json_
                     ca_flowtab_prefetch(ft, m->h, 2);
             }
             if (s->why == NULL) {
-                r = ca_flowtab_packet(ft, &s->pi, s->pkt.ts_ns, s->pkt.len, s->pkt.offset,
+                r = ca_flowtab_packet(ft, &s->pi, s->h, s->pkt.ts_ns, s->pkt.len, s->pkt.offset,
                                       s->index);
                 ca_big_heap_advise(); /* the flow table's growth gets huge pages */
                 if (r != 0) {

@@ -678,12 +678,11 @@ static void tcp_seq(struct fent *e, int dir, const struct ca_pkt_info *pi, uint3
     }
 }
 
-int ca_flowtab_packet(struct ca_flowtab *t, const struct ca_pkt_info *pi, int64_t ts_ns,
+int ca_flowtab_packet(struct ca_flowtab *t, const struct ca_pkt_info *pi, uint32_t h, int64_t ts_ns,
                       uint32_t wire_len, uint64_t offset, uint64_t index)
 {
     uint16_t sport = pi->sport, dport = pi->dport, echo_id = 0;
     struct fent *e;
-    uint32_t h;
     int dir = 0, r;
 
     r = expire(t, ts_ns);
@@ -711,7 +710,8 @@ int ca_flowtab_packet(struct ca_flowtab *t, const struct ca_pkt_info *pi, int64_
     }
     if (pi->has_icmp_id)
         echo_id = pi->icmp_id;
-    h = key_hash(pi, sport, dport, echo_id);
+    if (sport != pi->sport || dport != pi->dport) /* a later fragment's borrowed ports */
+        h = key_hash(pi, sport, dport, echo_id);
     for (e = t->buckets[h & (t->nbuckets - 1)]; e != NULL; e = e->hnext) {
         if (e->hash != h || e->ver != pi->ip_version || e->l4 != pi->l4 || e->vlan != pi->vlan ||
             e->icmp_id != echo_id)

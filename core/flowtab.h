@@ -35,8 +35,9 @@ struct ca_flowtab_conf {
 int ca_flowtab_new(const struct ca_flowtab_conf *c, struct ca_flowtab **out);
 void ca_flowtab_free(struct ca_flowtab *t); /* accepts NULL; drops unflushed flows */
 
-/* One decoded packet; index is 1-based.  Returns 0 or the sink's error. */
-int ca_flowtab_packet(struct ca_flowtab *t, const struct ca_pkt_info *pi, int64_t ts_ns,
+/* One decoded packet; index is 1-based; h is ca_flowtab_hash(pi) (the
+ * engine has it already).  Returns 0 or the sink's error. */
+int ca_flowtab_packet(struct ca_flowtab *t, const struct ca_pkt_info *pi, uint32_t h, int64_t ts_ns,
                       uint32_t wire_len, uint64_t offset, uint64_t index);
 
 /*
