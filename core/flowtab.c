@@ -637,7 +637,7 @@ void ca_flowtab_prefetch(const struct ca_flowtab *t, uint32_t h, int stage)
         return;
     }
     if (e->hash == h && e->dpi != NULL)
-        __builtin_prefetch(e->dpi);
+        ca_dpi_prefetch(e->dpi);
 }
 
 static uint32_t frag_slot(uint8_t ver, const uint8_t *s, const uint8_t *d, uint32_t id)
