@@ -150,6 +150,7 @@ int ca_engine_import(struct ca_engine *e, const struct ca_import_req *req, json_
     fc.max_live = e->conf.max_live_flows;
     fc.capture_id = req->capture_id;
     fc.ts_nsec = (uint8_t)ca_capture_nsec(cap);
+    fc.size_hint = ca_capture_file_size(cap);
     fc.dpi = e->dpi;
     fc.geo = e->geo;
     fc.pdns = pdns;

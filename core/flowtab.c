@@ -139,7 +139,20 @@ int ca_flowtab_new(const struct ca_flowtab_conf *c, struct ca_flowtab **out)
     if (t == NULL)
         return CA_ENOMEM;
     t->c = *c;
-    t->nbuckets = 1u << 14;
+    /*
+     * Buckets: twice the live flows expected (a flow per 2 KiB of capture,
+     * at most the live limit), so a big import does not rehash every live
+     * flow five times over (each move a cache miss) nor fill the doubled
+     * arrays' fresh pages; a small one starts at 16,384.
+     */
+    {
+        uint64_t live = c->max_live ? c->max_live : 150000, want = c->size_hint / 2048;
+        if (want > live)
+            want = live;
+        t->nbuckets = 1u << 14;
+        while (t->nbuckets < 2 * want)
+            t->nbuckets *= 2;
+    }
     t->buckets = ca_big_alloc(t->nbuckets * sizeof(*t->buckets));
     t->batch = ca_big_alloc(BATCH * sizeof(*t->batch)); /* tens of MB: huge pages */
     t->scratch = malloc(sizeof(*t->scratch));

@@ -25,8 +25,9 @@ struct ca_flowtab_conf {
     uint32_t max_live; /* live flows at most (0: 150000); the least recent goes first */
     uint32_t capture_id;
     uint8_t ts_nsec;
-    struct ca_dpi *dpi;   /* may be NULL */
-    struct ca_geo *geo;   /* may be NULL */
+    uint64_t size_hint; /* bytes of the capture (0 unknown): sizes the hash table from the start */
+    struct ca_dpi *dpi; /* may be NULL */
+    struct ca_geo *geo; /* may be NULL */
     struct ca_pdns *pdns; /* may be NULL */
     ca_flow_sink_fn sink;
     void *sink_arg;
