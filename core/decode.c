@@ -5,6 +5,7 @@
  * Tunnels are followed to a fixed depth so a crafted packet cannot recurse
  * for long.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -51,10 +52,11 @@ static uint32_t rd32le(const uint8_t *p)
     return (uint32_t)p[3] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[1] << 8 | p[0];
 }
 
-/* Appends "/s" to the encapsulation path (per packet: no printf here). */
+/* Appends "/s" to the encapsulation path (per packet: no printf, and the
+ * path's length is kept, not counted again). */
 static void add_encap(struct ca_pkt_info *pi, const char *s)
 {
-    size_t n = strlen(pi->encap), l = strlen(s);
+    size_t n = pi->encap_len, l = strlen(s);
 
     if (n + 1 >= sizeof(pi->encap))
         return;
@@ -64,6 +66,7 @@ static void add_encap(struct ca_pkt_info *pi, const char *s)
         l = sizeof(pi->encap) - 1 - n;
     memcpy(pi->encap + n, s, l);
     pi->encap[n + l] = '\0';
+    pi->encap_len = (uint32_t)(n + l);
 }
 
 /* "name:N" without printf */
@@ -819,7 +822,9 @@ static const char *nflog(const uint8_t *p, uint32_t len, struct ca_pkt_info *pi)
 
 const char *ca_decode(int dlt, const uint8_t *p, uint32_t len, struct ca_pkt_info *pi)
 {
-    memset(pi, 0, sizeof(*pi));
+    /* the encap buffer is read up to its NUL only: not worth clearing whole */
+    memset(pi, 0, offsetof(struct ca_pkt_info, encap));
+    pi->encap[0] = '\0';
     switch (dlt) {
     case DLT_EN10MB_:
         return eth(p, len, pi, 0);
@@ -903,6 +908,7 @@ const char *ca_decode(int dlt, const uint8_t *p, uint32_t len, struct ca_pkt_inf
         char save[CA_ENCAP_MAX];
         snprintf(save, sizeof(save), "ppi/%s", pi->encap);
         memcpy(pi->encap, save, sizeof(save));
+        pi->encap_len = (uint32_t)strlen(pi->encap);
         return r;
     }
     case DLT_NFLOG_:

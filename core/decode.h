@@ -29,9 +29,10 @@ struct ca_pkt_info {
     uint32_t l3_len;
     const uint8_t *payload; /* L4 payload present in the capture */
     uint32_t payload_len;
-    uint32_t payload_wire; /* L4 payload length according to the IP header */
-    const char *tunnel;    /* outermost tunnel name ("gre", "vxlan", ...) or NULL */
-    char encap[CA_ENCAP_MAX];
+    uint32_t payload_wire;    /* L4 payload length according to the IP header */
+    const char *tunnel;       /* outermost tunnel name ("gre", "vxlan", ...) or NULL */
+    uint32_t encap_len;       /* strlen(encap) */
+    char encap[CA_ENCAP_MAX]; /* last: ca_decode clears only encap[0] of it */
 };
 
 /*

@@ -4,9 +4,14 @@
  * or 80 TCP / 24 UDP packets went by; then give up with guessing enabled,
  * so our per-protocol counts line up with ndpiReader's.
  */
+#include <malloc.h>
+#include <stdalign.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <ndpi_api.h>
 
@@ -17,19 +22,67 @@
 #define MAX_UDP_PKTS 24
 #define POOL_MAX 16384 /* freed flow states kept for reuse */
 
+/* One block, 64-byte aligned: nDPI's state (~700 bytes, most of it read for
+ * each packet) is prefetched from the block's address (ca_dpi_prefetch). */
 struct ca_dpi_flow {
-    struct ndpi_flow_struct *nf;
     struct ca_dpi_flow *next; /* in the pool */
     ndpi_protocol proto;
     uint8_t done;
     uint8_t spent; /* ca_dpi_result ran: nf's own allocations are freed */
+    alignas(64) struct ndpi_flow_struct nf;
+};
+
+/* A protocol pair's name as ca_dpi_result gives it (ndpi_protocol2name is
+ * an snprintf: once per pair, not once per flow). */
+#define NAME_CACHE 256
+
+struct name_ent {
+    uint32_t key1; /* master << 16 | app, plus 1; 0 empty */
+    char name[CA_L7_MAX];
 };
 
 struct ca_dpi {
     struct ndpi_detection_module_struct *mod;
     struct ca_dpi_flow *pool;
     size_t npool;
+    struct name_ent names[NAME_CACHE];
 };
+
+/*
+ * nDPI's detection module is some 15 MB of small heap blocks (the patricia
+ * trees of protocol networks, searched for every new flow, the host-name
+ * automata, searched for every name): on 4 KiB pages each search misses
+ * the TLB at most steps.  So before it is built, the heap grows by a
+ * padded step whose untouched part is advised for huge pages, and the
+ * module lands there.  A hint: where the heap does not grow (memory free
+ * in it already, another thread's arena) nothing changes.
+ */
+static void heap_prepare(void)
+{
+    const uintptr_t huge = (uintptr_t)2 << 20;
+    char *b0 = sbrk(0), *b1 = b0;
+    void *held[64];
+    int n = 0;
+    uintptr_t lo;
+
+    if (b0 == (char *)-1)
+        return;
+    (void)mallopt(M_TOP_PAD, 64 << 20);
+    /* blocks below the map threshold use up the heap's free top, then grow it */
+    while (n < 64 && b1 == b0) {
+        held[n] = malloc(64 << 10);
+        if (held[n] == NULL)
+            break;
+        n++;
+        b1 = sbrk(0);
+    }
+    /* the last block and the top's header end before b0 + 68 KiB: the rest is untouched */
+    lo = ((uintptr_t)b0 + (68u << 10) + huge - 1) & ~(huge - 1);
+    if (b1 != (char *)-1 && (uintptr_t)b1 > lo + huge)
+        (void)madvise((void *)lo, ((uintptr_t)b1 - lo) & ~(huge - 1), MADV_HUGEPAGE);
+    while (n > 0)
+        free(held[--n]);
+}
 
 int ca_dpi_open(struct ca_dpi **out, char *err, size_t errlen)
 {
@@ -40,6 +93,7 @@ int ca_dpi_open(struct ca_dpi **out, char *err, size_t errlen)
     d = calloc(1, sizeof(*d));
     if (d == NULL)
         return ca_seterr(err, errlen, CA_ENOMEM, "out of memory");
+    heap_prepare();
     d->mod = ndpi_init_detection_module(ndpi_no_prefs);
     if (d->mod == NULL) {
         free(d);
@@ -68,8 +122,7 @@ void ca_dpi_trim(struct ca_dpi *d)
     while (d->pool != NULL) {
         struct ca_dpi_flow *f = d->pool;
         d->pool = f->next;
-        ndpi_free(f->nf); /* its own allocations were freed when pooled */
-        free(f);
+        free(f); /* nDPI's allocations for it were freed when pooled */
     }
     d->npool = 0;
 }
@@ -79,23 +132,14 @@ struct ca_dpi_flow *ca_dpi_flow_new(struct ca_dpi *d)
     struct ca_dpi_flow *f = d->pool;
 
     if (f != NULL) {
-        struct ndpi_flow_struct *nf = f->nf;
         d->pool = f->next;
         d->npool--;
-        memset(f, 0, sizeof(*f));
-        memset(nf, 0, SIZEOF_FLOW_STRUCT);
-        f->nf = nf;
-        return f;
+    } else {
+        f = aligned_alloc(alignof(struct ca_dpi_flow), sizeof(*f));
+        if (f == NULL)
+            return NULL;
     }
-    f = calloc(1, sizeof(*f));
-    if (f == NULL)
-        return NULL;
-    f->nf = ndpi_flow_malloc(SIZEOF_FLOW_STRUCT);
-    if (f->nf == NULL) {
-        free(f);
-        return NULL;
-    }
-    memset(f->nf, 0, SIZEOF_FLOW_STRUCT);
+    memset(f, 0, sizeof(*f));
     return f;
 }
 
@@ -104,15 +148,20 @@ void ca_dpi_flow_free(struct ca_dpi *d, struct ca_dpi_flow *f)
     if (f == NULL)
         return;
     if (!f->spent)
-        ndpi_free_flow_data(f->nf);
+        ndpi_free_flow_data(&f->nf);
     if (d->npool < POOL_MAX) {
         f->next = d->pool;
         d->pool = f;
         d->npool++;
         return;
     }
-    ndpi_free(f->nf);
     free(f);
+}
+
+void ca_dpi_prefetch(const struct ca_dpi_flow *f)
+{
+    for (size_t i = 0; i < sizeof(*f); i += 64)
+        __builtin_prefetch((const char *)f + i);
 }
 
 int ca_dpi_packet(struct ca_dpi *d, struct ca_dpi_flow *f, const uint8_t *l3, uint32_t l3_len,
@@ -122,10 +171,10 @@ int ca_dpi_packet(struct ca_dpi *d, struct ca_dpi_flow *f, const uint8_t *l3, ui
         return 1;
     if (l3_len > 0xffff)
         l3_len = 0xffff;
-    f->proto = ndpi_detection_process_packet(d->mod, f->nf, l3, (unsigned short)l3_len, ts_ms);
+    f->proto = ndpi_detection_process_packet(d->mod, &f->nf, l3, (unsigned short)l3_len, ts_ms);
     if (f->proto.app_protocol != NDPI_PROTOCOL_UNKNOWN ||
         f->proto.master_protocol != NDPI_PROTOCOL_UNKNOWN) {
-        if (!ndpi_extra_dissection_possible(d->mod, f->nf))
+        if (!ndpi_extra_dissection_possible(d->mod, &f->nf))
             f->done = 1;
     }
     if ((l4 == 6 && npkts > MAX_TCP_PKTS) || (l4 != 6 && npkts > MAX_UDP_PKTS))
@@ -156,10 +205,25 @@ static void copy_str(char *dst, size_t n, const char *src)
     dst[j] = '\0';
 }
 
+/* The name of protocol pair p, printable, "Unknown" for none, in dst. */
+static void proto_name(struct ca_dpi *d, ndpi_protocol p, char dst[CA_L7_MAX])
+{
+    uint32_t key = (uint32_t)p.master_protocol << 16 | p.app_protocol;
+    struct name_ent *e = &d->names[(key * 2654435761u) >> 24];
+    char name[64];
+
+    if (e->key1 != key + 1) {
+        name[0] = '\0';
+        ndpi_protocol2name(d->mod, p, name, sizeof(name));
+        copy_str(e->name, sizeof(e->name), name[0] ? name : "Unknown");
+        e->key1 = key + 1;
+    }
+    memcpy(dst, e->name, CA_L7_MAX);
+}
+
 void ca_dpi_result(struct ca_dpi *d, struct ca_dpi_flow *f, struct ca_flow *out)
 {
-    struct ndpi_flow_struct *nf = f->nf;
-    char name[64];
+    struct ndpi_flow_struct *nf = &f->nf;
     uint8_t guessed = 0;
     size_t rl = 0;
 
@@ -174,9 +238,7 @@ void ca_dpi_result(struct ca_dpi *d, struct ca_dpi_flow *f, struct ca_flow *out)
     if (out->l7_master == out->l7_app)
         out->l7_master = out->l7_app;
     out->category = (uint16_t)f->proto.category;
-    name[0] = '\0';
-    ndpi_protocol2name(d->mod, f->proto, name, sizeof(name));
-    copy_str(out->l7_name, sizeof(out->l7_name), name[0] ? name : "Unknown");
+    proto_name(d, f->proto, out->l7_name);
     copy_str(out->category_name, sizeof(out->category_name),
              ndpi_category_get_name(d->mod, f->proto.category));
     copy_str(out->host, sizeof(out->host), nf->host_server_name);
@@ -196,12 +258,15 @@ void ca_dpi_result(struct ca_dpi *d, struct ca_dpi_flow *f, struct ca_flow *out)
         const char *rn = ndpi_risk2str((ndpi_risk_enum)i);
         if (rn == NULL)
             continue;
-        int w = snprintf(out->risks + rl, sizeof(out->risks) - rl, "%s%s", rl ? "," : "", rn);
-        if (w < 0 || (size_t)w >= sizeof(out->risks) - rl) {
+        size_t sep = rl ? 1 : 0, n = strlen(rn);
+        if (sep + n >= sizeof(out->risks) - rl) { /* it would not fit whole */
             out->risks[rl] = '\0';
             break;
         }
-        rl += (size_t)w;
+        if (sep)
+            out->risks[rl] = ',';
+        memcpy(out->risks + rl + sep, rn, n + 1);
+        rl += sep + n;
     }
     ndpi_free_flow_data(nf); /* nf itself is kept for reuse */
     f->spent = 1;

@@ -27,6 +27,9 @@ struct ca_dpi_flow *ca_dpi_flow_new(struct ca_dpi *d);          /* NULL on ENOME
 void ca_dpi_flow_free(struct ca_dpi *d, struct ca_dpi_flow *f); /* accepts NULL */
 void ca_dpi_trim(struct ca_dpi *d);                             /* accepts NULL */
 
+/* Prefetches f's state (a hint, a few packets before ca_dpi_packet). */
+void ca_dpi_prefetch(const struct ca_dpi_flow *f);
+
 /*
  * Feeds one packet (the innermost IP header and what follows, l3_len
  * bytes) of a flow that has seen npkts packets so far.  Returns 1 when

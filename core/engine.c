@@ -150,6 +150,7 @@ int ca_engine_import(struct ca_engine *e, const struct ca_import_req *req, json_
     fc.max_live = e->conf.max_live_flows;
     fc.capture_id = req->capture_id;
     fc.ts_nsec = (uint8_t)ca_capture_nsec(cap);
+    fc.size_hint = ca_capture_file_size(cap);
     fc.dpi = e->dpi;
     fc.geo = e->geo;
     fc.pdns = pdns;
@@ -241,7 +242,7 @@ int ca_engine_import(struct ca_engine *e, const struct ca_import_req *req, json_
                     ca_flowtab_prefetch(ft, m->h, 2);
             }
             if (s->why == NULL) {
-                r = ca_flowtab_packet(ft, &s->pi, s->pkt.ts_ns, s->pkt.len, s->pkt.offset,
+                r = ca_flowtab_packet(ft, &s->pi, s->h, s->pkt.ts_ns, s->pkt.len, s->pkt.offset,
                                       s->index);
                 ca_big_heap_advise(); /* the flow table's growth gets huge pages */
                 if (r != 0) {

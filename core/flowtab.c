@@ -7,6 +7,7 @@
  * client/server order when the flow is emitted, because who the client is
  * may only become clear later (a SYN/ACK seen after a lost SYN).
  */
+#include <stdalign.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,47 +34,62 @@ enum { L_TCP, L_OTHER, L_ENDED, L_COUNT };
  * lives (the key is in struct fent; names, mostly empty, in a small packed
  * string block), about a sixth of a struct ca_flow: the live-flow limit
  * then costs tens of megabytes, not hundreds.  emit() builds the ca_flow.
+ * What a packet updates comes first, what only emit reads last.
  */
 struct flive {
     int64_t first_ns, last_ns;
+    uint8_t cli_mac[6], srv_mac[6]; /* side A's, side B's */
+    uint8_t tcp_flags[2];
+    uint8_t icmp_type, icmp_code;
     uint64_t pkts[2], bytes[2], payload[2], retrans_bytes[2], gap_bytes[2];
     uint64_t first_pkt_offset, first_pkt_index;
     uint64_t risk;
     uint16_t l7_master, l7_app, category;
-    uint8_t cli_mac[6], srv_mac[6]; /* side A's, side B's */
-    uint8_t tcp_flags[2];
-    uint8_t icmp_type, icmp_code;
 };
 
 /* The strings of a live flow, in their packed order. */
 enum fstr { S_ENCAP, S_DNS, S_L7, S_CAT, S_HOST, S_UA, S_TLSVER, S_RISKS, S_COUNT };
 
+/* Bytes of a flow's strings kept in its entry (most flows' fit: no malloc
+ * and free per flow, and emit finds them beside the counters). */
+#define SBUF 128
+
+/*
+ * A flow entry, 64-byte aligned: what a packet of the flow reads or
+ * updates (chain link, key, TCP state, counters) is in its first three
+ * cache lines (the engine prefetches those), the rest after.
+ */
 struct fent {
-    struct fent *hnext;
-    struct fent *prev, *next;
+    alignas(64) struct fent *hnext;
     uint32_t hash;
-    uint8_t list;
-    int64_t pos_ns; /* last_ns when placed in its list */
     /* key, side A first */
     uint8_t ver, l4;
     uint16_t vlan;
     uint16_t icmp_id;
-    uint8_t a_ip[16], b_ip[16];
     uint16_t a_port, b_port;
     /* state */
     uint8_t syn_from;    /* 0 none, 1 A, 2 B: SYN without ACK */
     uint8_t synack_from; /* 0 none, 1 A, 2 B */
-    uint8_t echo_from;   /* sender of an echo request */
-    uint8_t handshake;   /* final ACK of the handshake seen */
-    uint8_t fin_mask;    /* bit 0 A sent FIN, bit 1 B */
+    uint8_t a_ip[16], b_ip[16];
+    uint8_t echo_from; /* sender of an echo request */
+    uint8_t handshake; /* final ACK of the handshake seen */
+    uint8_t fin_mask;  /* bit 0 A sent FIN, bit 1 B */
     uint8_t rst;
     uint8_t ended;
+    uint8_t list;
     uint8_t seq_valid[2];
     uint32_t next_seq[2];
     struct ca_dpi_flow *dpi;
-    char *strs;     /* enum fstr strings, each NUL-terminated; NULL: all empty */
     struct flive f; /* per-direction arrays relative to side A */
+    struct fent *prev, *next;
+    int64_t pos_ns; /* last_ns when placed in its list */
+    char *strs;     /* enum fstr strings (sbuf or malloc'd); NULL: all empty */
+    char sbuf[SBUF];
 };
+
+#define FENT_HOT 192 /* bytes of an entry a packet touches */
+_Static_assert(offsetof(struct fent, f.gap_bytes) + sizeof(uint64_t[2]) <= FENT_HOT,
+               "a packet's fields of a flow entry span three cache lines");
 
 /*
  * Flow entries are carved from slabs and recycled through a free list.  A
@@ -123,7 +139,20 @@ int ca_flowtab_new(const struct ca_flowtab_conf *c, struct ca_flowtab **out)
     if (t == NULL)
         return CA_ENOMEM;
     t->c = *c;
-    t->nbuckets = 1u << 14;
+    /*
+     * Buckets: twice the live flows expected (a flow per 2 KiB of capture,
+     * at most the live limit), so a big import does not rehash every live
+     * flow five times over (each move a cache miss) nor fill the doubled
+     * arrays' fresh pages; a small one starts at 16,384.
+     */
+    {
+        uint64_t live = c->max_live ? c->max_live : 150000, want = c->size_hint / 2048;
+        if (want > live)
+            want = live;
+        t->nbuckets = 1u << 14;
+        while (t->nbuckets < 2 * want)
+            t->nbuckets *= 2;
+    }
     t->buckets = ca_big_alloc(t->nbuckets * sizeof(*t->buckets));
     t->batch = ca_big_alloc(BATCH * sizeof(*t->batch)); /* tens of MB: huge pages */
     t->scratch = malloc(sizeof(*t->scratch));
@@ -200,7 +229,7 @@ static struct fent *fent_new(struct ca_flowtab *t)
         }
         e = &t->slabs->e[t->slab_used++];
     }
-    memset(e, 0, sizeof(*e));
+    memset(e, 0, offsetof(struct fent, sbuf)); /* sbuf is written before it is read */
     return e;
 }
 
@@ -209,23 +238,38 @@ static void fent_free(struct ca_flowtab *t, struct fent *e)
     if (e == NULL)
         return;
     ca_dpi_flow_free(t->c.dpi, e->dpi);
-    free(e->strs);
+    if (e->strs != e->sbuf)
+        free(e->strs);
     e->dpi = NULL;
     e->strs = NULL;
     e->hnext = t->freel;
     t->freel = e;
 }
 
+/* Writes the packed form of v (lengths len) to b. */
+static void strs_pack(char *b, const uint16_t len[S_COUNT], const char *const v[S_COUNT])
+{
+    char *p = b + S_COUNT * sizeof(uint16_t);
+
+    memcpy(b, len, S_COUNT * sizeof(uint16_t));
+    for (int i = 0; i < S_COUNT; i++) {
+        if (len[i] > 0)
+            memcpy(p, v[i], len[i]);
+        p[len[i]] = '\0';
+        p += len[i] + 1;
+    }
+}
+
 /*
  * e->strs: S_COUNT uint16_t lengths, then the strings in enum fstr order,
- * each NUL-terminated (NULL: all empty).  Packs v[S_COUNT] (NULL = empty)
- * into it.  0, or CA_ENOMEM.
+ * each NUL-terminated (NULL: all empty), in e->sbuf when they fit, else
+ * malloc'd.  Packs v[S_COUNT] (NULL = empty; they may point into the
+ * current e->strs) into it.  0, or CA_ENOMEM.
  */
 static int strs_set(struct fent *e, const char *const v[S_COUNT], const size_t *known)
 {
     uint16_t len[S_COUNT];
     size_t total = sizeof(len), any = 0;
-    char *b, *p;
 
     for (int i = 0; i < S_COUNT; i++) {
         size_t l = known != NULL ? known[i] : v[i] != NULL ? strlen(v[i]) : 0;
@@ -236,23 +280,27 @@ static int strs_set(struct fent *e, const char *const v[S_COUNT], const size_t *
         any |= l;
     }
     if (any == 0) {
-        free(e->strs);
+        if (e->strs != e->sbuf)
+            free(e->strs);
         e->strs = NULL;
         return 0;
     }
-    b = malloc(total);
-    if (b == NULL)
-        return CA_ENOMEM;
-    memcpy(b, len, sizeof(len));
-    p = b + sizeof(len);
-    for (int i = 0; i < S_COUNT; i++) {
-        if (len[i] > 0)
-            memcpy(p, v[i], len[i]);
-        p[len[i]] = '\0';
-        p += len[i] + 1;
+    if (total <= SBUF) {
+        char tmp[SBUF]; /* v may point into sbuf */
+        strs_pack(tmp, len, v);
+        if (e->strs != e->sbuf)
+            free(e->strs);
+        memcpy(e->sbuf, tmp, total);
+        e->strs = e->sbuf;
+    } else {
+        char *b = malloc(total);
+        if (b == NULL)
+            return CA_ENOMEM;
+        strs_pack(b, len, v);
+        if (e->strs != e->sbuf)
+            free(e->strs);
+        e->strs = b;
     }
-    free(e->strs);
-    e->strs = b;
     return 0;
 }
 
@@ -468,10 +516,36 @@ static int emit(struct ca_flowtab *t, struct fent *e)
     return 0;
 }
 
+/*
+ * Flows leave from the heads of the lists (expiry, eviction at the live
+ * limit), entries that no packet touched for long: cold.  When one goes,
+ * the one after it in its list, likely the next to go, is prefetched
+ * (entry, hash bucket, DPI state), and the one after that (entry), so
+ * those misses overlap the packets until then.  Hints only.
+ */
+static void prefetch_next_out(const struct ca_flowtab *t, const struct fent *e)
+{
+    const struct fent *n1 = e->next, *n2;
+
+    if (n1 == NULL)
+        return;
+    __builtin_prefetch(&t->buckets[n1->hash & (t->nbuckets - 1)]);
+    if (n1->dpi != NULL)
+        ca_dpi_prefetch(n1->dpi);
+    for (size_t i = 64; i < sizeof(*n1); i += 64)
+        __builtin_prefetch((const char *)n1 + i);
+    n2 = n1->next;
+    if (n2 != NULL) {
+        __builtin_prefetch(n2);
+        __builtin_prefetch((const char *)n2 + offsetof(struct fent, prev));
+    }
+}
+
 static int expire_one(struct ca_flowtab *t, struct fent *e)
 {
     int r;
 
+    prefetch_next_out(t, e);
     list_del(t, e);
     hash_del(t, e);
     r = emit(t, e);
@@ -596,15 +670,13 @@ void ca_flowtab_prefetch(const struct ca_flowtab *t, uint32_t h, int stage)
     if (e == NULL)
         return;
     if (stage == 1) {
-        /* the key, then the counters a packet updates */
-        __builtin_prefetch(e);
-        __builtin_prefetch((const char *)e + 64);
-        __builtin_prefetch(&e->f.pkts);
-        __builtin_prefetch(&e->f.tcp_flags);
+        /* the key, the state and the counters a packet updates */
+        for (int i = 0; i < FENT_HOT; i += 64)
+            __builtin_prefetch((const char *)e + i);
         return;
     }
     if (e->hash == h && e->dpi != NULL)
-        __builtin_prefetch(e->dpi);
+        ca_dpi_prefetch(e->dpi);
 }
 
 static uint32_t frag_slot(uint8_t ver, const uint8_t *s, const uint8_t *d, uint32_t id)
@@ -645,12 +717,11 @@ static void tcp_seq(struct fent *e, int dir, const struct ca_pkt_info *pi, uint3
     }
 }
 
-int ca_flowtab_packet(struct ca_flowtab *t, const struct ca_pkt_info *pi, int64_t ts_ns,
+int ca_flowtab_packet(struct ca_flowtab *t, const struct ca_pkt_info *pi, uint32_t h, int64_t ts_ns,
                       uint32_t wire_len, uint64_t offset, uint64_t index)
 {
     uint16_t sport = pi->sport, dport = pi->dport, echo_id = 0;
     struct fent *e;
-    uint32_t h;
     int dir = 0, r;
 
     r = expire(t, ts_ns);
@@ -678,7 +749,8 @@ int ca_flowtab_packet(struct ca_flowtab *t, const struct ca_pkt_info *pi, int64_
     }
     if (pi->has_icmp_id)
         echo_id = pi->icmp_id;
-    h = key_hash(pi, sport, dport, echo_id);
+    if (sport != pi->sport || dport != pi->dport) /* a later fragment's borrowed ports */
+        h = key_hash(pi, sport, dport, echo_id);
     for (e = t->buckets[h & (t->nbuckets - 1)]; e != NULL; e = e->hnext) {
         if (e->hash != h || e->ver != pi->ip_version || e->l4 != pi->l4 || e->vlan != pi->vlan ||
             e->icmp_id != echo_id)
@@ -843,9 +915,17 @@ int ca_flowtab_flush(struct ca_flowtab *t)
 {
     int r;
 
+    /* every live flow goes: empty the hash at once, not chain by chain (a
+     * cache miss or two per flow); the lists still hold them until emitted */
+    memset(t->buckets, 0, t->nbuckets * sizeof(*t->buckets));
+    t->count = 0;
     for (int l = 0; l < L_COUNT; l++) {
         while (t->head[l] != NULL) {
-            r = expire_one(t, t->head[l]);
+            struct fent *e = t->head[l];
+            prefetch_next_out(t, e);
+            list_del(t, e);
+            r = emit(t, e);
+            fent_free(t, e);
             if (r != 0)
                 return r;
         }

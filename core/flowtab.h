@@ -25,8 +25,9 @@ struct ca_flowtab_conf {
     uint32_t max_live; /* live flows at most (0: 150000); the least recent goes first */
     uint32_t capture_id;
     uint8_t ts_nsec;
-    struct ca_dpi *dpi;   /* may be NULL */
-    struct ca_geo *geo;   /* may be NULL */
+    uint64_t size_hint; /* bytes of the capture (0 unknown): sizes the hash table from the start */
+    struct ca_dpi *dpi; /* may be NULL */
+    struct ca_geo *geo; /* may be NULL */
     struct ca_pdns *pdns; /* may be NULL */
     ca_flow_sink_fn sink;
     void *sink_arg;
@@ -35,8 +36,9 @@ struct ca_flowtab_conf {
 int ca_flowtab_new(const struct ca_flowtab_conf *c, struct ca_flowtab **out);
 void ca_flowtab_free(struct ca_flowtab *t); /* accepts NULL; drops unflushed flows */
 
-/* One decoded packet; index is 1-based.  Returns 0 or the sink's error. */
-int ca_flowtab_packet(struct ca_flowtab *t, const struct ca_pkt_info *pi, int64_t ts_ns,
+/* One decoded packet; index is 1-based; h is ca_flowtab_hash(pi) (the
+ * engine has it already).  Returns 0 or the sink's error. */
+int ca_flowtab_packet(struct ca_flowtab *t, const struct ca_pkt_info *pi, uint32_t h, int64_t ts_ns,
                       uint32_t wire_len, uint64_t offset, uint64_t index);
 
 /*
@@ -49,7 +51,8 @@ int ca_flowtab_packet(struct ca_flowtab *t, const struct ca_pkt_info *pi, int64_
 uint32_t ca_flowtab_hash(const struct ca_pkt_info *pi);
 void ca_flowtab_prefetch(const struct ca_flowtab *t, uint32_t h, int stage);
 
-/* Emits every live flow (end of file).  Returns 0 or the sink's error. */
+/* Emits every live flow (end of file: no packet may follow).  Returns 0 or
+ * the sink's error. */
 int ca_flowtab_flush(struct ca_flowtab *t);
 
 uint64_t ca_flowtab_flows(const struct ca_flowtab *t);            /* flows emitted so far */
