@@ -126,6 +126,12 @@ void ca_big_free(void *p)
         munmap(m, h.mlen);
 }
 
+void ca_big_heap_keep(void)
+{
+    (void)mallopt(M_MMAP_THRESHOLD, 64 << 20);
+    (void)mallopt(M_TRIM_THRESHOLD, 256 << 20);
+}
+
 void ca_big_heap_advise(void)
 {
     static _Thread_local char *done; /* the heap's end when last advised */

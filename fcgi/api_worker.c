@@ -8,7 +8,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
-#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +18,7 @@
 
 #include <fcgiapp.h>
 
+#include "bigmem.h"
 #include "ca_error.h"
 #include "config.h"
 #include "errmap.h"
@@ -306,10 +306,7 @@ int api_worker_run(const struct config *c, int listen_fd, int index)
     signal(SIGHUP, SIG_IGN);
 
     ca_ws_keep_idle(8); /* queries touch mmapped pages again: keep them mapped */
-    /* Query hash tables of a few MB come and go per request: keep them in
-     * the heap instead of a fresh mmap (and its page faults) each time. */
-    mallopt(M_MMAP_THRESHOLD, 64 << 20);
-    mallopt(M_TRIM_THRESHOLD, 256 << 20);
+    ca_big_heap_keep(); /* query hash tables of a few MB come and go per request */
     rc = ca_portal_open(c->data, &portal, err, sizeof(err));
     if (rc < 0) {
         log_line("api worker %d: cannot open the portal store: %s", index,
