@@ -724,7 +724,7 @@ static size_t addrix_key(unsigned char key[24], uint32_t cap, uint32_t part, int
  * new addresses, spread at random, change about that many leaves.
  */
 #define IMP_FLUSH_FLOWS 65536
-#define IMP_DIRTY_LEAVES 16384
+#define IMP_DIRTY_LEAVES 12288
 #define IMP_MAX_BATCHES 16
 #define IMP_FLUSH_BYTES ((size_t)24 << 20)
 
@@ -1425,7 +1425,7 @@ static void imp_advise(struct ca_ws *w)
  * libraries') pass IMP_UNMAP_BYTES: a small workspace's pages stay mapped
  * (each drop costs a fault per page read again).
  */
-#define IMP_UNMAP_BYTES ((size_t)48 << 20)
+#define IMP_UNMAP_BYTES ((size_t)32 << 20)
 
 static void imp_unmap(struct ca_ws *w)
 {

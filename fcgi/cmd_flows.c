@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bigmem.h"
 #include "ca_error.h"
 #include "commands.h"
 #include "engine.h"
@@ -98,7 +97,6 @@ int cmd_flows(int argc, char **argv)
         } else if (strcmp(a, "--store") == 0 && i + 1 < argc) {
             store = argv[++i];
             want_report = 1;
-            ca_big_heap_keep(); /* as an import worker does */
         } else if (strcmp(a, "--geo-db") == 0 && i + 1 < argc) {
             conf.geo_db = argv[++i];
         } else if (strcmp(a, "--part-flows") == 0 && i + 1 < argc) {

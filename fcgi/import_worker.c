@@ -30,7 +30,6 @@
 
 #include "azure.h"
 #include "ca_archive.h"
-#include "bigmem.h"
 #include "ca_error.h"
 #include "config.h"
 #include "engine.h"
@@ -1200,7 +1199,6 @@ int import_worker_run(const struct config *c, int index)
         goto out;
     }
     ca_ws_set_part_flows((size_t)c->table_part_flows);
-    ca_big_heap_keep(); /* the store's big values (LMDB's copies) come and go per commit */
     memset(&ec, 0, sizeof(ec));
     ca_engine_conf_defaults(&ec);
     ec.geo_db = c->geo_db[0] != '\0' ? c->geo_db : NULL;
