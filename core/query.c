@@ -1534,15 +1534,6 @@ int ca_capagg_emit_capture(struct ca_capagg *a, int (*put)(void *, unsigned, con
     return rc != 0 ? rc : put(arg, TAB_INFO, &info, sizeof(info));
 }
 
-int ca_capagg_emit(struct ca_capagg *a, int (*put)(void *, unsigned, const void *, size_t),
-                   int (*reserve)(void *, unsigned, size_t, void **),
-                   int (*addr)(void *, int, const uint8_t[16], const uint32_t *, size_t), void *arg)
-{
-    int rc = ca_capagg_emit_part(a, put, reserve, addr, arg);
-
-    return rc != 0 ? rc : ca_capagg_emit_capture(a, put, reserve, arg);
-}
-
 size_t ca_capagg_bytes(const struct ca_capagg *a)
 {
     size_t n = 0;

@@ -73,22 +73,21 @@ struct ca_ws_snap *ca_query_snap(struct ca_query *q);
 
 /*
  * Per-capture pre-computed tables, built by the store from the capture's
- * hot records in seq order: ca_capagg_add per hot chunk, then
- * ca_capagg_emit calls put for each table (kind, bytes; stored as given,
- * read back with ca_ws_snap_capagg), or reserve for a big one (space for
- * len bytes that emit fills before its next call; len 0: space not used),
+ * hot records in seq order: ca_capagg_add per hot chunk, then the emit
+ * functions call put for each table (kind, bytes; stored as given, read
+ * back with ca_ws_snap_capagg), or reserve for a big one (space for len
+ * bytes that emit fills before its next call; len 0: space not used),
  * and addr for each address with the seqs of the capture's flows that
  * have it on either side (ascending), in (version, address) order.
  *
- * A big capture's tables come in parts, each of a run of consecutive
- * seqs, so that the builder's memory is bounded by the part, not the
- * capture: ca_capagg_emit_part writes the tables that grow with the flows
- * or their addresses (by address, the two orders, the address lists) of
- * the flows added since the last part, ca_capagg_next_part empties them
- * for the next one, and ca_capagg_emit_capture writes, once, the tables
- * of bounded size, which cover the whole capture (the other fields, the
- * timeline, the address id lists, TAB_INFO).  ca_capagg_emit is both,
- * for a capture of one part.
+ * The tables come in parts, each of a run of consecutive seqs, so that
+ * the builder's memory is bounded by the part, not the capture:
+ * ca_capagg_emit_part writes the tables that grow with the flows or their
+ * addresses (by address, the two orders, the address lists) of the flows
+ * added since the last part, ca_capagg_next_part empties them for the
+ * next one, and after the last part ca_capagg_emit_capture writes, once,
+ * the tables of bounded size, which cover the whole capture (the other
+ * fields, the timeline, the address id lists, TAB_INFO).
  */
 struct ca_capagg;
 int ca_capagg_new(struct ca_capagg **out);
@@ -99,12 +98,6 @@ int ca_capagg_add(struct ca_capagg *a, uint32_t seq0, const struct ca_hot *h, si
  * either form only.  addr is then called in (version, address) order. */
 int ca_capagg_add_ix(struct ca_capagg *a, uint32_t seq0, const struct ca_hot *h, const uint32_t *ix,
                      size_t n);
-int ca_capagg_emit(struct ca_capagg *a,
-                   int (*put)(void *arg, unsigned kind, const void *data, size_t len),
-                   int (*reserve)(void *arg, unsigned kind, size_t len, void **space),
-                   int (*addr)(void *arg, int ver, const uint8_t a[16], const uint32_t *seqs,
-                               size_t n),
-                   void *arg);
 int ca_capagg_emit_part(struct ca_capagg *a,
                         int (*put)(void *arg, unsigned kind, const void *data, size_t len),
                         int (*reserve)(void *arg, unsigned kind, size_t len, void **space),
@@ -119,7 +112,7 @@ int ca_capagg_next_part(struct ca_capagg *a);
 /* Flows added since the part began. */
 size_t ca_capagg_flows(const struct ca_capagg *a);
 void ca_capagg_free(struct ca_capagg *a); /* accepts NULL */
-/* An upper bound of the bytes ca_capagg_emit will hand out (tables and
+/* An upper bound of the bytes the emit functions will hand out (tables and
  * address lists, without the store's overhead), for sizing the store. */
 size_t ca_capagg_bytes(const struct ca_capagg *a);
 

@@ -303,7 +303,6 @@ struct ca_snap_capture {
     uint64_t flows;
     int64_t first_ns, last_ns; /* span of its flows; 0 when unknown */
     char name[128];
-    uint32_t parts; /* parts of its tables, once ca_ws_snap_parts has read them; else 0 */
 };
 
 int ca_ws_snap_open(struct ca_ws *w, struct ca_ws_snap **out);

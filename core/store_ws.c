@@ -773,8 +773,6 @@ struct ws_import {
     size_t nbuf, nb;  /* flows, batches */
     size_t bn[IMP_MAX_BATCHES];
     uint32_t seq0[IMP_MAX_BATCHES]; /* each batch's first seq, from the commit */
-    size_t new_addrs;               /* addresses new to the map in the last attempt */
-    size_t addr_leaves;             /* leaf pages of the address B-tree then */
     size_t flush_flows;             /* flows a commit takes (0: IMP_FLUSH_FLOWS) */
     uint8_t *enc;
     size_t enclen, enccap;
@@ -1041,6 +1039,23 @@ static int imp_addr(struct ws_import *imp, int ver, const uint8_t addr[16], uint
     return 0;
 }
 
+/*
+ * The flows the next commit takes, from this one's: all of
+ * IMP_FLUSH_FLOWS while the address B-tree has at most IMP_DIRTY_LEAVES
+ * leaves, else as many as bring about k new addresses, k random keys
+ * changing about that many of its L leaves: L (1 - e^(-k/L)) =
+ * IMP_DIRTY_LEAVES.
+ */
+static size_t flush_flows(size_t leaves, size_t new_addrs, size_t flows)
+{
+    double l = (double)leaves, k;
+
+    if (leaves <= IMP_DIRTY_LEAVES || new_addrs == 0 || flows == 0)
+        return IMP_FLUSH_FLOWS;
+    k = -l * log(1.0 - IMP_DIRTY_LEAVES / l) * (double)flows / (double)new_addrs;
+    return k >= IMP_FLUSH_FLOWS ? IMP_FLUSH_FLOWS : k < 1024 ? 1024 : (size_t)k;
+}
+
 /* An entry of the map by its key's first 8 bytes, for sorting. */
 struct aord {
     uint64_t pfx;
@@ -1075,8 +1090,8 @@ static int imp_addr_ids(struct ca_ws *w, MDB_txn *txn, MDB_cursor *acur, struct 
     MDB_stat st;
     int rc = 0;
 
-    imp->new_addrs = n;
-    imp->addr_leaves = mdb_stat(txn, w->db[WDB_ADDRS], &st) == 0 ? st.ms_leaf_pages : 0;
+    if (mdb_stat(txn, w->db[WDB_ADDRS], &st) == 0)
+        imp->flush_flows = flush_flows(st.ms_leaf_pages, n, imp->nbuf);
     if (n == 0)
         return 0;
     o = ca_big_alloc(n * sizeof(*o));
@@ -1529,23 +1544,6 @@ static void ws_room(struct ca_ws *w, size_t need)
  * which would lose captures already stored.  ca_ws_capture_finish syncs
  * before and after the commit that makes the capture visible.
  */
-/*
- * The flows the next commit takes: all of IMP_FLUSH_FLOWS while the
- * address B-tree has at most IMP_DIRTY_LEAVES leaves, else as many as
- * bring about k new addresses, k random keys changing about that many of
- * its L leaves: L (1 - e^(-k/L)) = IMP_DIRTY_LEAVES.
- */
-static size_t flush_flows(const struct ws_import *imp)
-{
-    double l = (double)imp->addr_leaves, k;
-
-    if (imp->addr_leaves <= IMP_DIRTY_LEAVES || imp->new_addrs == 0 || imp->nbuf == 0)
-        return IMP_FLUSH_FLOWS;
-    k = -l * log(1.0 - IMP_DIRTY_LEAVES / l);
-    k = k * (double)imp->nbuf / (double)imp->new_addrs;
-    return k >= IMP_FLUSH_FLOWS ? IMP_FLUSH_FLOWS : k < 1024 ? 1024 : (size_t)k;
-}
-
 /* Commits the buffered batches, then hands them to the table builder. */
 static int imp_flush(struct ca_ws *w)
 {
@@ -1569,7 +1567,6 @@ static int imp_flush(struct ca_ws *w)
     }
     imp->pending = 0;
     imp->am.committed = imp->am.n;
-    imp->flush_flows = flush_flows(imp);
     for (size_t b = 0; b < imp->nb; b++) {
         imp_add(w, a.id, imp->seq0[b], imp->hot + pos, imp->ix + 2 * pos, imp->bn[b]);
         pos += imp->bn[b];
@@ -2174,6 +2171,7 @@ struct ca_ws_snap {
     const void *hc_data;
     struct ca_snap_capture *caps;
     size_t ncaps, capcap;
+    uint32_t *parts;      /* per capture: its tables' parts (ca_ws_snap_parts); 0 not read yet */
     struct ca_hot *align; /* copy of a chunk that LMDB stored unaligned */
     size_t align_n;
 };
@@ -2226,6 +2224,8 @@ int ca_ws_snap_open(struct ca_ws *w, struct ca_ws_snap **out)
     rc = ca_store_txn_begin(w->env, MDB_RDONLY, &s->txn);
     if (rc == 0)
         rc = cap_foreach(w, s->txn, snap_cap_one, s);
+    if (rc == 0 && (s->parts = calloc(s->ncaps + 1, sizeof(*s->parts))) == NULL)
+        rc = CA_ENOMEM;
     if (rc != 0) {
         ca_ws_snap_close(s);
         return ca_store_err(rc);
@@ -2243,6 +2243,7 @@ void ca_ws_snap_close(struct ca_ws_snap *s)
     if (s->txn != NULL)
         mdb_txn_abort(s->txn);
     free(s->caps);
+    free(s->parts);
     free(s->align);
     free(s);
 }
@@ -2414,15 +2415,15 @@ uint32_t ca_ws_snap_parts(struct ca_ws_snap *s, uint32_t cap)
 
     if (snap_cap(s, cap, &idx) == NULL)
         return 1;
-    if (s->caps[idx].parts != 0)
-        return s->caps[idx].parts;
-    s->caps[idx].parts = 1;
+    if (s->parts[idx] != 0)
+        return s->parts[idx];
+    s->parts[idx] = 1;
     if (ca_ws_snap_capagg(s, cap, PARTS_KIND, &d, &len) == 0 && len == sizeof(parts)) {
         memcpy(&parts, d, sizeof(parts));
         if (parts >= 1 && parts <= PARTS_MAX)
-            s->caps[idx].parts = parts;
+            s->parts[idx] = parts;
     }
-    return s->caps[idx].parts;
+    return s->parts[idx];
 }
 
 int ca_ws_snap_addr_seqs(struct ca_ws_snap *s, uint32_t cap, uint32_t part, int ver,

@@ -100,9 +100,10 @@ int cmd_flows(int argc, char **argv)
         } else if (strcmp(a, "--geo-db") == 0 && i + 1 < argc) {
             conf.geo_db = argv[++i];
         } else if (strcmp(a, "--part-flows") == 0 && i + 1 < argc) {
-            long n = strtol(argv[++i], NULL, 10);
+            char *end;
+            long n = strtol(argv[++i], &end, 10);
 
-            if (n <= 0) {
+            if (end == argv[i] || *end != '\0' || n <= 0) {
                 fprintf(stderr, "capatlasd flows: bad --part-flows value\n");
                 return 2;
             }
