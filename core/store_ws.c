@@ -72,6 +72,7 @@
 #include "bigmem.h"
 #include "ca_error.h"
 #include "flow.h"
+#include "keysort.h"
 #include "query.h"
 #include "store.h"
 #include "store_internal.h"
@@ -1056,21 +1057,13 @@ static size_t flush_flows(size_t leaves, size_t new_addrs, size_t flows)
     return k >= IMP_FLUSH_FLOWS ? IMP_FLUSH_FLOWS : k < 1024 ? 1024 : (size_t)k;
 }
 
-/* An entry of the map by its key's first 8 bytes, for sorting. */
-struct aord {
-    uint64_t pfx;
-    uint32_t i;
-    uint32_t pad;
-};
-
-static int aord_cmp(const void *x, const void *y, void *arg)
+/* Orders two new addresses of the map (arg) with equal first 8 key bytes. */
+static int aord_tie(const void *x, const void *y, void *arg)
 {
-    const struct aord *a = x, *b = y;
+    const struct ca_keyord *a = x, *b = y;
     const struct aent *e = arg;
 
-    if (a->pfx != b->pfx)
-        return a->pfx < b->pfx ? -1 : 1;
-    return memcmp(e[a->i].key + 8, e[b->i].key + 8, 9);
+    return memcmp(e[a->idx].key + 8, e[b->idx].key + 8, 9);
 }
 
 /*
@@ -1086,7 +1079,7 @@ static int imp_addr_ids(struct ca_ws *w, MDB_txn *txn, MDB_cursor *acur, struct 
 {
     struct amap *m = &imp->am;
     size_t n = m->n - m->committed;
-    struct aord *o;
+    struct ca_keyord *o;
     MDB_stat st;
     int rc = 0;
 
@@ -1100,11 +1093,14 @@ static int imp_addr_ids(struct ca_ws *w, MDB_txn *txn, MDB_cursor *acur, struct 
     for (size_t i = 0; i < n; i++) {
         const uint8_t *k = m->ent[m->committed + i].key;
 
-        o[i].pfx = ca_store_rd64(k);
-        o[i].i = (uint32_t)(m->committed + i);
+        o[i].key = ca_store_rd64(k);
+        o[i].idx = (uint32_t)(m->committed + i);
         o[i].pad = 0;
     }
-    qsort_r(o, n, sizeof(*o), aord_cmp, m->ent);
+    o = ca_keyord_sort(o, n);
+    if (o == NULL)
+        return CA_ENOMEM;
+    ca_keyord_ties(o, n, aord_tie, m->ent);
     if (imp->next_addr_state == 0) {
         MDB_val ck = {9, (void *)"next_addr"}, cv;
 
@@ -1121,7 +1117,7 @@ static int imp_addr_ids(struct ca_ws *w, MDB_txn *txn, MDB_cursor *acur, struct 
         imp->next_addr_state = 1;
     }
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        struct aent *e = &m->ent[o[i].i];
+        struct aent *e = &m->ent[o[i].idx];
         unsigned char idb[4];
         MDB_val k = {sizeof(e->key), e->key}, v = {sizeof(idb), idb};
 
