@@ -184,11 +184,81 @@ int cq_ht_init(struct htab *t, size_t ksz, size_t vsz, size_t cap);
 void cq_ht_free(struct htab *t);
 void *cq_ht_get(struct htab *t, const void *key, int *created);
 int cq_ht_presize(struct htab *t, size_t n);
+/* Doubles t (cq_ht_get_k does when half full). */
+int cq_ht_grow(struct htab *t);
+
+static inline uint64_t cq_hash_bytes(const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    uint64_t h = 0x9e3779b97f4a7c15ULL ^ n;
+
+    size_t i = 0;
+
+    for (; i + 8 <= n; i += 8) { /* whole words: fixed-size copies, no call */
+        uint64_t w;
+
+        memcpy(&w, b + i, 8);
+        h ^= w;
+        h *= 0xff51afd7ed558ccdULL;
+        h ^= h >> 33;
+    }
+    if (i < n) {
+        uint64_t w = 0;
+
+        memcpy(&w, b + i, n - i);
+        h ^= w;
+        h *= 0xff51afd7ed558ccdULL;
+        h ^= h >> 33;
+    }
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 29;
+    return h != 0 ? h : 1;
+}
+
+/*
+ * Value of key (zeroed when new; *created set).  NULL on ENOMEM.  Inlined
+ * where ksz is a constant (agg_get): the hash and the comparison then
+ * compile to a few instructions.
+ */
+static inline __attribute__((always_inline)) void *cq_ht_get_k(struct htab *t, const void *key,
+                                                               size_t ksz, int *created)
+{
+    uint64_t h = cq_hash_bytes(key, ksz);
+
+    if (t->n * 2 >= t->cap && cq_ht_grow(t) != 0)
+        return NULL;
+    for (size_t j = h & (t->cap - 1);; j = (j + 1) & (t->cap - 1)) {
+        uint8_t *s = t->mem + j * t->slot;
+        uint64_t sh;
+
+        memcpy(&sh, s, 8);
+        if (sh == 0) {
+            memcpy(s, &h, 8);
+            memcpy(s + 8, key, ksz);
+            t->n++;
+            if (created != NULL)
+                *created = 1;
+            return s + t->voff;
+        }
+        if (sh == h && memcmp(s + 8, key, ksz) == 0) {
+            if (created != NULL)
+                *created = 0;
+            return s + t->voff;
+        }
+    }
+}
 
 /* group fields and their values */
 int cq_gfield_find(const char *s, size_t n);
 int64_t cq_fdiv(int64_t a, int64_t b);
 uint64_t cq_gv_get_u64(const struct gv *v);
+
+static inline void cq_gv_u64(struct gv *v, uint64_t x)
+{
+    memset(v, 0, sizeof(*v));
+    memcpy(v->b, &x, 8);
+}
+
 void cq_gv_addr(struct gv *v, const uint8_t *a, int ver);
 int cq_gvals(int f, uint32_t cap, const struct ca_hot *h, const uint32_t *master, uint32_t nmaster,
              struct gv out[2]);
