@@ -117,6 +117,7 @@ static int imp_flush(struct ca_ws *w);
 static void imp_part(struct ca_ws *w);
 static void imp_unmap(struct ca_ws *w);
 #define IMP_UNMAP_FLOWS 4096 /* (imp_advise) */
+#define IMP_UNMAP_ADDRS 512
 
 static struct ca_ws *ws_cache;
 static int ws_idle_max; /* handles kept open with no reference (ca_ws_keep_idle) */
@@ -1133,7 +1134,7 @@ static int imp_addr_ids(struct ca_ws *w, MDB_txn *txn, MDB_cursor *acur, struct 
             e->aid = (uint32_t)++imp->next_addr;
             imp->next_addr_state = 2;
         }
-        if (i % IMP_UNMAP_FLOWS == IMP_UNMAP_FLOWS - 1)
+        if (i % IMP_UNMAP_ADDRS == IMP_UNMAP_ADDRS - 1)
             imp_unmap(w);
     }
     ca_big_free(o);
@@ -1372,12 +1373,17 @@ static void imp_unbuffer(struct ws_import *imp)
  * importing process (its resident set, though only page cache) would grow
  * to the whole file; and one commit's address lookups alone read a page
  * of most leaves of the address B-tree, which grows with the workspace.
- * So the import drops its mappings every IMP_UNMAP_FLOWS flows of a commit
- * when they have grown big (imp_unmap)
- * (MADV_DONTNEED on a read-only shared map, safe in the middle of a
+ * So the import drops its mappings when they have grown big (imp_unmap:
+ * MADV_DONTNEED on a read-only shared map, safe in the middle of a
  * transaction: the next read maps the page again from the page cache;
- * the transaction's own pages are not in the map), and asks for no
- * fault-around (MADV_RANDOM).  Other processes' maps keep the defaults.
+ * the transaction's own pages are not in the map), checking every
+ * IMP_UNMAP_FLOWS flows of a commit, and every IMP_UNMAP_ADDRS new
+ * addresses, whose puts each read a leaf of the address B-tree far from
+ * the last: the kernel maps the 16 pages around each page read from a
+ * file that is in the page cache (fault-around, 64 KiB; MADV_RANDOM,
+ * which the import also asks for, does not stop it on Linux 6), so 4,096
+ * such puts could map 256 MiB (a 12 GB capture's import peaked at 522
+ * MiB, 170 of them the map's).  Other processes' maps keep the defaults.
  */
 
 /* Where this process maps the workspace's data.mdb (LMDB does not say
