@@ -297,4 +297,12 @@ int cq_scan_par(struct ca_query *q, row_fn fn, void *arg0, void *arg1, int *spli
 /* The histogram of [from, to) in bins (per-IP detail uses it too). */
 int cq_timeline(struct ca_query *q, int bins, int64_t from, int64_t to, json_t **out);
 
+/*
+ * The host graph's limits, for tests of its fallbacks (query_ip.c): keep
+ * at most trips_max flows from the first scan (more: a second scan), and
+ * index hosts by address id only up to aid_max (a higher id: the scan
+ * starts again, by address).  0 restores a default.
+ */
+void cq_graph_limits(size_t trips_max, uint32_t aid_max);
+
 #endif

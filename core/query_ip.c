@@ -239,6 +239,16 @@ struct gtrip {
 #define GRAPH_TRIPS_MAX (4u << 20)
 #define GRAPH_MATRIX_MAX 256
 
+/* What cq_graph_limits sets (tests): the defaults otherwise. */
+static size_t graph_trips_max = GRAPH_TRIPS_MAX;
+static uint32_t graph_aid_max; /* 0: as many address ids as the workspace has */
+
+void cq_graph_limits(size_t trips_max, uint32_t aid_max)
+{
+    graph_trips_max = trips_max != 0 ? trips_max : GRAPH_TRIPS_MAX;
+    graph_aid_max = aid_max;
+}
+
 struct hostg {
     int grouping; /* GRP_HOST, or GRP_ASN for the scan by ASN */
     struct gnode *nodes;
@@ -358,7 +368,7 @@ static int hg_row(void *arg, uint32_t cap, uint32_t seq, const struct ca_hot *h)
     g->tick++;
     if (g->overflow)
         return 0;
-    if (g->ntrips == GRAPH_TRIPS_MAX ||
+    if (g->ntrips >= graph_trips_max ||
         cq_grow((void **)&g->trips, &g->captrips, g->ntrips + 1, sizeof(*g->trips)) != 0) {
         g->overflow = 1;
         free(g->trips);
@@ -379,6 +389,8 @@ static int graph_scan(struct ca_query *q, int grouping, struct hostg *g)
     g->grouping = grouping;
     if (grouping == GRP_HOST && cq_have_tables(q) && q->aids &&
         (g->max = ca_ws_snap_addr_max(q->s)) <= (16u << 20)) {
+        if (graph_aid_max != 0 && g->max > graph_aid_max)
+            g->max = graph_aid_max;
         g->idx = calloc((size_t)g->max + 1, sizeof(*g->idx));
         if (g->idx == NULL)
             return CA_ENOMEM;
