@@ -682,21 +682,29 @@ json_t *cq_acc_json(const struct acc *a, const int *ms, int nm)
 
 /* ---- pre-computed per-capture tables (built by query_capagg.c) ---------- */
 
-int cq_grow(void **p, size_t *cap, size_t need, size_t sz)
+int cq_grow_by(void **p, size_t *cap, size_t need, size_t sz, size_t first,
+               void *(*re)(void *, size_t))
 {
-    size_t nc = *cap ? *cap : 1024;
+    size_t nc = *cap ? *cap : first;
     void *g;
 
     if (need <= *cap)
         return 0;
-    while (nc < need)
+    while (nc < need && nc <= SIZE_MAX / 2)
         nc *= 2;
-    g = realloc(*p, nc * sz);
+    if (nc < need || nc > SIZE_MAX / sz)
+        return CA_ENOMEM;
+    g = re(*p, nc * sz);
     if (g == NULL)
         return CA_ENOMEM;
     *p = g;
     *cap = nc;
     return 0;
+}
+
+int cq_grow(void **p, size_t *cap, size_t need, size_t sz)
+{
+    return cq_grow_by(p, cap, need, sz, 1024, realloc);
 }
 
 /* Whether every ready capture of the snapshot has its tables. */

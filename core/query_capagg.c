@@ -174,19 +174,7 @@ int ca_capagg_next_part(struct ca_capagg *a)
 /* cq_grow() for the builder's arrays: huge-page maps, zeroed beyond the old size. */
 static int big_grow(void **p, size_t *cap, size_t need, size_t sz)
 {
-    size_t nc = *cap ? *cap : 16384;
-    void *g;
-
-    if (need <= *cap)
-        return 0;
-    while (nc < need)
-        nc *= 2;
-    g = ca_big_realloc(*p, nc * sz);
-    if (g == NULL)
-        return CA_ENOMEM;
-    *p = g;
-    *cap = nc;
-    return 0;
+    return cq_grow_by(p, cap, need, sz, 16384, ca_big_realloc);
 }
 
 static void side_add(struct sideacc *s, const struct ca_hot *h)

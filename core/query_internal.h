@@ -275,6 +275,11 @@ int cq_tab_field(int f);
 /* Whether table kind is kept per part of a capture (store.h): the tables
  * that grow with its flows or their addresses; the others cover it whole. */
 int cq_tab_parted(unsigned kind);
+/* Grows the array *p of *cap elements of sz bytes to hold need: capacity
+ * first, doubled until it does, reallocated by re. */
+int cq_grow_by(void **p, size_t *cap, size_t need, size_t sz, size_t first,
+               void *(*re)(void *, size_t));
+/* cq_grow_by with malloc's realloc, from 1024 elements. */
 int cq_grow(void **p, size_t *cap, size_t need, size_t sz);
 int cq_use_tables(struct ca_query *q);
 int cq_tab_each(struct ca_query *q, unsigned kind, int (*fn)(void *arg, const struct tabrec *r),
