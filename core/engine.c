@@ -30,7 +30,7 @@ void ca_engine_conf_defaults(struct ca_engine_conf *c)
     if (c->udp_idle_sec == 0)
         c->udp_idle_sec = 120;
     if (c->max_live_flows == 0)
-        c->max_live_flows = 150000;
+        c->max_live_flows = CA_FLOWTAB_LIVE_DEFAULT;
 }
 
 int ca_engine_open(const struct ca_engine_conf *c, struct ca_engine **out, char *err, size_t errlen)

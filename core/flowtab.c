@@ -139,6 +139,8 @@ int ca_flowtab_new(const struct ca_flowtab_conf *c, struct ca_flowtab **out)
     if (t == NULL)
         return CA_ENOMEM;
     t->c = *c;
+    if (t->c.max_live == 0)
+        t->c.max_live = CA_FLOWTAB_LIVE_DEFAULT;
     /*
      * Buckets: twice the live flows expected (a flow per 2 KiB of capture,
      * at most the live limit), so a big import does not rehash every live
@@ -146,9 +148,9 @@ int ca_flowtab_new(const struct ca_flowtab_conf *c, struct ca_flowtab **out)
      * arrays' fresh pages; a small one starts at 16,384.
      */
     {
-        uint64_t live = c->max_live ? c->max_live : 150000, want = c->size_hint / 2048;
-        if (want > live)
-            want = live;
+        uint64_t want = c->size_hint / 2048;
+        if (want > t->c.max_live)
+            want = t->c.max_live;
         t->nbuckets = 1u << 14;
         while (t->nbuckets < 2 * want)
             t->nbuckets *= 2;
@@ -775,7 +777,7 @@ int ca_flowtab_packet(struct ca_flowtab *t, const struct ca_pkt_info *pi, uint32
     }
     if (e == NULL) {
         /* at the live-flow limit: emit the least recently active flow first */
-        while (t->count >= (t->c.max_live ? t->c.max_live : 150000)) {
+        while (t->count >= t->c.max_live) {
             struct fent *lru = NULL;
             for (int l = 0; l < L_COUNT; l++) {
                 while (t->head[l] != NULL && t->head[l]->f.last_ns != t->head[l]->pos_ns)

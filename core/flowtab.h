@@ -19,10 +19,13 @@ struct ca_geo;
 struct ca_pdns;
 struct ca_flowtab;
 
+#define CA_FLOWTAB_LIVE_DEFAULT 150000
+
 struct ca_flowtab_conf {
     uint32_t tcp_idle_sec;
     uint32_t udp_idle_sec;
-    uint32_t max_live; /* live flows at most (0: 150000); the least recent goes first */
+    uint32_t
+        max_live; /* live flows at most (0: CA_FLOWTAB_LIVE_DEFAULT); the least recent goes first */
     uint32_t capture_id;
     uint8_t ts_nsec;
     uint64_t size_hint; /* bytes of the capture (0 unknown): sizes the hash table from the start */

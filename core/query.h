@@ -76,7 +76,8 @@ struct ca_ws_snap *ca_query_snap(struct ca_query *q);
  * hot records in seq order: ca_capagg_add per hot chunk, then the emit
  * functions call put for each table (kind, bytes; stored as given, read
  * back with ca_ws_snap_capagg), or reserve for a big one (space for len
- * bytes that emit fills before its next call; len 0: space not used),
+ * bytes that emit fills before its next call; len 0: space not used; a
+ * part's tables are all big, so ca_capagg_emit_part only reserves),
  * and addr for each address with the seqs of the capture's flows that
  * have it on either side (ascending), in (version, address) order.
  *
@@ -99,7 +100,6 @@ int ca_capagg_add(struct ca_capagg *a, uint32_t seq0, const struct ca_hot *h, si
 int ca_capagg_add_ix(struct ca_capagg *a, uint32_t seq0, const struct ca_hot *h, const uint32_t *ix,
                      size_t n);
 int ca_capagg_emit_part(struct ca_capagg *a,
-                        int (*put)(void *arg, unsigned kind, const void *data, size_t len),
                         int (*reserve)(void *arg, unsigned kind, size_t len, void **space),
                         int (*addr)(void *arg, int ver, const uint8_t a[16], const uint32_t *seqs,
                                     size_t n),

@@ -631,8 +631,7 @@ static int emit_order(struct ca_capagg *a, int k, int (*reserve)(void *, unsigne
     return rc;
 }
 
-int ca_capagg_emit_part(struct ca_capagg *a, int (*put)(void *, unsigned, const void *, size_t),
-                        int (*reserve)(void *, unsigned, size_t, void **),
+int ca_capagg_emit_part(struct ca_capagg *a, int (*reserve)(void *, unsigned, size_t, void **),
                         int (*addr)(void *, int, const uint8_t[16], const uint32_t *, size_t),
                         void *arg)
 {

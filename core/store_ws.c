@@ -116,8 +116,8 @@ static void imp_drop(struct ca_ws *w, uint32_t cap);
 static int imp_flush(struct ca_ws *w);
 static void imp_part(struct ca_ws *w);
 static void imp_unmap(struct ca_ws *w);
-#define IMP_UNMAP_FLOWS 4096 /* (imp_advise) */
-#define IMP_UNMAP_ADDRS 512
+#define IMP_UNMAP_FLOWS 4096 /* flows of a commit between checks (imp_unmap) */
+#define IMP_UNMAP_ADDRS 512  /* new addresses of a commit between checks */
 
 static struct ca_ws *ws_cache;
 static int ws_idle_max; /* handles kept open with no reference (ca_ws_keep_idle) */
@@ -1726,7 +1726,7 @@ static int part_txn(MDB_txn *txn, void *arg)
     int rc = imp->parts == 0 ? purge_tables(a->w, txn, a->id) : 0;
 
     if (rc == 0)
-        rc = ca_capagg_emit_part(imp->agg, tab_put, tab_reserve, addr_put, &t);
+        rc = ca_capagg_emit_part(imp->agg, tab_reserve, addr_put, &t);
     if (t.acur != NULL)
         mdb_cursor_close(t.acur);
     return rc;
@@ -1780,7 +1780,7 @@ static int build_tables(struct ca_ws *w, MDB_txn *txn, uint32_t cap, uint32_t se
             rc = purge_tables(w, txn, cap);
         t.part = imp->parts;
         if (rc == 0 && (t.part == 0 || ca_capagg_flows(imp->agg) > 0) &&
-            (rc = ca_capagg_emit_part(imp->agg, tab_put, tab_reserve, addr_put, &t)) == 0)
+            (rc = ca_capagg_emit_part(imp->agg, tab_reserve, addr_put, &t)) == 0)
             t.part++;
         if (rc == 0)
             rc = capture_put(&t, imp->agg);
@@ -1814,7 +1814,7 @@ static int build_tables(struct ca_ws *w, MDB_txn *txn, uint32_t cap, uint32_t se
         memcpy(buf, v.mv_data, n * sizeof(*buf));
         rc = ca_capagg_add(agg, ca_store_rd32((const char *)k.mv_data + 4), buf, n);
         if (rc == 0 && t.part + 1 < PARTS_MAX && ca_capagg_flows(agg) >= part_flows) {
-            rc = ca_capagg_emit_part(agg, tab_put, tab_reserve, addr_put, &t);
+            rc = ca_capagg_emit_part(agg, tab_reserve, addr_put, &t);
             if (rc == 0)
                 rc = ca_capagg_next_part(agg);
             t.part++;
@@ -1826,7 +1826,7 @@ static int build_tables(struct ca_ws *w, MDB_txn *txn, uint32_t cap, uint32_t se
     if (rc == MDB_NOTFOUND)
         rc = 0;
     if (rc == 0 && (t.part == 0 || ca_capagg_flows(agg) > 0) &&
-        (rc = ca_capagg_emit_part(agg, tab_put, tab_reserve, addr_put, &t)) == 0)
+        (rc = ca_capagg_emit_part(agg, tab_reserve, addr_put, &t)) == 0)
         t.part++;
     if (rc == 0)
         rc = capture_put(&t, agg);
