@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bigmem.h"
 #include "ca_error.h"
 #include "commands.h"
 #include "engine.h"
@@ -136,6 +137,8 @@ int cmd_flows(int argc, char **argv)
         usage();
         return 2;
     }
+    if (store != NULL)
+        ca_big_heap_keep(); /* as an import worker does */
     ca_engine_conf_defaults(&conf);
     r = ca_engine_open(&conf, &eng, err, sizeof(err));
     if (r != 0) {

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "azure.h"
+#include "bigmem.h"
 #include "ca_archive.h"
 #include "ca_error.h"
 #include "config.h"
@@ -1199,6 +1200,7 @@ int import_worker_run(const struct config *c, int index)
         goto out;
     }
     ca_ws_set_part_flows((size_t)c->table_part_flows);
+    ca_big_heap_keep(); /* LMDB's pages of each commit: reused, not mapped afresh */
     memset(&ec, 0, sizeof(ec));
     ca_engine_conf_defaults(&ec);
     ec.geo_db = c->geo_db[0] != '\0' ? c->geo_db : NULL;
