@@ -15,12 +15,15 @@
 
 #include <zlib.h>
 
+#include <arpa/inet.h>
+#include <maxminddb.h>
 #include <pcap/pcap.h>
 
 #include "ca_error.h"
 #include "capture.h"
 #include "engine.h"
 #include "flow.h"
+#include "geo.h"
 #include "unit.h"
 
 struct coll {
@@ -452,6 +455,89 @@ static void test_geo_pdns(void)
     run_free(&r);
     eng = save;
     ca_engine_close(ge);
+}
+
+/* The country of a in db, read straight from it (no cache): "" when none. */
+static void direct_cc(MMDB_s *db, uint32_t a, char cc[3])
+{
+    struct sockaddr_in sin;
+    MMDB_entry_data_s d;
+    MMDB_lookup_result_s res;
+    int merr = 0;
+
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(a);
+    res = MMDB_lookup_sockaddr(db, (const struct sockaddr *)&sin, &merr);
+    cc[0] = '\0';
+    if (merr == MMDB_SUCCESS && res.found_entry &&
+        MMDB_get_value(&res.entry, &d, "country_code", NULL) == MMDB_SUCCESS && d.has_data &&
+        d.type == MMDB_DATA_TYPE_UTF8_STRING && d.data_size == 2) {
+        memcpy(cc, d.utf8_string, 2);
+        cc[2] = '\0';
+    }
+}
+
+/*
+ * Lookups through the caches (per address, per record, per /16 whose
+ * whole range one network holds) give what the database gives: public
+ * IPv4 addresses at random, many in the same /16s and /24s and some
+ * again, with one database and with it as the ASN database too.
+ */
+static void test_geo_cache(void)
+{
+    const char *path = getenv("CAPATLAS_GEO_DB");
+    uint64_t x = 88172645463325252ull;
+    MMDB_s db;
+    int bad = 0, n = 0;
+
+    if (path == NULL || *path == '\0')
+        path = "docker/node_modules/@ip-location-db/geo-whois-asn-country-mmdb/"
+               "geo-whois-asn-country.mmdb";
+    if (MMDB_open(path, MMDB_MODE_MMAP, &db) != MMDB_SUCCESS) {
+        printf("# skipped: no geo database at %s\n", path);
+        return;
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        struct ca_geo *g = NULL;
+        char err[256];
+
+        CHECK(ca_geo_open(path, pass ? path : NULL, &g, err, sizeof(err)) == 0);
+        if (g == NULL)
+            break;
+        for (int i = 0; i < 200000; i++) {
+            uint32_t a;
+            uint8_t addr[16] = {0};
+            char got[3], want[3];
+            uint32_t asn;
+
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            a = (uint32_t)x;
+            if (i % 4 == 1) /* the /16 of an address before */
+                a = (a & 0xffff) | ((uint32_t)(x >> 40) & 0x3f) << 16 | 0x5a000000u;
+            if (i % 4 == 2) /* the /24 of one */
+                a = (a & 0xff) | 0x5a1b0000u | ((uint32_t)(x >> 48) & 0x3) << 8;
+            addr[0] = (uint8_t)(a >> 24);
+            addr[1] = (uint8_t)(a >> 16);
+            addr[2] = (uint8_t)(a >> 8);
+            addr[3] = (uint8_t)a;
+            if (ca_geo_is_private(4, addr))
+                continue;
+            ca_geo_lookup(g, 4, addr, got, &asn);
+            direct_cc(&db, a, want);
+            n++;
+            if (strcmp(got, want) != 0 && bad++ < 5)
+                printf("# %u.%u.%u.%u: %s, the database says %s\n", addr[0], addr[1], addr[2],
+                       addr[3], got, want);
+        }
+        ca_geo_close(g);
+    }
+    printf("# %d lookups, %d differ\n", n, bad);
+    CHECK(n > 300000);
+    CHECK(bad == 0);
+    MMDB_close(&db);
 }
 
 /* per-application flow counts of `ndpiReader -i android.pcap` (nDPI 4.2) */
@@ -1066,6 +1152,7 @@ int main(int argc, char **argv)
     unit_run("flow codec round trip and garbage", test_codec);
     unit_run("flow JSON field names", test_json);
     unit_run("geo and passive DNS", test_geo_pdns);
+    unit_run("geo: cached lookups equal the database", test_geo_cache);
     ca_engine_close(eng);
     return unit_done();
 }
