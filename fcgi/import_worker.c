@@ -17,6 +17,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -1232,6 +1233,9 @@ int import_worker_run(const struct config *c, int index)
         }
         run_job(c, portal, eng, job);
         json_decref(job);
+        /* the import's heap, kept for reuse while it ran (ca_big_heap_keep),
+         * goes back while the worker waits for the next job */
+        (void)malloc_trim(0);
     }
     log_line("import worker %d stopped", index);
     status = 0;
