@@ -38,9 +38,9 @@ void ca_big_heap_advise(void);
  * instead of a fresh map each time, whose every page costs a fault and a
  * zero-fill on first touch (about 2 ms per MB on a virtual machine).  The
  * API workers' query hash tables; an import's commits, whose pages LMDB
- * mallocs afresh for each one (a 1 GB capture's import: 4-7% faster, 358
- * MiB at its peak before and 351 after; a 12 GB one: 423 MiB instead of
- * 407, the heap's fragments).  Call it once, early.
+ * mallocs afresh for each one (a 1 GB capture's import: 4-7% faster, its
+ * peak 358 -> 351 MiB; a 12 GB one's 407 -> 423, the heap's fragments,
+ * and 380 with the smaller commits of store_ws.c).  Call it once, early.
  */
 void ca_big_heap_keep(void);
 
