@@ -24,8 +24,8 @@ struct ca_flowtab;
 struct ca_flowtab_conf {
     uint32_t tcp_idle_sec;
     uint32_t udp_idle_sec;
-    uint32_t
-        max_live; /* live flows at most (0: CA_FLOWTAB_LIVE_DEFAULT); the least recent goes first */
+    /* live flows at most (0: CA_FLOWTAB_LIVE_DEFAULT); the least recent goes first */
+    uint32_t max_live;
     uint32_t capture_id;
     uint8_t ts_nsec;
     uint64_t size_hint; /* bytes of the capture (0 unknown): sizes the hash table from the start */

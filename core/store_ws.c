@@ -717,7 +717,8 @@ static size_t addrix_key(unsigned char key[24], uint32_t cap, uint32_t part, int
  * when the buffer holds IMP_MAX_BATCHES batches or IMP_FLUSH_BYTES of
  * records): each commit rewrites every page of the address B-tree that a
  * new address lands in, which with addresses all over the key space is
- * most of it, so four batches a commit write a quarter of those pages.
+ * most of it, so gathering several batches into a commit writes those
+ * pages once for all of them.
  * Each batch keeps its own hot chunk, so the stored data is the same.
  * But LMDB holds the pages a commit changes in memory (and keeps them for
  * the next commits): once the address B-tree has more leaves than
