@@ -884,6 +884,220 @@ static void test_buffered_batches(void)
     ca_ws_close(w);
 }
 
+/*
+ * Addresses given ids by concurrent imports into one workspace, and by one
+ * that died, each keep a single id: the ids an import stages (addrnew)
+ * are found by the others before they move into the address table.
+ */
+#define AP_POOL 1500 /* addresses the imports share */
+#define AP_BATCH 64
+#define AP_ROUNDS 6
+
+static void ap_flows(struct ca_flow *f, size_t n, unsigned *seed, uint8_t own)
+{
+    make_flows(f, n, own);
+    for (size_t i = 0; i < n; i++) {
+        unsigned a = (unsigned)rand_r(seed) % AP_POOL, b = (unsigned)rand_r(seed) % AP_POOL;
+
+        f[i].cli_ip[1] = (uint8_t)(a >> 8);
+        f[i].cli_ip[2] = (uint8_t)a;
+        f[i].cli_ip[3] = 1;
+        if (i % 5 == 0) { /* one of this import's own */
+            f[i].cli_ip[1] = 100 + own;
+            f[i].cli_ip[2] = (uint8_t)(*seed >> 8);
+            f[i].cli_ip[3] = (uint8_t)*seed;
+        }
+        memset(f[i].srv_ip, 0, 16);
+        if (b % 4 == 0) {
+            f[i].ip_version = 6; /* both sides IPv6 */
+            memcpy(f[i].cli_ip, (const uint8_t[]){0x20, 0x01, 0x0d, 0xb8}, 4);
+            f[i].srv_ip[0] = 0x20;
+            f[i].srv_ip[14] = (uint8_t)(b >> 8);
+            f[i].srv_ip[15] = (uint8_t)b;
+        } else {
+            f[i].srv_ip[0] = 172;
+            f[i].srv_ip[2] = (uint8_t)(b >> 8);
+            f[i].srv_ip[3] = (uint8_t)b;
+        }
+    }
+}
+
+/* Child: imports `batches` batches per round into a new capture, taking
+ * turns with the other child through the pipes (turn_in < 0: goes first),
+ * and finishes unless told to die half-way. */
+static void ap_child(uint64_t wsid, unsigned seed, uint8_t own, int turn_in, int turn_out,
+                     int finish)
+{
+    struct ca_flow f[AP_BATCH];
+    struct ca_ws *w = NULL;
+    json_t *meta = json_object();
+    uint32_t cap = 0;
+    char c = 0;
+
+    ca_ws_set_part_flows(2000); /* parts, so the map is emptied between them */
+    if (meta == NULL || ca_ws_open(datadir, wsid, &w, NULL, 0) != 0 ||
+        ca_ws_capture_add(w, meta, &cap) != 0)
+        _exit(2);
+    for (int r = 0; r < AP_ROUNDS; r++) {
+        if (turn_in >= 0 && read(turn_in, &c, 1) != 1)
+            _exit(3);
+        for (int b = 0; b < 16; b++) { /* 16 batches: a commit */
+            ap_flows(f, AP_BATCH, &seed, own);
+            if (ca_ws_flows_put(w, cap, f, AP_BATCH) != 0)
+                _exit(4);
+        }
+        if (!finish)
+            _exit(0); /* dies with what it committed, no finish */
+        if (turn_out >= 0 && write(turn_out, &c, 1) != 1)
+            _exit(5);
+    }
+    if (ca_ws_capture_finish(w, cap, NULL) != 0)
+        _exit(6);
+    ca_ws_close(w);
+    _exit(0);
+}
+
+struct ap_map {
+    uint8_t key[AP_POOL * 8][17];
+    uint32_t aid[AP_POOL * 8];
+    size_t n, bad;
+};
+
+/* Records key -> aid; counts a key with two ids or an id with two keys. */
+static void ap_note(struct ap_map *m, const uint8_t key[17], uint32_t aid)
+{
+    for (size_t i = 0; i < m->n; i++) {
+        int same_key = memcmp(m->key[i], key, 17) == 0;
+        if (same_key != (m->aid[i] == aid)) {
+            m->bad++;
+            return;
+        }
+        if (same_key)
+            return;
+    }
+    if (m->n < AP_POOL * 8) {
+        memcpy(m->key[m->n], key, 17);
+        m->aid[m->n++] = aid;
+    }
+}
+
+static int ap_hot(void *arg, uint32_t cap, uint32_t seq0, const struct ca_hot *h, size_t n)
+{
+    uint8_t key[17];
+
+    for (size_t i = 0; i < n; i++) {
+        key[0] = h[i].ip_version;
+        memcpy(key + 1, h[i].src, 16);
+        ap_note(arg, key, h[i].src_aid);
+        memcpy(key + 1, h[i].dst, 16);
+        ap_note(arg, key, h[i].dst_aid);
+    }
+    return 0;
+}
+
+static uint32_t ap_be32(const uint8_t *b)
+{
+    return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+}
+
+/* The address table (db NULL) or addrnew of workspace wsid into m;
+ * returns entries read, (size_t)-1 on failure. */
+static size_t ap_read(uint64_t wsid, const char *db, struct ap_map *m)
+{
+    char dir[4200];
+    MDB_env *env = NULL;
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    MDB_dbi dbi;
+    MDB_val k, v;
+    size_t n = (size_t)-1;
+    int rc;
+
+    if (ca_ws_dir(datadir, wsid, dir, sizeof(dir) - 4) != 0)
+        return n;
+    strcat(dir, "/db");
+    if (mdb_env_create(&env) == 0 && mdb_env_set_maxdbs(env, 16) == 0 &&
+        mdb_env_open(env, dir, MDB_RDONLY, 0640) == 0 &&
+        mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) == 0 && mdb_dbi_open(txn, db, 0, &dbi) == 0 &&
+        mdb_cursor_open(txn, dbi, &cur) == 0) {
+        n = 0;
+        for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+             rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+            if (db == NULL && k.mv_size == 17 && v.mv_size == 4) /* not a database's record */
+                ap_note(m, k.mv_data, ap_be32(v.mv_data));
+            else if (db != NULL && k.mv_size == 4 && v.mv_size == 17)
+                ap_note(m, v.mv_data, ap_be32(k.mv_data));
+            else
+                continue;
+            n++;
+        }
+    }
+    if (cur != NULL)
+        mdb_cursor_close(cur);
+    if (txn != NULL)
+        mdb_txn_abort(txn);
+    mdb_env_close(env);
+    return n;
+}
+
+static int ap_wait(pid_t kid)
+{
+    int status;
+
+    return waitpid(kid, &status, 0) == kid && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void test_addresses_staged(void)
+{
+    char err[256];
+    struct ap_map *m = calloc(1, sizeof(*m));
+    struct ca_ws *w = NULL;
+    struct ca_ws_snap *s = NULL;
+    uint64_t wsid = 0;
+    int ab[2], ba[2];
+    size_t left, table;
+    pid_t kid, a, b;
+
+    CHECK(m != NULL);
+    if (m == NULL)
+        return;
+    /* made with its environment; this process does not open it before forking */
+    CHECK_EQ_U(ca_workspace_create(portal, 5, "addresses", NULL, &wsid, err, sizeof(err)), 0);
+    fflush(stdout);
+    /* an import that dies after one commit: its addresses stay staged */
+    if ((kid = fork()) == 0)
+        ap_child(wsid, 7, 0, -1, -1, 0);
+    CHECK_EQ_U(ap_wait(kid), 0);
+    left = ap_read(wsid, "addrnew", m);
+    CHECK(left > 100 && left != (size_t)-1);
+    /* two imports at once, taking turns commit by commit */
+    CHECK(pipe(ab) == 0 && pipe(ba) == 0);
+    if ((a = fork()) == 0)
+        ap_child(wsid, 7, 1, -1, ab[1], 1); /* the same addresses as the dead one, first */
+    if ((b = fork()) == 0)
+        ap_child(wsid, 8, 2, ab[0], ba[1], 1);
+    close(ba[0]);
+    close(ab[0]);
+    close(ab[1]);
+    close(ba[1]);
+    CHECK_EQ_U(ap_wait(a), 0);
+    CHECK_EQ_U(ap_wait(b), 0);
+    /* the dead import's ids kept; every id in the table; none left staged */
+    table = ap_read(wsid, NULL, m);
+    CHECK(table >= left && table != (size_t)-1);
+    CHECK_EQ_U(ap_read(wsid, "addrnew", m), 0);
+    CHECK_EQ_U(m->n, table);
+    /* every flow's addresses carry the table's ids */
+    CHECK_EQ_U(ca_ws_open(datadir, wsid, &w, err, sizeof(err)), 0);
+    CHECK_EQ_U(ca_ws_snap_open(w, &s), 0);
+    CHECK_EQ_U(ca_ws_snap_scan(s, 0, 0, ap_hot, m), 0);
+    ca_ws_snap_close(s);
+    ca_ws_close(w);
+    CHECK_EQ_U(m->n, table);
+    CHECK_EQ_U(m->bad, 0);
+    free(m);
+}
+
 static void test_reopen(void)
 {
     struct ca_portal *other = NULL;
@@ -1060,6 +1274,8 @@ int main(void)
              test_tables_incremental);
     unit_run("store: batches buffered, committed on close, dropped by a purge",
              test_buffered_batches);
+    unit_run("store: addresses of concurrent and dead imports keep one id each",
+             test_addresses_staged);
     unit_run("store: reopen", test_reopen);
     unit_run("store: accounts, lockout, tokens, sharing, EOL, audit", test_portal_accounts);
     ca_portal_close(portal);
