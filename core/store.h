@@ -198,6 +198,13 @@ void ca_ws_keep_idle(int n);
  */
 #define CA_WS_PART_FLOWS 131072
 void ca_ws_set_part_flows(size_t n);
+/*
+ * The leaves of the address B-tree a commit that moves staged addresses
+ * into it may change, about (default CA_WS_DIRTY_LEAVES; 0: the default):
+ * LMDB holds a commit's changed pages in memory.  Tests set it small.
+ */
+#define CA_WS_DIRTY_LEAVES 12288
+void ca_ws_set_dirty_leaves(size_t n);
 
 /*
  * Captures.  Object: {"id", "name", "source", "size", "state":

@@ -935,6 +935,7 @@ static void ap_child(uint64_t wsid, unsigned seed, uint8_t own, int turn_in, int
     char c = 0;
 
     ca_ws_set_part_flows(2000); /* parts, so the map is emptied between them */
+    ca_ws_set_dirty_leaves(6);  /* and staged addresses move a few at a time */
     if (meta == NULL || ca_ws_open(datadir, wsid, &w, NULL, 0) != 0 ||
         ca_ws_capture_add(w, meta, &cap) != 0)
         _exit(2);
